@@ -1,0 +1,18 @@
+"""Pyro model functions (``mdm_model``, ``vmd_model``) and the latent priors.
+
+Every module in this package is imported here so that priors defined in it register themselves:
+a new prior is one new file.
+"""
+import importlib
+import pkgutil
+
+from models.registry import PRIORS, LatentConfig, Prior, get_prior_class, register_prior
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+from models.mdm import mdm_model  # noqa: E402
+from models.vmd import vmd_model  # noqa: E402
+
+__all__ = ["PRIORS", "LatentConfig", "Prior", "get_prior_class", "register_prior",
+           "mdm_model", "vmd_model"]

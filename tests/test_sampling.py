@@ -1,0 +1,137 @@
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import tiny_program
+from vmd_pyro.sampling import all_masked, generate, steps_schedule
+
+
+class RecordingDenoiser(nn.Module):
+    """Fixed logits per position, independent of the input; records every input it is called with."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.fixed = logits
+        self.calls = []
+
+    def forward(self, xt, z=None):
+        self.calls.append(xt.clone())
+        shape = xt.shape if z is None else torch.broadcast_shapes(z.shape[:-1], xt.shape[:-1]) + xt.shape[-1:]
+        return self.fixed.expand(*shape, -1)
+
+
+def program_with_logits(logits, model="mdm", **kw):
+    program = tiny_program(model=model, vocab=logits.shape[-1], seq_len=logits.shape[0], **kw)
+    program.denoiser = RecordingDenoiser(logits)
+    return program
+
+
+def count_calls(program):
+    calls = []
+    program.denoiser.register_forward_hook(lambda *a: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("model", ["mdm", "vmd"])
+@pytest.mark.parametrize("z_strategy", ["fixed", "resample", "posterior"])
+@pytest.mark.parametrize("nfe", [1, 2, 3, 5])
+def test_exactly_nfe_network_calls(model, z_strategy, nfe):
+    program = tiny_program(model=model, seq_len=5)
+    calls = count_calls(program)
+    out = generate(program, all_masked(7, 5, program.mask_id), nfe=nfe, z_strategy=z_strategy)
+    assert len(calls) == nfe
+    assert (out != program.mask_id).all()
+
+
+def test_nfe_above_masked_positions_is_clamped_with_warning():
+    program = tiny_program(model="vmd", seq_len=4)
+    calls = count_calls(program)
+    x = all_masked(3, 4, program.mask_id)
+    x[:, :2] = 1  # only two masked positions per row
+    with pytest.warns(UserWarning, match="exceeds the 2 masked"):
+        generate(program, x, nfe=10)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("order", ["random", "top-prob", "top-prob-margin"])
+def test_given_tokens_never_change(order):
+    program = tiny_program(model="vmd", seq_len=6)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 5, (50, 6), generator=g)
+    given = torch.rand(50, 6, generator=g) < 0.5
+    x = torch.where(given, x, torch.full_like(x, program.mask_id))
+    out = generate(program, x, nfe=3, order=order, z_strategy="posterior", generator=g)
+    assert torch.equal(out[given], x[given])
+    assert (out != program.mask_id).all()
+
+
+def test_top_prob_and_margin_reveal_the_positions_they_claim():
+    # Position 0: max prob 0.50 but margin 0.05; position 1: max 0.40, margin 0.20;
+    # the rest are near uniform (max 0.24, margin ~0.01).
+    probs = torch.tensor([[0.50, 0.45, 0.03, 0.01, 0.01],
+                          [0.40, 0.20, 0.20, 0.10, 0.10],
+                          [0.24, 0.23, 0.18, 0.18, 0.17],
+                          [0.23, 0.24, 0.18, 0.18, 0.17],
+                          [0.18, 0.17, 0.24, 0.23, 0.18]])
+    logits = probs.log()
+    expect_first = {"top-prob": 0, "top-prob-margin": 1}
+    for order, position in expect_first.items():
+        program = program_with_logits(logits)
+        generate(program, all_masked(4, 5, program.mask_id), nfe=5, order=order, fill="argmax")
+        second_input = program.denoiser.calls[1]
+        revealed = (second_input != program.mask_id)
+        assert revealed.sum(-1).tolist() == [1] * 4
+        assert revealed[:, position].all(), order
+        # argmax fill writes the most likely token
+        assert (second_input[:, position] == probs[position].argmax()).all()
+
+
+def test_reveal_counts_follow_even_split():
+    probs = torch.full((7, 3), 1 / 3)
+    program = program_with_logits(probs.log())
+    generate(program, all_masked(2, 7, program.mask_id), nfe=3)
+    masked_per_call = [int((c == program.mask_id).sum(-1)[0]) for c in program.denoiser.calls]
+    assert masked_per_call == [7, 4, 2]
+    assert steps_schedule(7, 3) == [3, 2, 2]
+
+
+def test_sampling_fill_matches_probabilities():
+    probs = torch.tensor([[0.7, 0.2, 0.1]])
+    program = program_with_logits(probs.log())
+    g = torch.Generator().manual_seed(0)
+    out = generate(program, all_masked(20000, 1, program.mask_id), nfe=1, generator=g)
+    freq = torch.bincount(out[:, 0], minlength=3).double() / 20000
+    assert torch.allclose(freq, probs[0].double(), atol=0.015)
+
+
+def test_seeded_generator_reproduces_samples():
+    program = tiny_program(model="vmd")
+    x = all_masked(10, 4, program.mask_id)
+    a = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
+    b = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_bad_input_is_refused_clearly():
+    program = tiny_program(model="vmd", vocab=5, seq_len=4)
+    x = all_masked(2, 4, program.mask_id)
+    with pytest.raises(ValueError, match="nfe must be an integer >= 1"):
+        generate(program, x, nfe=0)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        generate(program, torch.full((2, 4), 6), nfe=1)
+    with pytest.raises(ValueError, match=r"shape \(batch, 4\)"):
+        generate(program, all_masked(2, 3, program.mask_id), nfe=1)
+    with pytest.raises(ValueError, match="unknown order"):
+        generate(program, x, nfe=1, order="left-to-right")
+    with pytest.raises(ValueError, match="needs a prior that depends on xt"):
+        generate(program, x, nfe=1, z_strategy="prior")
+
+
+def test_prior_strategy_with_conditional_prior():
+    program = tiny_program(model="vmd", prior="conditional")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = generate(program, all_masked(5, 4, program.mask_id), nfe=2, z_strategy="prior")
+    assert (out != program.mask_id).all()

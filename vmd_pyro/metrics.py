@@ -1,0 +1,104 @@
+"""Evaluation: NELBO (bits per token), the importance-weighted bound, sample accuracy and
+KL(p_data || p_model) with a stated estimator."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vmd_pyro.masking import corrupt
+from vmd_pyro.datasets.synthetic import SyntheticTask, all_sequences, encode
+from vmd_pyro.sampling import _draw
+
+
+def log_likelihood_terms(program, batch, z=None) -> torch.Tensor:
+    """``sum_{i masked} log p(x0^i | xt, z)`` per example, shape ``z.shape[:-1]`` broadcast with (B,)."""
+    logp = program.logits(batch.xt, z).log_softmax(-1)
+    token = logp.gather(-1, batch.x0.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    return (token * batch.masked).sum(-1)
+
+
+@torch.no_grad()
+def iw_log_likelihood(program, batch, num_samples: int) -> torch.Tensor:
+    """Importance-weighted lower bound on ``log p(x0_masked | xt)`` per example, shape (B,):
+    ``log mean_k p(x0 | xt, z_k) p(z_k) / q(z_k | x0, xt)`` with ``z_k ~ q``. For MDM (no latent) the
+    term is exact. It increases with ``num_samples`` towards ``log p(x0_masked | xt)``."""
+    if not program.has_latent:
+        return log_likelihood_terms(program, batch)
+    q = program.guide_dist(batch.x0, batch.masked)
+    p = program.prior.distribution(batch.xt, batch.masked)
+    z = q.sample((num_samples,))
+    log_w = log_likelihood_terms(program, batch, z) + p.log_prob(z) - q.log_prob(z)
+    return torch.logsumexp(log_w, 0) - math.log(num_samples)
+
+
+@torch.no_grad()
+def evaluate_bounds(program, sample_fn, *, num_batches: int = 20, batch_size: int = 512,
+                    iw_samples: int = 0, generator=None) -> dict:
+    """Monte Carlo estimates (over data, t and masks) of the NELBO with ``beta = 1`` and, if
+    ``iw_samples > 0``, of the importance-weighted bound, both in nats per sequence and in bits per
+    token. ``sample_fn(batch_size, generator) -> (x0, maskable)``."""
+    elbo = program.make_elbo()
+    total, total_iw, count, tokens = 0.0, 0.0, 0, 0.0
+    for _ in range(num_batches):
+        x0, maskable = sample_fn(batch_size, generator)
+        batch = corrupt(x0, program.mask_id, maskable=maskable, generator=generator)
+        total += float(elbo.loss(program.model, program.guide, batch))
+        if iw_samples:
+            iw = iw_log_likelihood(program, batch, iw_samples)
+            total_iw += float(-(batch.weight * iw).sum())
+        count += len(batch)
+        tokens += float(maskable.sum())
+    per_token = count / tokens / math.log(2)
+    out = {"nelbo_nats": total / count, "nelbo_bits": total / count * per_token}
+    if iw_samples:
+        out.update(iw_samples=iw_samples, iw_nelbo_nats=total_iw / count,
+                   iw_nelbo_bits=total_iw / count * per_token)
+    return out
+
+
+def accuracy(task: SyntheticTask, samples: torch.Tensor) -> float:
+    """Fraction of generated sequences inside the data support."""
+    return float(task.in_support(samples.cpu()).double().mean())
+
+
+def kl_from_probs(p_data: torch.Tensor, p_model: torch.Tensor) -> float:
+    """``sum_x p_data(x) log(p_data(x) / p_model(x))`` over the data support (nats)."""
+    nz = p_data > 0
+    return float((p_data[nz] * (p_data[nz].log() - p_model[nz].clamp_min(1e-300).log())).sum())
+
+
+def kl_plugin(task: SyntheticTask, samples: torch.Tensor, pseudo_count: float = 0.5) -> float:
+    """KL(p_data || p_hat) with ``p_hat`` the sample frequencies plus ``pseudo_count`` per support
+    sequence (so an unseen support sequence gives a large but finite KL)."""
+    counts = torch.bincount(encode(samples.cpu(), task.vocab_size),
+                            minlength=task.vocab_size ** task.seq_len).double()
+    p_data = task.dense_probs()
+    support = p_data > 0
+    p_hat = (counts + pseudo_count * support) / (len(samples) + pseudo_count * int(support.sum()))
+    return kl_from_probs(p_data, p_hat)
+
+
+@torch.no_grad()
+def one_step_model_probs(program, task: SyntheticTask, *, z_samples: int = 2000,
+                         generator=None) -> torch.Tensor:
+    """The model distribution of one-step decoding from all-mask (NFE = 1, sample fill), as a dense
+    table over all ``V^L`` sequences: exact over sequences; for a continuous latent a Monte Carlo
+    average over ``z_samples`` prior draws, for a discrete latent an exact sum over its values."""
+    seq_len, mask_id = task.seq_len, program.mask_id
+    xt = torch.full((1, seq_len), mask_id, dtype=torch.long, device=next(program.parameters()).device)
+    seqs = all_sequences(seq_len, task.vocab_size).to(xt.device)       # (N, L)
+    positions = torch.arange(seq_len, device=xt.device)
+    if not program.has_latent:
+        logp = program.logits(xt).log_softmax(-1)[0]                   # (L, V)
+        return logp[positions, seqs].sum(-1).exp().double().cpu()
+    prior = program.prior_dist(xt)
+    if program.prior.support == "discrete":
+        z = torch.arange(program.cfg.components, device=xt.device).unsqueeze(-1)   # (K, 1)
+        log_pz = prior.log_prob(z)                                                  # (K, 1)
+    else:
+        z = _draw(prior.expand((z_samples,)), generator).unsqueeze(1)               # (S, 1, D)
+        log_pz = torch.full((z_samples, 1), -math.log(z_samples), device=xt.device)
+    logp = program.logits(xt, z).log_softmax(-1)[:, 0]                 # (K, L, V)
+    per_z = logp[:, positions, seqs].sum(-1)                           # (K, N)
+    return torch.logsumexp(per_z.double() + log_pz.double(), 0).exp().cpu()

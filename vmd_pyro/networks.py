@@ -1,0 +1,141 @@
+"""Neural networks: denoisers ``p_theta(x0^i | xt, z)`` and the sequence encoder used by guides and
+learned priors.
+
+Token ids ``0 .. V-1`` are real tokens and ``V`` is the mask token. Denoisers output ``V`` logits per
+position: the mask token has no output at all, which is the SUBS rule "the mask is never predicted"
+built into the shape. Unmasked positions are carried over by the loss and the sampler, which only
+ever read the masked positions.
+
+The latent ``z`` may carry extra leading dimensions (importance samples, enumerated values of a
+discrete latent): ``z`` of shape ``(*S, D)`` with ``xt`` of shape ``(B, L)`` gives logits of shape
+``(*S', B, L, V)`` by broadcasting, so enumeration and importance weighting need no special code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class NetConfig:
+    vocab_size: int              # V real tokens; the mask token is id V
+    seq_len: int                 # L
+    arch: str = "mlp"            # "mlp" (short sequences) or "transformer"
+    hidden: int = 256
+    layers: int = 2
+    heads: int = 4
+    latent_dim: int = 0          # size of the vector fed to the denoiser; 0 means no latent (MDM)
+    dropout: float = 0.0
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab_size
+
+
+def _broadcast_batch(h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """Add a per-sequence conditioning vector ``cond (*S, H)`` to features ``h (B, ..., H)``."""
+    if cond is None:
+        return h
+    extra = h.dim() - 2  # feature dims between batch and hidden (1 for per-token features)
+    return h + cond.reshape(cond.shape[:-1] + (1,) * extra + cond.shape[-1:])
+
+
+class MLPDenoiser(nn.Module):
+    """Flatten the embedded sequence, add the projected latent, MLP, per-position logits."""
+
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size + 1, cfg.hidden)
+        self.inp = nn.Linear(cfg.seq_len * cfg.hidden, cfg.hidden)
+        self.z_proj = nn.Linear(cfg.latent_dim, cfg.hidden) if cfg.latent_dim else None
+        body = []
+        for _ in range(cfg.layers):
+            body += [nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden)]
+        self.body = nn.Sequential(*body, nn.GELU())
+        self.out = nn.Linear(cfg.hidden, cfg.seq_len * cfg.vocab_size)
+
+    def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.inp(self.embed(xt).flatten(-2))
+        h = _broadcast_batch(h, self.z_proj(z) if z is not None else None)
+        logits = self.out(self.body(h))
+        return logits.unflatten(-1, (self.cfg.seq_len, self.cfg.vocab_size))
+
+
+class TransformerTrunk(nn.Module):
+    """Token + position embeddings and a stack of pre-norm transformer layers."""
+
+    def __init__(self, cfg: NetConfig, num_embeddings: int):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(num_embeddings, cfg.hidden)
+        self.pos = nn.Parameter(torch.randn(cfg.seq_len, cfg.hidden) * 0.02)
+        layer = nn.TransformerEncoderLayer(cfg.hidden, cfg.heads, 4 * cfg.hidden, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.hidden)
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.embed(tokens) + self.pos
+        h = _broadcast_batch(h, cond)
+        lead = h.shape[:-2]
+        h = self.layers(h.reshape(-1, *h.shape[-2:]))
+        return self.norm(h).reshape(*lead, *h.shape[-2:])
+
+
+class TransformerDenoiser(nn.Module):
+    """Bidirectional transformer; the projected latent is added to every token."""
+
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = TransformerTrunk(cfg, cfg.vocab_size + 1)
+        self.z_proj = nn.Linear(cfg.latent_dim, cfg.hidden) if cfg.latent_dim else None
+        self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
+
+    def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        cond = self.z_proj(z) if z is not None else None
+        return self.out(self.trunk(xt, cond))
+
+
+class SequenceEncoder(nn.Module):
+    """Maps ``(tokens, masked)`` to one feature vector per sequence.
+
+    Guides call it with ``(x0, masked)`` so that ``q(z | x0, xt)`` sees the mask pattern (a guide that
+    sees only ``x0`` collapses to the prior, DESIGN.md section 1); a learned prior ``p(z | xt)`` calls
+    it with ``(xt, masked)``.
+    """
+
+    def __init__(self, cfg: NetConfig, out_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        # Input id = token (0..V, V being the mask) + (V + 1) * masked, so the flag is explicit
+        # even where the token itself is known.
+        num_embeddings = 2 * (cfg.vocab_size + 1)
+        if cfg.arch == "transformer":
+            self.trunk = TransformerTrunk(cfg, num_embeddings)
+            self.mlp = None
+        else:
+            self.trunk = None
+            self.embed = nn.Embedding(num_embeddings, cfg.hidden)
+            self.mlp = nn.Sequential(nn.Linear(cfg.seq_len * cfg.hidden, cfg.hidden), nn.GELU(),
+                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU())
+        self.out = nn.Linear(cfg.hidden, out_dim)
+
+    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        ids = tokens + (self.cfg.vocab_size + 1) * masked.long()
+        if self.trunk is not None:
+            h = self.trunk(ids).mean(-2)
+        else:
+            h = self.mlp(self.embed(ids).flatten(-2))
+        return self.out(h)
+
+
+def make_denoiser(cfg: NetConfig) -> nn.Module:
+    if cfg.arch == "mlp":
+        return MLPDenoiser(cfg)
+    if cfg.arch == "transformer":
+        return TransformerDenoiser(cfg)
+    raise ValueError(f"unknown network architecture {cfg.arch!r}; choose 'mlp' or 'transformer'")

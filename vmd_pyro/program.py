@@ -1,0 +1,108 @@
+"""``DiffusionProgram``: one object holding the networks of an MDM or VMD and its Pyro model, guide
+and ELBO. Training, sampling, metrics and diagnostics all go through it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pyro
+import torch
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
+from torch import nn
+
+from vmd_pyro.networks import NetConfig, make_denoiser
+
+ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "enum": TraceEnum_ELBO}
+
+
+@dataclass
+class ProgramConfig:
+    net: NetConfig
+    model: str = "vmd"               # "vmd" or "mdm"
+    prior: str = "gaussian"          # registry name, ignored for mdm
+    guide: str | None = None         # guide family; None = the prior's default
+    latent_dim: int = 8
+    components: int = 10
+    elbo: str | None = None          # override the prior's ELBO ("trace", "meanfield", "enum")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProgramConfig":
+        return cls(**{**d, "net": NetConfig(**d["net"])})
+
+
+class DiffusionProgram(nn.Module):
+    """Networks plus the Pyro ``model``/``guide`` pair that defines the loss."""
+
+    def __init__(self, cfg: ProgramConfig):
+        super().__init__()
+        # Imported here: the models/guides packages import vmd_pyro, not the other way round.
+        from guides import empty_guide, latent_guide, make_guide
+        from models import LatentConfig, get_prior_class, mdm_model, vmd_model
+
+        if cfg.model not in ("vmd", "mdm"):
+            raise ValueError(f"unknown model {cfg.model!r}; choose 'vmd' or 'mdm'")
+        self.cfg = cfg
+        self.mask_id = cfg.net.mask_id
+        if cfg.model == "mdm":
+            self.prior = None
+            self.guide_net = None
+            self.denoiser = make_denoiser(cfg.net)
+            self._model, self._guide = mdm_model, empty_guide
+            self._extra = ()
+            self.elbo_name = "trace"
+        else:
+            latent = LatentConfig(cfg.latent_dim, cfg.components)
+            self.prior = get_prior_class(cfg.prior)(latent, cfg.net)
+            self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior, cfg.net)
+            net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
+            self.denoiser = make_denoiser(net_cfg)
+            self._model, self._guide = vmd_model, latent_guide
+            self.elbo_name = cfg.elbo or self.prior.elbo
+            if self.guide_net.enumerate and self.elbo_name != "enum":
+                raise ValueError(f"guide {cfg.guide!r} enumerates z and needs elbo 'enum'")
+        if self.elbo_name not in ELBOS:
+            raise ValueError(f"unknown elbo {self.elbo_name!r}; choose from {sorted(ELBOS)}")
+
+    @property
+    def has_latent(self) -> bool:
+        return self.prior is not None
+
+    # --- the Pyro program -------------------------------------------------------------------
+    def model(self, batch, beta=1.0):
+        if self.has_latent:
+            return self._model(batch, self.denoiser, self.prior, beta)
+        return self._model(batch, self.denoiser, beta)
+
+    def guide(self, batch, beta=1.0):
+        return self._guide(batch, self.guide_net, beta)
+
+    def make_elbo(self, num_particles: int = 1) -> pyro.infer.ELBO:
+        kwargs = {"max_plate_nesting": 1} if self.elbo_name == "enum" else {}
+        return ELBOS[self.elbo_name](num_particles=num_particles, vectorize_particles=False,
+                                     **kwargs)
+
+    # --- direct access for sampling and metrics ---------------------------------------------
+    def logits(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x0^i | xt, z)`` logits for every position; ``z`` is a raw latent value."""
+        if z is None:
+            return self.denoiser(xt)
+        return self.denoiser(xt, self.prior.decoder_input(z))
+
+    def prior_dist(self, xt: torch.Tensor):
+        return self.prior.distribution(xt, xt == self.mask_id)
+
+    def guide_dist(self, x0: torch.Tensor, masked: torch.Tensor):
+        return self.guide_net.distribution(x0, masked)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_program(cfg: ProgramConfig) -> DiffusionProgram:
+    """Build a fresh program. Clears Pyro's global parameter store, so that stale parameters from
+    an earlier model (a notebook cell run twice) can never leak into this one."""
+    pyro.clear_param_store()
+    return DiffusionProgram(cfg)

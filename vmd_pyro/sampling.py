@@ -1,0 +1,145 @@
+"""Parallel decoding: fill the masked positions of ``x`` in exactly ``nfe`` denoiser calls.
+
+Per step (DESIGN.md section 1, "Sampling"):
+
+1. get ``p(x0^i | xt, z)`` for every position from one denoiser call;
+2. draw a candidate token for each masked position (``argmax``, or a sample with float64 Gumbel
+   noise: float32 noise lowers the effective temperature);
+3. reveal ``ceil(remaining / steps_left)`` masked positions per sequence, chosen by ``order``:
+   ``random`` (vanilla), ``top-prob`` (largest max-probability) or ``top-prob-margin`` (largest gap
+   between the two most likely tokens).
+
+Given tokens (anything in ``x`` that is not the mask token) are never changed. The latent ``z`` is
+handled by ``z_strategy``: ``fixed`` draws it once from the prior, ``resample`` redraws it from the
+prior every step, ``posterior`` redraws it from the guide ``q(z | x0_hat, xt)`` with ``x0_hat`` the
+current denoised estimate, and ``prior`` redraws it from a learned prior ``p(z | xt)`` given what
+has been decoded so far.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+ORDERS = ("random", "top-prob", "top-prob-margin")
+FILLS = ("sample", "argmax")
+Z_STRATEGIES = ("fixed", "resample", "posterior", "prior")
+
+
+def gumbel_argmax(logits: torch.Tensor, generator=None) -> torch.Tensor:
+    """Exact categorical sample via the Gumbel-max trick, in float64."""
+    u = torch.rand(logits.shape, generator=generator, dtype=torch.float64, device=logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
+    return (logits.double() + gumbel).argmax(-1)
+
+
+def position_scores(probs: torch.Tensor, order: str, generator=None) -> torch.Tensor:
+    """Higher score = revealed earlier. ``probs`` has shape (B, L, V)."""
+    if order == "random":
+        return torch.rand(probs.shape[:-1], generator=generator, device=probs.device)
+    if order == "top-prob":
+        return probs.max(-1).values
+    if order == "top-prob-margin":
+        top2 = probs.topk(2, dim=-1).values
+        return top2[..., 0] - top2[..., 1]
+    raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
+
+
+def reveal_mask(scores: torch.Tensor, masked: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Bool (B, L): the ``count[b]`` masked positions with the highest score in each row."""
+    scores = scores.masked_fill(~masked, float("-inf"))
+    rank = scores.argsort(-1, descending=True).argsort(-1)
+    return masked & (rank < count.unsqueeze(-1))
+
+
+def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"):
+    """Refuse token tensors of the wrong shape or with ids outside ``0..V`` (V = mask)."""
+    if x.dim() != 2 or x.shape[1] != seq_len:
+        raise ValueError(f"{name} must have shape (batch, {seq_len}), got {tuple(x.shape)}")
+    if x.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"{name} must hold integer token ids, got dtype {x.dtype}")
+    if x.numel() and (x.min() < 0 or x.max() > vocab_size):
+        raise ValueError(f"{name} holds token ids outside 0..{vocab_size} "
+                         f"({vocab_size} is the mask): min {int(x.min())}, max {int(x.max())}")
+
+
+@torch.no_grad()
+def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
+             z_strategy: str = "fixed", generator=None) -> torch.Tensor:
+    """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls; returns the new tensor.
+
+    ``nfe`` above the largest number of masked positions is clamped with a warning (a step that
+    reveals nothing would waste a call).
+    """
+    net = program.cfg.net
+    check_tokens(x, net.vocab_size, net.seq_len)
+    if not isinstance(nfe, int) or nfe < 1:
+        raise ValueError(f"nfe must be an integer >= 1, got {nfe!r}")
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
+    if fill not in FILLS:
+        raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
+    if z_strategy not in Z_STRATEGIES:
+        raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
+    if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
+        raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
+                         f" prior {program.prior.name!r} does not: use 'resample'")
+
+    mask_id = program.mask_id
+    x = x.clone()
+    masked = x == mask_id
+    max_masked = int(masked.sum(-1).max()) if x.numel() else 0
+    if max_masked == 0:
+        return x
+    if nfe > max_masked:
+        warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
+        nfe = max_masked
+
+    z = _draw_prior(program, x, generator) if program.has_latent else None
+    for step in range(nfe):
+        logits = program.logits(x, z)
+        probs = logits.double().softmax(-1)
+        candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
+        count = torch.ceil(masked.sum(-1) / (nfe - step)).long()
+        reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
+        x = torch.where(reveal, candidate, x)
+        masked = masked & ~reveal
+        if program.has_latent and step + 1 < nfe:
+            if z_strategy in ("resample", "prior"):
+                z = _draw_prior(program, x, generator)
+            elif z_strategy == "posterior":
+                x0_hat = torch.where(masked, logits.argmax(-1), x)
+                z = _draw(program.guide_dist(x0_hat, masked), generator)
+    return x
+
+
+def _draw_prior(program, x, generator):
+    return _draw(program.prior_dist(x), generator)
+
+
+def _draw(distribution, generator):
+    # Pyro/torch distributions take no generator; fork the RNG so a seeded ``generator`` still
+    # makes the whole sampler reproducible.
+    if generator is None:
+        return distribution.sample()
+    seed = int(torch.randint(0, 2 ** 62, (), generator=generator, device=generator.device))
+    cuda = [generator.device] if generator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        return distribution.sample()
+
+
+def all_masked(num: int, seq_len: int, mask_id: int, device=None) -> torch.Tensor:
+    return torch.full((num, seq_len), mask_id, dtype=torch.long, device=device)
+
+
+def steps_schedule(num_masked: int, nfe: int) -> list[int]:
+    """How many positions each step reveals for a sequence with ``num_masked`` masks (for docs and
+    tests): an even split of the remaining positions over the remaining steps."""
+    counts, remaining = [], num_masked
+    for step in range(nfe):
+        k = math.ceil(remaining / (nfe - step))
+        counts.append(k)
+        remaining -= k
+    return counts
