@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from models import PRIORS  # noqa: E402
 from vmd_pyro import metrics  # noqa: E402
+from vmd_pyro.checkpoint import load_program, save_checkpoint  # noqa: E402
 from vmd_pyro.datasets import synthetic  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
@@ -30,14 +31,14 @@ from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate  # noqa: E402
 from vmd_pyro.training import NonFiniteLoss, TrainConfig, train  # noqa: E402
 
-TASKS = ("synthetic",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("task")
-    g.add_argument("--task", default="synthetic", choices=TASKS, help="which experiment family")
+    g.add_argument("--task", default="synthetic", choices=sorted(RUNNERS),
+                   help="which experiment family (default synthetic)")
     g.add_argument("--dataset", default="quad-d1",
                    help=f"synthetic data set: {', '.join(synthetic.NAMES)} (default quad-d1)")
     g.add_argument("--p", type=float, default=0.5,
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--save", default=None,
+                   help="save the trained model here (PATH-MODEL.pt when several models are run)")
+    g.add_argument("--checkpoint", default=None,
+                   help="load a trained model instead of training (PATH-MODEL.pt as for --save)")
     g.add_argument("--out", default=None, help="write results as JSON to this path")
     g.add_argument("--samples-out", default=None,
                    help="write the generated sequences (first NFE) here, one per line")
@@ -99,8 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args, parser):
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
-    if args.task == "synthetic" and args.dataset not in synthetic.NAMES:
-        parser.error(f"unknown dataset {args.dataset!r}; available: {', '.join(synthetic.NAMES)}")
     if any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
     for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden"):
@@ -141,7 +144,7 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
                                fill=args.fill, z_strategy=args.z_strategy, generator=generator)
         record = {"nfe": nfe, "nfe_used": min(nfe, task.seq_len),
                   "accuracy": metrics.accuracy(task, samples),
-                  "kl_plugin": metrics.kl_plugin(task, samples), "samples": samples.cpu()}
+                  "kl_plugin": metrics.kl_plugin(task, samples), "_samples": samples.cpu()}
         if nfe == 1 and args.fill == "sample":
             probs = metrics.one_step_model_probs(program, task, z_samples=args.z_samples,
                                                  generator=generator)
@@ -158,27 +161,53 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
     return results
 
 
-def run_synthetic(args, device) -> list[dict]:
+def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
+    if path is None or len(models) == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{model}{p.suffix or '.pt'}"))
+
+
+def obtain_program(args, model: str, task, device, eval_fn=None):
+    """Train a program for ``task`` (or load it with ``--checkpoint``), saving it with ``--save``.
+    Returns ``(program, history, train_seconds)``."""
+    load = checkpoint_path(args.checkpoint, model, args.model)
+    if load:
+        program, state = load_program(load, map_location=device)
+        if program.cfg.model != model:
+            raise ValueError(f"checkpoint {load!r} holds a {program.cfg.model} model, not {model}")
+        return program, state.get("history", []), state.get("train_seconds")
+    program = build_program(program_config(args, model, task)).to(device)
+    start = time.perf_counter()
+    history = train(program, task.sample, train_config(args), eval_fn=eval_fn,
+                    log=None if args.quiet else lambda r: print(_progress_line(model, r)))
+    train_seconds = time.perf_counter() - start
+    save = checkpoint_path(args.save, model, args.model)
+    if save:
+        save_checkpoint(save, program, history=history, train_seconds=train_seconds,
+                        train_config=train_config(args).to_dict(), task=args.task,
+                        dataset=getattr(task, "name", None))
+    return program, history, train_seconds
+
+
+def run_synthetic(args, device):
+    """Train each ``--model`` on a synthetic set; evaluate bounds, accuracy and KL at each NFE."""
+    if args.dataset not in synthetic.NAMES:
+        raise ValueError(f"unknown dataset {args.dataset!r}; available: {', '.join(synthetic.NAMES)}")
     task = synthetic.make_synthetic(args.dataset, args.p)
     limit = task.factorisation_limit()
     runs = []
     for model in args.model:
-        program = build_program(program_config(args, model, task)).to(device)
         generator = torch.Generator(device=device).manual_seed(args.seed + 1)
         bounds = lambda prog: metrics.evaluate_bounds(  # noqa: E731
             prog, task.sample, num_batches=4, iw_samples=0, generator=generator)
-        start = time.perf_counter()
-        history = train(program, task.sample, train_config(args), eval_fn=bounds,
-                        log=None if args.quiet else lambda r: print(_progress_line(model, r)))
-        train_seconds = time.perf_counter() - start
+        program, history, train_seconds = obtain_program(args, model, task, device, bounds)
         final = metrics.evaluate_bounds(program, task.sample, num_batches=20,
                                         iw_samples=args.iw_samples if program.has_latent else 0,
                                         generator=generator)
-        evals = evaluate_synthetic(program, task, args, generator)
-        for ev in evals:
+        for ev in evaluate_synthetic(program, task, args, generator):
             runs.append({
-                **{k: v for k, v in ev.items() if k != "samples"},
-                "model": model, "prior": args.prior if program.has_latent else None,
+                **ev, "model": model, "prior": args.prior if program.has_latent else None,
                 "dataset": args.dataset, "p": args.p if args.dataset == "pair-p" else None,
                 "steps": args.steps, **final,
                 "factorisation_limit": limit,
@@ -186,9 +215,16 @@ def run_synthetic(args, device) -> list[dict]:
                 "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
-                "train_config": train_config(args).to_dict(),
-                "_samples": ev["samples"]})
-    return runs
+                "train_config": train_config(args).to_dict()})
+    columns = ["model", "prior", "dataset", "nfe", "accuracy", "kl", "nelbo_bits", "iw_nelbo_bits"]
+    notes = [f"KL floor for one-step factorised decoding (total correlation; I(x1;x2) for pairs): "
+             f"{limit:.4f} nats",
+             "KL estimators: " + "; ".join(sorted({f"NFE {r['nfe']}: {r['kl_estimator']}"
+                                                    for r in runs}))]
+    return runs, columns, notes
+
+
+RUNNERS = {"synthetic": run_synthetic}
 
 
 def _progress_line(model, record) -> str:
@@ -207,29 +243,26 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        runs = run_synthetic(args, device)
+        runs, columns, notes = RUNNERS[args.task](args, device)
     except (ValueError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     wall = time.perf_counter() - start
-    samples = [r.pop("_samples") for r in runs]
+    samples = [r.pop("_samples", None) for r in runs]
     meta = provenance(args.seed)
     for r in runs:
         r.update(wall_seconds=wall, **meta)
 
-    columns = ["model", "prior", "dataset", "nfe", "accuracy", "kl", "nelbo_bits", "iw_nelbo_bits"]
     print()
     print(markdown_table(runs, columns))
-    limit = runs[0]["factorisation_limit"]
-    print(f"\nKL floor for one-step factorised decoding (total correlation / I(x1;x2)): "
-          f"{limit:.4f} nats.  KL estimators: " + "; ".join(
-              sorted({f"NFE {r['nfe']}: {r['kl_estimator']}" for r in runs})))
+    for note in notes:
+        print(note)
     print(f"wall time {wall:.1f} s, seed {args.seed}, commit {meta['git_commit']}")
     if args.out:
         write_json(args.out, runs[0] if len(runs) == 1 else {"runs": runs, **meta,
                                                               "wall_seconds": wall})
         print(f"wrote {args.out}")
-    if args.samples_out:
+    if args.samples_out and samples[0] is not None:
         Path(args.samples_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.samples_out).write_text(
             "".join(" ".join(map(str, row)) + "\n" for row in samples[0].tolist()))
