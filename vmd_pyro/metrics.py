@@ -90,7 +90,7 @@ def one_step_model_probs(program, task: SyntheticTask, *, z_samples: int = 2000,
     seqs = all_sequences(seq_len, task.vocab_size).to(xt.device)       # (N, L)
     positions = torch.arange(seq_len, device=xt.device)
     if not program.has_latent:
-        logp = program.logits(xt).log_softmax(-1)[0]                   # (L, V)
+        logp = program.logits(xt).double().log_softmax(-1)[0]          # (L, V)
         return logp[positions, seqs].sum(-1).exp().double().cpu()
     prior = program.prior_dist(xt)
     if program.prior.support == "discrete":
@@ -99,6 +99,6 @@ def one_step_model_probs(program, task: SyntheticTask, *, z_samples: int = 2000,
     else:
         z = _draw(prior.expand((z_samples,)), generator).unsqueeze(1)               # (S, 1, D)
         log_pz = torch.full((z_samples, 1), -math.log(z_samples), device=xt.device)
-    logp = program.logits(xt, z).log_softmax(-1)[:, 0]                 # (K, L, V)
+    logp = program.logits(xt, z).double().log_softmax(-1)[:, 0]        # (K, L, V)
     per_z = logp[:, positions, seqs].sum(-1)                           # (K, N)
-    return torch.logsumexp(per_z.double() + log_pz.double(), 0).exp().cpu()
+    return torch.logsumexp(per_z + log_pz.double(), 0).exp().cpu()
