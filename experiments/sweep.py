@@ -46,8 +46,11 @@ def parse_args(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--quad-steps", type=int, default=4000, help="training steps on 4-token sets")
     p.add_argument("--pair-steps", type=int, default=1500, help="training steps on pair sets")
-    p.add_argument("--p-values", nargs="*", type=float, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+    p.add_argument("--p-values", nargs="*", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    help="dependency strengths for the KL-vs-p sweep (seed 0); none to skip")
+    p.add_argument("--reuse", default=None,
+                   help="another sweep's output directory: take identical runs from it instead of "
+                        "training them again (same tag, same settings)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("extra", nargs=argparse.REMAINDER,
                    help="after --, arguments passed to run.py unchanged (e.g. -- --hidden 128)")
@@ -58,6 +61,11 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
     tag = f"{dataset}{'' if p is None else f'-p{p:.2f}'}-{model}" + \
         ("" if model == "mdm" else f"-{prior}") + f"-s{seed}"
     path = out / "runs" / f"{tag}.json"
+    reused = Path(args.reuse) / "runs" / f"{tag}.json" if args.reuse else None
+    if not path.exists() and reused is not None and reused.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(reused.read_text())
+        print(f"== {tag}: reused from {reused}", flush=True)
     if not path.exists():
         quad = dataset.startswith("quad")
         argv = ["--task", "synthetic", "--dataset", dataset, "--model", model, "--prior", prior,
