@@ -51,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--reuse", default=None,
                    help="another sweep's output directory: take identical runs from it instead of "
                         "training them again (same tag, same settings)")
+    p.add_argument("--no-run", action="store_true",
+                   help="train nothing: summarise the runs that exist (the table counts seeds)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("extra", nargs=argparse.REMAINDER,
                    help="after --, arguments passed to run.py unchanged (e.g. -- --hidden 128)")
@@ -66,6 +68,8 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(reused.read_text())
         print(f"== {tag}: reused from {reused}", flush=True)
+    if not path.exists() and args.no_run:
+        return []
     if not path.exists():
         quad = dataset.startswith("quad")
         argv = ["--task", "synthetic", "--dataset", dataset, "--model", model, "--prior", prior,
