@@ -29,8 +29,10 @@ class SyntheticTask:
 
     def sample(self, batch_size: int, generator=None):
         """``(x0, maskable)``: i.i.d. draws from the data distribution; every position maskable."""
-        idx = torch.multinomial(self.probs.float(), batch_size, replacement=True, generator=generator)
-        x0 = self.sequences[idx]
+        device = generator.device if generator is not None else torch.device("cpu")
+        idx = torch.multinomial(self.probs.float().to(device), batch_size, replacement=True,
+                                generator=generator)
+        x0 = self.sequences.to(device)[idx]
         return x0, torch.ones_like(x0, dtype=torch.bool)
 
     def in_support(self, x: torch.Tensor) -> torch.Tensor:
