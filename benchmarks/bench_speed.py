@@ -270,7 +270,11 @@ def plot(results, path):
         for x, r in zip(xs, rows):
             ax.annotate(f"{r['ratio_median']:.2f}", (x, r["pyro_seconds"]),
                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-        ax.set_xlabel(axis.replace("_", " "))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(axis.replace("_", " ") + (" (batch 4)" if axis == "seq_len" else
+                                                " (sequence length 81)"))
         ax.set_ylabel("seconds per VMD training step")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()

@@ -200,7 +200,7 @@ def obtain_program(args, model: str, task, device, eval_fn=None):
                     log=None if args.quiet else lambda r: print(_progress_line(model, r)),
                     save=checkpoint_path(args.save, model, args.model) or resume, resume=resume,
                     run_info={"task": args.task, "dataset": getattr(task, "name", None),
-                              "p": args.p})
+                              "p": args.p if args.dataset == "pair-p" else None})
     return program, history, time.perf_counter() - start
 
 

@@ -64,17 +64,16 @@ def test_resume_continues_bit_for_bit(tmp_path, prior, engine):
     assert_same_parameters(a["state_dict"], b["state_dict"])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     """A real `experiments/run.py` process killed with SIGKILL after a checkpoint, then resumed,
-    ends with exactly the parameters of a run never interrupted."""
+    ends with exactly the parameters of a run never interrupted (the two run side by side)."""
     args = TINY + ["--model", "vmd", "--steps", "300", "--save-every", "20"]
-    whole = subprocess.run(RUN + args + ["--save", str(tmp_path / "whole.pt")],
-                           capture_output=True, text=True, timeout=300)
-    assert whole.returncode == 0, whole.stderr
-
+    whole = subprocess.Popen(RUN + args + ["--save", str(tmp_path / "whole.pt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ck = tmp_path / "killed.pt"
     proc = subprocess.Popen(RUN + args + ["--save", str(ck)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ck.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -87,18 +86,12 @@ def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     resumed = subprocess.run(RUN + args + ["--resume", str(ck)], capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
     a, b = read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(ck)
     assert b["training_state"]["step"] == 300
     assert_same_parameters(a["state_dict"], b["state_dict"])
     assert_same_parameters(a["training_state"]["optimizer"]["state"][0],
                            b["training_state"]["optimizer"]["state"][0])
-
-    # The same checkpoint under another configuration is refused with a clear message.
-    other = subprocess.run(RUN + args + ["--lr", "0.01", "--resume", str(ck)],
-                           capture_output=True, text=True, timeout=120)
-    assert other.returncode == 2
-    assert "different configuration (train_config.lr: checkpoint 0.002, this run 0.01)" \
-        in other.stderr
 
 
 def test_bad_checkpoints_are_refused(tmp_path):
@@ -149,14 +142,14 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     args = TINY + ["--model", "mdm", "vmd", "--prior", "discrete", "--steps", "6",
                    "--batch-size", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run(RUN + args + ["--save", str(tmp_path / "one.pt")],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert single.returncode == 0, single.stderr
+    single = subprocess.Popen(RUN + args + ["--save", str(tmp_path / "one.pt")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                             "--nproc_per_node=2", *RUN[1:], *args,
                             "--save", str(tmp_path / "two.pt")],
                            capture_output=True, text=True, timeout=300, env=env)
     assert multi.returncode == 0, multi.stderr
+    assert single.wait(timeout=300) == 0, single.stderr.read()
     assert multi.stdout.count("| vmd |") == 1, "only rank 0 reports"
     for model in ("mdm", "vmd"):
         a = read_checkpoint(tmp_path / f"one-{model}.pt")
