@@ -48,7 +48,7 @@ NETWORKS = {
                                     layers=6, heads=4),
 }
 BATCH = {"mlp-synthetic": 256, "transformer-sudoku": 16}
-STEPS = {"mlp-synthetic": 5, "transformer-sudoku": 1}  # timed steps per repeat
+STEPS = {"mlp-synthetic": 6, "transformer-sudoku": 2}  # timed pairs of steps per repeat
 # Scaling sweeps: sequence length at batch 4, batch size at sequence length 81.
 SCALING_NET = NetConfig(vocab_size=9, seq_len=64, arch="transformer", hidden=128, layers=2, heads=4)
 LATENT_DIM = 8
@@ -123,26 +123,30 @@ def agreement(program, batch) -> dict:
             "grad_max_abs": max(float(a.abs().max()) for a in ga)}
 
 
-def timed(fn, steps: int) -> float:
+def timed(fn) -> float:
     start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
+    fn()
+    return time.perf_counter() - start
 
 
 def compare(a, b, *, repeats: int, steps: int, warmup: int = 2) -> dict:
-    """Interleaved timing of ``a`` and ``b``: per repeat, both run ``steps`` times (order
-    alternating), so drifting machine load hits both alike. Ratio = time(a) / time(b)."""
+    """Interleaved timing of ``a`` and ``b``: each repeat runs ``steps`` adjacent pairs (the order
+    within a pair alternating), so load from other processes on a shared machine hits both alike.
+    Per repeat, ratio = total time of ``a`` / total time of ``b``."""
     for _ in range(warmup):
         a(), b()
     ta, tb, ratios = [], [], []
     for r in range(repeats):
-        if r % 2 == 0:
-            x, y = timed(a, steps), timed(b, steps)
-        else:
-            y, x = timed(b, steps), timed(a, steps)
-        ta.append(x)
-        tb.append(y)
+        x = y = 0.0
+        for i in range(steps):
+            if (r + i) % 2 == 0:
+                x += timed(a)
+                y += timed(b)
+            else:
+                y += timed(b)
+                x += timed(a)
+        ta.append(x / steps)
+        tb.append(y / steps)
         ratios.append(x / y)
     return {"ratio_median": statistics.median(ratios), "ratio_iqr": iqr(ratios),
             "ratios": ratios, "a_seconds_median": statistics.median(ta),
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--repeats", type=int, default=7, help="interleaved repeats per comparison")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats per comparison")
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (smoke run)")
     p.add_argument("--out", default="results/bench", help="output folder")
     args = p.parse_args(argv)
@@ -213,7 +217,7 @@ def main(argv=None) -> int:
         comps[key] = compare(Stepper(vmd, reference_loss, batch), Stepper(mdm, reference_loss, batch),
                              repeats=repeats, steps=steps)
         report.append(line(key, comps[key]))
-        num, nfe = (1024, 2) if net.arch == "mlp" else (16, 8)
+        num, nfe = (1024, 2) if net.arch == "mlp" else (8, 8)
         x = all_masked(num, net.seq_len, net.mask_id)
         key = f"{name}: vmd/mdm sampling, {num} sequences, nfe {nfe}"
         comps[key] = compare(lambda: generate(vmd, x, nfe=nfe, generator=torch.Generator()),
@@ -233,7 +237,7 @@ def main(argv=None) -> int:
             net, batch_size = setup(v)
             batch, vmd = make_batch(net, batch_size), make_program(net, "vmd")
             r = compare(pyro_stepper(vmd, batch), Stepper(vmd, reference_loss, batch),
-                        repeats=max(3, repeats // 3), steps=1, warmup=1)
+                        repeats=3, steps=1, warmup=1)
             rows.append({axis: v, "seq_len": net.seq_len, "batch_size": batch_size,
                          "pyro_seconds": r["a_seconds_median"],
                          "torch_seconds": r["b_seconds_median"],
