@@ -123,7 +123,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     run_info = dict(run_info or {})
     expected = {"program_config": program.cfg.to_dict(), **run_info,
                 "train_config": {k: getattr(cfg, k) for k in TRAJECTORY_FIELDS}}
-    history, running, first_step, elapsed_before, last_saved = [], None, 1, 0.0, None
+    history, running, first_step, elapsed_before, last_good = [], None, 1, 0.0, None
     if resume is not None:
         state = read_checkpoint(resume)
         resumed = check_resumable(resume, state, expected)
@@ -138,6 +138,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         set_rng_state(resumed["rng"][rank], generator)
         history, running = state["history"], resumed["running"]
         first_step, elapsed_before = resumed["step"] + 1, state["train_seconds"]
+        last_good = (resume, resumed["step"])
 
     start = time.perf_counter()
     clock = lambda: time.perf_counter() - start  # noqa: E731
@@ -171,8 +172,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         else:
             loss = svi.step(batch, beta)
         if not math.isfinite(loss):
-            kept = (f"the last good checkpoint (step {last_saved}) is kept at {str(save)!r}"
-                    if last_saved else "no checkpoint was written")
+            kept = (f"the last good checkpoint (step {last_good[1]}) is kept at "
+                    f"{str(last_good[0])!r}" if last_good else "no checkpoint was written")
             raise NonFiniteLoss(f"loss became {loss} at step {step}; {kept}. Lower the learning "
                                 "rate or raise --anneal-steps")
         per_seq = loss / cfg.batch_size
@@ -191,6 +192,6 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         if save is not None and (step == cfg.steps or (cfg.save_every and
                                                         step % cfg.save_every == 0)):
             write_checkpoint(step)
-            last_saved = step
+            last_good = (save, step)
     program.eval()
     return history
