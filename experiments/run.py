@@ -23,8 +23,8 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 
 from models import PRIORS  # noqa: E402
-from vmd_pyro import metrics  # noqa: E402
-from vmd_pyro.checkpoint import load_program, save_checkpoint  # noqa: E402
+from vmd_pyro import distributed, metrics  # noqa: E402
+from vmd_pyro.checkpoint import load_program  # noqa: E402
 from vmd_pyro.datasets import synthetic  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
-    g.add_argument("--no-validate", action="store_true",
-                   help="turn Pyro's validation off (faster; tests keep it on)")
+    g.add_argument("--validate", action=argparse.BooleanOptionalAction, default=False,
+                   help="Pyro's distribution and shape validation (slower; off by default)")
 
     g = p.add_argument_group("sampling and evaluation")
     g.add_argument("--nfe", nargs="+", type=int, default=[1, 2],
@@ -93,7 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g.add_argument("--save", default=None,
-                   help="save the trained model here (PATH-MODEL.pt when several models are run)")
+                   help="save the trained model and its training state here (PATH-MODEL.pt when "
+                        "several models are run)")
+    g.add_argument("--save-every", type=int, default=0,
+                   help="with --save (or --resume): also checkpoint every N steps (default: only "
+                        "at the end)")
+    g.add_argument("--resume", default=None,
+                   help="continue training from this checkpoint (same configuration required); "
+                        "checkpoints go to --save, else back to this path")
     g.add_argument("--checkpoint", default=None,
                    help="load a trained model instead of training (PATH-MODEL.pt as for --save)")
     g.add_argument("--out", default=None, help="write results as JSON to this path")
@@ -111,6 +118,10 @@ def check_args(args, parser):
     for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.save_every < 0:
+        parser.error("--save-every must be >= 0")
+    if args.resume and args.checkpoint:
+        parser.error("--resume continues training, --checkpoint skips it: give one of them")
     if args.iw_samples < 0:
         parser.error("--iw-samples must be >= 0")
     if not 0.0 <= args.p <= 1.0:
@@ -128,8 +139,8 @@ def train_config(args) -> TrainConfig:
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
-                       seed=args.seed, engine=args.engine, validate=not args.no_validate,
-                       progress=not args.quiet)
+                       seed=args.seed, engine=args.engine, validate=args.validate,
+                       progress=not args.quiet, save_every=args.save_every)
 
 
 def evaluate_synthetic(program, task, args, generator) -> list[dict]:
@@ -172,25 +183,27 @@ def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | No
 
 
 def obtain_program(args, model: str, task, device, eval_fn=None):
-    """Train a program for ``task`` (or load it with ``--checkpoint``), saving it with ``--save``.
-    Returns ``(program, history, train_seconds)``."""
+    """Train a program for ``task`` (or load it with ``--checkpoint``), saving it with ``--save``
+    and resuming with ``--resume``. Returns ``(program, history, train_seconds)``.
+
+    In a multi-process run every rank trains; a runner should evaluate only where
+    ``distributed.is_main_process()``."""
     load = checkpoint_path(args.checkpoint, model, args.model)
     if load:
         program, state = load_program(load, map_location=device)
         if program.cfg.model != model:
             raise ValueError(f"checkpoint {load!r} holds a {program.cfg.model} model, not {model}")
         return program, state.get("history", []), state.get("train_seconds")
+    pyro.set_rng_seed(args.seed)  # the initialisation is part of the run: seed it
     program = build_program(program_config(args, model, task)).to(device)
+    resume = checkpoint_path(args.resume, model, args.model)
     start = time.perf_counter()
     history = train(program, task.sample, train_config(args), eval_fn=eval_fn,
-                    log=None if args.quiet else lambda r: print(_progress_line(model, r)))
-    train_seconds = time.perf_counter() - start
-    save = checkpoint_path(args.save, model, args.model)
-    if save:
-        save_checkpoint(save, program, history=history, train_seconds=train_seconds,
-                        train_config=train_config(args).to_dict(), task=args.task,
-                        dataset=getattr(task, "name", None))
-    return program, history, train_seconds
+                    log=None if args.quiet else lambda r: print(_progress_line(model, r)),
+                    save=checkpoint_path(args.save, model, args.model) or resume, resume=resume,
+                    run_info={"task": args.task, "dataset": getattr(task, "name", None),
+                              "p": args.p if args.dataset == "pair-p" else None})
+    return program, history, time.perf_counter() - start
 
 
 def run_synthetic(args, device):
@@ -205,6 +218,8 @@ def run_synthetic(args, device):
         bounds = lambda prog: metrics.evaluate_bounds(  # noqa: E731
             prog, task.sample, num_batches=4, iw_samples=0, generator=monitor)
         program, history, train_seconds = obtain_program(args, model, task, device, bounds)
+        if not distributed.is_main_process():
+            continue
         # Fresh random streams for the final evaluation, so a loaded checkpoint reproduces it.
         pyro.set_rng_seed(args.seed + 2)
         generator = torch.Generator(device=device).manual_seed(args.seed + 2)
@@ -247,15 +262,20 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
-    device = resolve_device(args.device)
+    device = distributed.init_from_env(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
+    reports = distributed.is_main_process()  # ranks > 0 only train; rank 0 reports
     start = time.perf_counter()
     try:
         runs, columns, notes = RUNNERS[args.task](args, device)
     except (ValueError, NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
+    if not reports:
+        return 0
     wall = time.perf_counter() - start
     samples = [r.pop("_samples", None) for r in runs]
     meta = provenance(args.seed)

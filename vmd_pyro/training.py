@@ -6,24 +6,32 @@ Two engines compute the same loss from the same model and guide:
   with gradient clipping on the global norm. Pyro's own optimisers hold one torch optimiser per
   tensor and ``ClippedAdam`` clamps elementwise, so a global norm clip needs this route.
 * ``svi``: ``pyro.infer.SVI`` with ``pyro.optim.Adam`` (per-tensor norm clipping).
+
+``train`` also writes resumable checkpoints (``save``, every ``cfg.save_every`` steps and at the
+end), continues from one bit for bit (``resume``), stops on a non-finite loss before it reaches the
+parameters, and trains data-parallel over the ranks of ``torch.distributed`` (fused engine): see
+:mod:`vmd_pyro.distributed`.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
 import pyro
 import torch
 from tqdm.auto import tqdm
 
-from vmd_pyro.masking import corrupt
+from vmd_pyro import distributed
+from vmd_pyro.checkpoint import (check_resumable, read_checkpoint, rng_state, save_checkpoint,
+                                 set_rng_state)
+from vmd_pyro.masking import DiffusionBatch, corrupt
 
 
 @dataclass
 class TrainConfig:
     steps: int = 2000
-    batch_size: int = 256
+    batch_size: int = 256          # the global batch: split across ranks in multi-process runs
     lr: float = 2e-3
     weight_decay: float = 0.0
     clip_norm: float = 1.0
@@ -32,12 +40,19 @@ class TrainConfig:
     eval_batches: int = 4
     seed: int = 0
     engine: str = "fused"          # "fused" or "svi"
-    validate: bool = True          # Pyro's distribution/shape validation (slower; off for long runs)
+    validate: bool = False         # Pyro's distribution/shape validation (slower; tests turn it on)
     antithetic: bool = True        # stratified diffusion times across the batch
     progress: bool = True
+    save_every: int = 0            # with a save path: checkpoint every N steps (0: only at the end)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The fields that determine the optimisation trajectory: resuming requires the same values. The
+# others (steps, evaluation, progress, validation, checkpoint interval) may change between runs.
+TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
+                     "engine", "antithetic")
 
 
 def kl_weight(step: int, anneal_steps: int) -> float:
@@ -51,16 +66,47 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None) -> list[dict]:
+def draw_batch(sample_fn, mask_id: int, cfg: TrainConfig, generator) -> DiffusionBatch:
+    """This rank's share of one global training batch.
+
+    Every rank draws the whole global batch (data, times, masks) from the same generator and keeps
+    its own contiguous rows, so the union over ranks is exactly the batch a single process draws
+    (drawing tokens and masks is cheap next to the networks)."""
+    x0, maskable = sample_fn(cfg.batch_size, generator)
+    batch = corrupt(x0, mask_id, maskable=maskable, antithetic=cfg.antithetic, generator=generator)
+    rank, world = distributed.rank_and_world()
+    if world == 1:
+        return batch
+    rows = slice(rank * len(batch) // world, (rank + 1) * len(batch) // world)
+    return DiffusionBatch(**{f.name: getattr(batch, f.name)[rows] for f in fields(batch)})
+
+
+def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=None,
+          resume=None, run_info: dict | None = None) -> list[dict]:
     """Train ``program`` on batches from ``sample_fn(batch_size, generator) -> (x0, maskable)``.
 
     Returns the history: one record per evaluation with the step, the running training loss (nats
-    per sequence, at the current beta) and whatever ``eval_fn(program)`` returns.
+    per sequence, at the current beta) and whatever ``eval_fn(program)`` returns. Evaluation runs
+    on a fork of the random state, so it never changes the training trajectory.
+
+    ``save``: checkpoint path, written every ``cfg.save_every`` steps and at the end (rank 0 only).
+    ``resume``: continue from this checkpoint (refused if it was written under another program
+    config, trajectory fields of ``cfg``, ``run_info`` or number of ranks). ``run_info``: facts
+    about the run (task, data set) stored in every checkpoint and checked on resume.
     """
     if cfg.engine not in ("fused", "svi"):
         raise ValueError(f"unknown engine {cfg.engine!r}; choose 'fused' or 'svi'")
+    rank, world = distributed.rank_and_world()
+    if world > 1 and cfg.engine != "fused":
+        raise ValueError("multi-process training needs the fused engine (SVI steps the optimiser "
+                         "before gradients could be averaged across ranks)")
+    if cfg.batch_size % world:
+        raise ValueError(f"the global batch size {cfg.batch_size} must be divisible by the number "
+                         f"of processes ({world})")
     device = next(program.parameters()).device
-    pyro.set_rng_seed(cfg.seed)
+    # Data and masks come from one shared stream (see draw_batch); the latent noise Pyro draws
+    # from torch's global generator is independent across ranks.
+    pyro.set_rng_seed(cfg.seed + rank)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     pyro.enable_validation(cfg.validate)
     elbo = program.make_elbo()
@@ -71,40 +117,81 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None) -> li
         optim = pyro.optim.Adam({"lr": cfg.lr, "weight_decay": cfg.weight_decay},
                                 {"clip_norm": cfg.clip_norm} if cfg.clip_norm else None)
         svi = pyro.infer.SVI(program.model, program.guide, optim, loss=elbo)
+    if world > 1:
+        distributed.broadcast_parameters(program)
 
-    history, running = [], None
-    bar = tqdm(range(1, cfg.steps + 1), disable=not cfg.progress, desc="train", leave=False)
+    run_info = dict(run_info or {})
+    expected = {"program_config": program.cfg.to_dict(), **run_info,
+                "train_config": {k: getattr(cfg, k) for k in TRAJECTORY_FIELDS}}
+    history, running, first_step, elapsed_before, last_good = [], None, 1, 0.0, None
+    if resume is not None:
+        state = read_checkpoint(resume)
+        resumed = check_resumable(resume, state, expected)
+        if len(resumed["rng"]) != world:
+            raise ValueError(f"cannot resume from {str(resume)!r}: it was written by "
+                             f"{len(resumed['rng'])} process(es), this run has {world}")
+        program.load_state_dict(state["state_dict"])
+        if cfg.engine == "fused":
+            optimizer.load_state_dict(resumed["optimizer"])
+        else:
+            optim.set_state(resumed["optimizer"])
+        set_rng_state(resumed["rng"][rank], generator)
+        history, running = state["history"], resumed["running"]
+        first_step, elapsed_before = resumed["step"] + 1, state["train_seconds"]
+        last_good = (resume, resumed["step"])
+
     start = time.perf_counter()
+    clock = lambda: time.perf_counter() - start  # noqa: E731
+
+    def write_checkpoint(step):
+        rngs = distributed.gather_objects(rng_state(generator))  # a collective: every rank calls
+        if rank == 0:
+            save_checkpoint(save, program, **run_info, train_config=cfg.to_dict(),
+                            history=history, train_seconds=elapsed_before + clock(),
+                            training_state={
+                                "step": step, "running": running, "rng": rngs,
+                                "optimizer": (optimizer.state_dict() if cfg.engine == "fused"
+                                              else optim.get_state())})
+
+    bar = tqdm(range(first_step, cfg.steps + 1), initial=first_step - 1, total=cfg.steps,
+               disable=not cfg.progress or rank > 0, desc="train", leave=False)
     for step in bar:
         program.train()
         beta = kl_weight(step, cfg.anneal_steps)
-        x0, maskable = sample_fn(cfg.batch_size, generator)
-        batch = corrupt(x0, program.mask_id, maskable=maskable, antithetic=cfg.antithetic,
-                        generator=generator)
+        batch = draw_batch(sample_fn, program.mask_id, cfg, generator)
         if cfg.engine == "fused":
             optimizer.zero_grad(set_to_none=True)
             loss = elbo.differentiable_loss(program.model, program.guide, batch, beta)
             loss.backward()
-            if cfg.clip_norm:
-                torch.nn.utils.clip_grad_norm_(program.parameters(), cfg.clip_norm)
-            optimizer.step()
-            loss = float(loss.detach())
+            loss = (distributed.all_reduce_gradients(program.parameters(), loss) if world > 1
+                    else float(loss.detach()))
+            if math.isfinite(loss):  # checked before the step: a bad batch never reaches params
+                if cfg.clip_norm:
+                    torch.nn.utils.clip_grad_norm_(program.parameters(), cfg.clip_norm)
+                optimizer.step()
         else:
             loss = svi.step(batch, beta)
         if not math.isfinite(loss):
-            raise NonFiniteLoss(f"loss became {loss} at step {step}; lower the learning rate or "
-                                f"raise --anneal-steps")
-        per_seq = loss / len(batch)
+            kept = (f"the last good checkpoint (step {last_good[1]}) is kept at "
+                    f"{str(last_good[0])!r}" if last_good else "no checkpoint was written")
+            raise NonFiniteLoss(f"loss became {loss} at step {step}; {kept}. Lower the learning "
+                                "rate or raise --anneal-steps")
+        per_seq = loss / cfg.batch_size
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}")
         if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
             record = {"step": step, "train_loss": running, "beta": beta,
-                      "elapsed": time.perf_counter() - start}
-            if eval_fn is not None:
+                      "elapsed": elapsed_before + clock()}
+            if eval_fn is not None and rank == 0:
                 program.eval()
-                record.update(eval_fn(program))
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    record.update(eval_fn(program))
             history.append(record)
-            if log is not None:
+            if log is not None and rank == 0:
                 log(record)
+        if save is not None and (step == cfg.steps or (cfg.save_every and
+                                                        step % cfg.save_every == 0)):
+            write_checkpoint(step)
+            last_good = (save, step)
     program.eval()
     return history

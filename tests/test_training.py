@@ -1,0 +1,164 @@
+"""Resumable, fail-safe and multi-process training (vmd_pyro.training, vmd_pyro.checkpoint,
+vmd_pyro.distributed), checked against uninterrupted single-process runs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+
+from tests.conftest import tiny_program
+from vmd_pyro.checkpoint import read_checkpoint, save_checkpoint
+from vmd_pyro.datasets import synthetic
+from vmd_pyro.program import ProgramConfig, build_program
+from vmd_pyro.training import NonFiniteLoss, TrainConfig, train
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = [sys.executable, str(REPO / "experiments" / "run.py")]
+# A tiny, fast CLI configuration: what matters here is the training loop, not the model.
+TINY = ["--dataset", "quad-d1", "--hidden", "8", "--layers", "1", "--latent-dim", "2",
+        "--components", "3", "--batch-size", "16", "--eval-every", "0", "--nfe", "1",
+        "--num-samples", "20", "--z-samples", "5", "--iw-samples", "0", "--threads", "1",
+        "--quiet"]
+TASK = synthetic.make_synthetic("quad-d1")
+
+
+def config(**kw):
+    return TrainConfig(**{"steps": 12, "batch_size": 16, "anneal_steps": 5, "eval_every": 4,
+                          "progress": False, "save_every": 4, "validate": True, **kw})
+
+
+def assert_same_parameters(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("prior,engine", [("gaussian", "fused"), ("discrete", "fused"),
+                                          ("conditional", "svi"), (None, "fused")])
+def test_resume_continues_bit_for_bit(tmp_path, prior, engine):
+    """Stopping after step 4 and resuming gives the parameters and history of one whole run."""
+    model = "mdm" if prior is None else "vmd"
+
+    def make():
+        pyro.set_rng_seed(0)  # the same initialisation each time
+        return tiny_program(model=model, prior=prior or "gaussian", vocab=10, seq_len=4)
+
+    whole = make()
+    history = train(whole, TASK.sample, config(engine=engine), save=tmp_path / "whole.pt",
+                    eval_fn=lambda p: {"probe": float(torch.rand(()))})
+    first = make()
+    train(first, TASK.sample, config(engine=engine, steps=4), save=tmp_path / "part.pt")
+    resumed = make()
+    resumed_history = train(resumed, TASK.sample, config(engine=engine), resume=tmp_path / "part.pt",
+                            save=tmp_path / "resumed.pt",
+                            eval_fn=lambda p: {"probe": float(torch.rand(()))})
+    assert_same_parameters(whole.state_dict(), resumed.state_dict())
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
+    a, b = read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(tmp_path / "resumed.pt")
+    assert a["training_state"]["step"] == b["training_state"]["step"] == 12
+    assert_same_parameters(a["state_dict"], b["state_dict"])
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
+    """A real `experiments/run.py` process killed with SIGKILL after a checkpoint, then resumed,
+    ends with exactly the parameters of a run never interrupted (the two run side by side)."""
+    args = TINY + ["--model", "vmd", "--steps", "300", "--save-every", "20"]
+    whole = subprocess.Popen(RUN + args + ["--save", str(tmp_path / "whole.pt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ck = tmp_path / "killed.pt"
+    proc = subprocess.Popen(RUN + args + ["--save", str(ck)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ck.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    stopped_at = read_checkpoint(ck)["training_state"]["step"]
+    assert 0 < stopped_at < 300, "the run was not interrupted mid-way"
+
+    resumed = subprocess.run(RUN + args + ["--resume", str(ck)], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    a, b = read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(ck)
+    assert b["training_state"]["step"] == 300
+    assert_same_parameters(a["state_dict"], b["state_dict"])
+    assert_same_parameters(a["training_state"]["optimizer"]["state"][0],
+                           b["training_state"]["optimizer"]["state"][0])
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    program = tiny_program(vocab=10, seq_len=4)
+    train(program, TASK.sample, config(steps=4), save=tmp_path / "ck.pt")
+
+    with pytest.raises(ValueError, match=r"train_config.batch_size: checkpoint 16, this run 32"):
+        train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(batch_size=32),
+              resume=tmp_path / "ck.pt")
+    with pytest.raises(ValueError, match=r"program_config.latent_dim: checkpoint 3, this run 2"):
+        train(tiny_program(vocab=10, seq_len=4, latent_dim=2), TASK.sample, config(),
+              resume=tmp_path / "ck.pt")
+    with pytest.raises(ValueError, match=r"dataset: checkpoint None, this run 'quad-d1'"):
+        train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(),
+              resume=tmp_path / "ck.pt", run_info={"dataset": "quad-d1"})
+    (tmp_path / "junk.pt").write_bytes(os.urandom(100))
+    with pytest.raises(ValueError, match="not a readable vmd-pyro checkpoint"):
+        train(program, TASK.sample, config(), resume=tmp_path / "junk.pt")
+    save_checkpoint(tmp_path / "model-only.pt", program)
+    with pytest.raises(ValueError, match="no training state"):
+        train(program, TASK.sample, config(), resume=tmp_path / "model-only.pt")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    program = tiny_program(vocab=10, seq_len=4)
+    calls = []
+
+    def poisoned_sample(batch_size, generator):
+        calls.append(1)
+        if len(calls) == 7:  # step 7: a parameter turns NaN, as after an overflow
+            with torch.no_grad():
+                next(program.denoiser.parameters()).fill_(float("nan"))
+        return TASK.sample(batch_size, generator)
+
+    with pytest.raises(NonFiniteLoss, match=r"loss became nan at step 7; the last good checkpoint "
+                                            r"\(step 4\) is kept"):
+        train(program, poisoned_sample, config(validate=False), save=tmp_path / "ck.pt")
+    state = read_checkpoint(tmp_path / "ck.pt")
+    assert state["training_state"]["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    """torchrun with 2 gloo ranks, each taking half of every global batch, ends where one process
+    does. MDM and the enumerated discrete VMD draw no latent noise, so the runs see identical
+    examples, masks and times, and differ only by floating-point summation order."""
+    args = TINY + ["--model", "mdm", "vmd", "--prior", "discrete", "--steps", "6",
+                   "--batch-size", "32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.Popen(RUN + args + ["--save", str(tmp_path / "one.pt")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            "--nproc_per_node=2", *RUN[1:], *args,
+                            "--save", str(tmp_path / "two.pt")],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert multi.returncode == 0, multi.stderr
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    assert multi.stdout.count("| vmd |") == 1, "only rank 0 reports"
+    for model in ("mdm", "vmd"):
+        a = read_checkpoint(tmp_path / f"one-{model}.pt")
+        b = read_checkpoint(tmp_path / f"two-{model}.pt")
+        assert len(b["training_state"]["rng"]) == 2
+        for name, value in a["state_dict"].items():
+            torch.testing.assert_close(b["state_dict"][name], value, rtol=1e-4, atol=1e-5)
+        pyro.set_rng_seed(0)  # the initialisation run.py draws: training must have moved from it
+        initial = build_program(ProgramConfig.from_dict(a["program_config"])).state_dict()
+        assert max(float((initial[k] - v).abs().max()) for k, v in a["state_dict"].items()) > 1e-3
+        assert a["history"][-1]["train_loss"] == pytest.approx(b["history"][-1]["train_loss"],
+                                                               rel=1e-5)
