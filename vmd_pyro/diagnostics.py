@@ -226,10 +226,16 @@ def psis_khat(log_weights) -> np.ndarray:
 
 
 def khat_summary(khat) -> dict:
-    khat = np.asarray(khat)
-    return {"mean": float(khat.mean()), "median": float(np.median(khat)),
-            "max": float(khat.max()), "fraction_below_0.5": float((khat < 0.5).mean()),
-            "fraction_above_0.7": float((khat > 0.7).mean())}
+    """Mean, median, max and the fractions below 0.5 / above 0.7, over the finite k-hats (the fit
+    is degenerate, +-inf, when the tail weights are all tied, as for a discrete z)."""
+    khat = np.asarray(khat, dtype=np.float64)
+    finite = khat[np.isfinite(khat)]
+    if len(finite) == 0:
+        return {"non_finite": int(len(khat))}
+    return {"mean": float(finite.mean()), "median": float(np.median(finite)),
+            "max": float(finite.max()), "fraction_below_0.5": float((finite < 0.5).mean()),
+            "fraction_above_0.7": float((finite > 0.7).mean()),
+            "non_finite": int(len(khat) - len(finite))}
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -397,7 +403,8 @@ def diagnose(program, task, cfg: DiagnosticsConfig, progress: bool = False) -> D
     khat = psis_khat((log_p - log_q).T)
     idata = to_inference_data(z.unsqueeze(0), batch, items,
                               {"log_q": log_q.unsqueeze(0), "log_joint": log_p.unsqueeze(0)})
-    report = {"psis_khat": khat.tolist(), "psis_khat_summary": khat_summary(khat)}
+    report = {"psis_khat": [float(k) if np.isfinite(k) else None for k in khat],
+              "psis_khat_summary": khat_summary(khat)}
 
     if program.prior.support == "discrete":
         guide_probs = program.guide_dist(batch.x0, batch.masked).probs.detach()
@@ -409,6 +416,12 @@ def diagnose(program, task, cfg: DiagnosticsConfig, progress: bool = False) -> D
                                "posterior_probs": ref_probs.tolist()}
         report["guide_vs_reference"] = guide_vs_reference(None, None, guide_probs=guide_probs,
                                                           ref_probs=ref_probs)
+        # k-hat fits a continuous tail; a K-valued proposal has at most K distinct weights, whose
+        # exact supremum says more: importance sampling keeps an ESS of at least S / max ratio.
+        report["psis_khat_summary"]["note"] = (
+            "discrete z: at most K distinct importance weights, so the Pareto fit is degenerate "
+            "(null = non-finite); see max_weight_ratio, the exact sup of p(z|x0,xt)/q(z|x0,xt)")
+        report["max_weight_ratio"] = (ref_probs / guide_probs.clamp_min(1e-300)).max(-1).values.tolist()
     else:
         ref_z, diverging = nuts_reference(program, batch, cfg, progress=progress)
         ref = to_inference_data(ref_z, batch, items, {"diverging": diverging.unsqueeze(-1).expand(
@@ -431,6 +444,6 @@ def diagnose(program, task, cfg: DiagnosticsConfig, progress: bool = False) -> D
                   latent_usage=usage)
     report["examples"] = [{"example": b, "item": int(items[b]), "mask_rate": float(batch.t[b]),
                            "x0": batch.x0[b].tolist(), "xt": batch.xt[b].tolist(),
-                           "psis_khat": float(khat[b])} for b in range(len(batch))]
+                           "psis_khat": report["psis_khat"][b]} for b in range(len(batch))]
     report["config"] = cfg.to_dict()
     return Diagnosis(report, idata, batch, items, population, population_items)
