@@ -97,44 +97,53 @@ def plot_khat(diagnosis):
     return fig
 
 
-def plot_latent_space(diagnosis, program):
-    """The aggregate posterior: E_q[z] of each population example, one panel per mask rate,
-    coloured by the data sequence (mode). Continuous z: projected on the two leading principal axes
-    of all the means (exact when D = 2). Discrete z: mean q(z = k) per data sequence."""
-    batch, items = diagnosis.population, diagnosis.population_items
+def plot_latent_space(program, batch, items, axes=None):
+    """The aggregate posterior: E_q[z | x0, xt] of each example in ``batch``, one panel per mask
+    rate, coloured by the data sequence (mode) ``items``. Continuous z: projected on the two leading
+    principal axes of all the means (exact when D = 2). Discrete z: the mean of q(z = k) per data
+    sequence. ``axes``: a row of axes to draw into (one per mask rate); a new figure otherwise."""
     means = posterior_means(program, batch).numpy()
+    items = items.numpy()
     rates = sorted(set(batch.t.tolist()))
     continuous = program.prior.support != "discrete"
-    fig, axes = plt.subplots(1, len(rates), figsize=(3.2 * len(rates), 3.2), squeeze=False,
-                             sharex=continuous, sharey=continuous)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(rates), figsize=(3.2 * len(rates), 3.2), squeeze=False,
+                                 sharex=continuous, sharey=continuous)
+        axes = axes[0]
+        title = True
+    else:
+        fig, title = axes[0].figure, False
     cmap = plt.get_cmap("tab10")
-    if program.prior.support == "discrete":
-        for ax, rate in zip(axes[0], rates):
+    if not continuous:
+        for ax, rate in zip(axes, rates):
             idx = (batch.t == rate).numpy()
-            table = np.stack([means[idx & (items == i).numpy()].mean(0)
-                              for i in range(int(items.max()) + 1)])
+            table = np.stack([means[idx & (items == i)].mean(0) for i in range(items.max() + 1)])
             ax.imshow(table, vmin=0, vmax=1, cmap="Blues", aspect="auto")
             ax.set_title(f"t = {rate:g}", fontsize=9)
             ax.set_xlabel("value of z")
-        axes[0, 0].set_ylabel("data sequence (mode)")
-        fig.suptitle("mean guide probability q(z = k | x0, xt) per data sequence", fontsize=10)
+        axes[0].set_ylabel("data sequence (mode)")
+        if title:
+            fig.suptitle("mean guide probability q(z = k | x0, xt) per data sequence", fontsize=10)
     else:
         centred = means - means.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        proj = centred @ vt[:2].T
-        for ax, rate in zip(axes[0], rates):
+        proj = centred @ vt[:2].T if means.shape[1] > 1 else np.c_[centred, np.zeros(len(means))]
+        for ax, rate in zip(axes, rates):
             idx = (batch.t == rate).numpy()
             ax.scatter(proj[idx, 0], proj[idx, 1], c=[cmap(i % 10) for i in items[idx]], s=6,
                        alpha=0.7)
             ax.set_title(f"t = {rate:g}", fontsize=9)
             ax.set_xlabel("PC 1")
-        axes[0, 0].set_ylabel("PC 2")
-        if len(task_items := np.unique(items.numpy())) <= 10:
-            handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(i)) for i in task_items]
-            axes[0, -1].legend(handles, [f"seq {i}" for i in task_items], fontsize=6,
-                               loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle("aggregate posterior: E_q[z | x0, xt], coloured by data sequence", fontsize=10)
-    fig.tight_layout()
+        axes[0].set_ylabel("PC 2")
+        if len(modes := np.unique(items)) <= 10:
+            handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(i)) for i in modes]
+            axes[-1].legend(handles, [f"seq {i}" for i in modes], fontsize=6,
+                            loc="center left", bbox_to_anchor=(1.0, 0.5))
+        if title:
+            fig.suptitle("aggregate posterior: E_q[z | x0, xt], coloured by data sequence",
+                         fontsize=10)
+    if title:
+        fig.tight_layout()
     return fig
 
 
@@ -170,7 +179,7 @@ def plot_kl_vs_rate(diagnosis):
 
 PLOTS = {"guide_vs_reference": lambda d, p: plot_guide_vs_reference(d, p),
          "khat": lambda d, p: plot_khat(d),
-         "latent_space": lambda d, p: plot_latent_space(d, p),
+         "latent_space": lambda d, p: plot_latent_space(p, d.population, d.population_items),
          "kl_vs_mask_rate": lambda d, p: plot_kl_vs_rate(d)}
 
 
