@@ -85,8 +85,10 @@ def test_nuts_reference_recovers_the_posterior_of_a_1d_latent():
     draws = z.reshape(-1, 3).double()
     np.testing.assert_allclose(draws.mean(0), mean, atol=0.12)
     np.testing.assert_allclose(draws.var(0), var, rtol=0.2)
-    summary = D.mcmc_summary(D.to_inference_data(z, batch, torch.zeros(3)))
+    summary = D.mcmc_summary(D.to_inference_data(z, batch, torch.zeros(3),
+                                                 {"diverging": diverging}))
     assert summary["rhat_max"] < 1.05 and summary["ess_bulk_min"] > 100
+    assert summary["divergences"] == int(diverging.sum())  # per iteration, not per example
 
 
 def test_exact_discrete_posterior_matches_pyro_enumeration():

@@ -99,7 +99,8 @@ def to_inference_data(z, batch: DiffusionBatch, items, sample_stats: dict | None
 
     Dims are named ``example`` and ``latent``; each example carries the coordinates ``item`` (row of
     the data table), ``mask_rate`` (its ``t``) and ``num_masked``. ``sample_stats`` holds extra
-    per-draw arrays of shape ``(chain, draw, example)`` (log densities, divergences).
+    per-draw arrays of shape ``(chain, draw, example)`` (log densities) or ``(chain, draw)``
+    (divergences of a sampler that moves all examples at once).
     """
     z = _numpy(z)
     if z.ndim not in (3, 4) or z.shape[2] != len(batch):
@@ -109,8 +110,9 @@ def to_inference_data(z, batch: DiffusionBatch, items, sample_stats: dict | None
     if z.ndim == 4:
         coords["latent"] = np.arange(z.shape[3])
     stats = {k: _numpy(v) for k, v in (sample_stats or {}).items()}
+    stat_dims = {k: ["example"][: v.ndim - 2] for k, v in stats.items()}
     idata = az.from_dict(posterior={"z": z}, sample_stats=stats or None, coords=coords,
-                         dims={"z": dims, **{k: ["example"] for k in stats}})
+                         dims={"z": dims, **stat_dims})
     example_coords = {"item": ("example", _numpy(items)),
                       "mask_rate": ("example", _numpy(batch.t)),
                       "num_masked": ("example", _numpy(batch.masked.sum(-1)))}
@@ -424,8 +426,7 @@ def diagnose(program, task, cfg: DiagnosticsConfig, progress: bool = False) -> D
         report["max_weight_ratio"] = (ref_probs / guide_probs.clamp_min(1e-300)).max(-1).values.tolist()
     else:
         ref_z, diverging = nuts_reference(program, batch, cfg, progress=progress)
-        ref = to_inference_data(ref_z, batch, items, {"diverging": diverging.unsqueeze(-1).expand(
-            cfg.chains, cfg.samples, len(batch))})
+        ref = to_inference_data(ref_z, batch, items, {"diverging": diverging})
         report["reference"] = {"method": f"NUTS, {cfg.chains} chains run in a loop, "
                                          f"{cfg.warmup} warmup + {cfg.samples} draws each; exact "
                                          "prior draws for examples with nothing masked",

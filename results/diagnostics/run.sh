@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 for prior in gaussian mog discrete; do
     python experiments/diagnose.py --dataset quad-d1 --prior "$prior" --steps 2500 --seed 0 \
-        --threads 1 --quiet --out "results/diagnostics/$prior"
+        --warmup 200 --samples 400 --threads 1 --out "results/diagnostics/$prior"
 done
