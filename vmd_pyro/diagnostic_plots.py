@@ -78,20 +78,30 @@ def _example_title(diagnosis, b) -> str:
 
 
 def plot_khat(diagnosis):
-    """PSIS k-hat of the guide as an importance proposal, per example, coloured by mask rate."""
-    khat = np.asarray(diagnosis.report["psis_khat"])
+    """PSIS k-hat of the guide as an importance proposal, per example, coloured by mask rate. For a
+    discrete z (at most K distinct weights: the Pareto fit is degenerate) the exact largest
+    importance weight p(z | x0, xt) / q(z | x0, xt) instead."""
+    discrete = "max_weight_ratio" in diagnosis.report
+    values = np.asarray(diagnosis.report["max_weight_ratio" if discrete else "psis_khat"],
+                        dtype=np.float64)  # None (a degenerate fit) becomes nan: not drawn
     t = diagnosis.batch.t.tolist()
     rates = sorted(set(t))
     fig, ax = plt.subplots(figsize=(6.5, 3))
     for rate in rates:
         idx = [b for b in range(len(t)) if t[b] == rate]
-        ax.scatter(idx, khat[idx], color=_rate_colour(rate, rates), label=f"t = {rate:g}", s=18)
-    for level, style in ((0.5, ":"), (0.7, "--")):
-        ax.axhline(level, color="grey", ls=style, lw=1)
+        ax.scatter(idx, values[idx], color=_rate_colour(rate, rates), label=f"t = {rate:g}", s=18)
     ax.set_xlabel("held-out example")
-    ax.set_ylabel("PSIS k-hat")
-    ax.set_title("guide as importance proposal for p(z | x0, xt): k-hat < 0.5 good, > 0.7 bad",
-                 fontsize=9)
+    if discrete:
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.set_ylabel("max_z p(z|x0,xt) / q(z|x0,xt)")
+        ax.set_title("discrete z: largest importance weight of the guide (1 = exact posterior)",
+                     fontsize=9)
+    else:
+        for level, style in ((0.5, ":"), (0.7, "--")):
+            ax.axhline(level, color="grey", ls=style, lw=1)
+        ax.set_ylabel("PSIS k-hat")
+        ax.set_title("guide as importance proposal for p(z | x0, xt): k-hat < 0.5 good, > 0.7 bad",
+                     fontsize=9)
     ax.legend(fontsize=7, ncol=len(rates))
     fig.tight_layout()
     return fig
