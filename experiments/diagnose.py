@@ -23,6 +23,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+import pyro  # noqa: E402
 import torch  # noqa: E402
 
 from models import PRIORS  # noqa: E402
@@ -96,6 +97,7 @@ def obtain_program(args, task):
             raise ValueError(f"checkpoint {args.checkpoint!r} was trained for vocabulary "
                              f"{net.vocab_size} and length {net.seq_len}, not {args.dataset}")
         return program, {"checkpoint": args.checkpoint, "history": state.get("history", [])}
+    pyro.set_rng_seed(args.seed)  # the networks' initial weights come from the global RNG
     net = NetConfig(vocab_size=task.vocab_size, seq_len=task.seq_len, hidden=args.hidden,
                     layers=args.layers)
     program = build_program(ProgramConfig(net=net, model="vmd", prior=args.prior,
