@@ -21,10 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
 from vmd_pyro import metrics  # noqa: E402
-from vmd_pyro.checkpoint import load_program, save_checkpoint  # noqa: E402
+from vmd_pyro.checkpoint import load_program, read_checkpoint, save_checkpoint  # noqa: E402
 from vmd_pyro.datasets import sudoku, synthetic  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
@@ -281,7 +282,8 @@ def run_sudoku(args, device):
     val_puzzles, val_solutions = task.val
 
     def val_sample(batch_size, generator):  # validation puzzles: blanks maskable, clues not
-        idx = torch.randint(len(val_puzzles), (batch_size,), generator=generator)
+        idx = torch.randint(len(val_puzzles), (batch_size,), generator=generator,
+                            device=generator.device).cpu()
         return val_solutions[idx].to(device), (val_puzzles[idx] == sudoku.MASK_ID).to(device)
 
     runs = []
@@ -298,30 +300,31 @@ def run_sudoku(args, device):
             filled = sudoku.fill_puzzles(prog, val_puzzles, nfe=10, order="top-prob-margin",
                                          fill=args.fill, z_strategy=args.z_strategy,
                                          generator=generator)
-            bounds = metrics.evaluate_bounds(prog, val_sample, num_batches=2, batch_size=100,
-                                             generator=generator)
+            bounds = metrics.evaluate_bounds(prog, val_sample, num_batches=1,
+                                             batch_size=args.val_puzzles, generator=generator)
             return {**bounds, "val_solve_rate_nfe10_margin": sudoku.score(val_puzzles, filled)[
                 "solve_rate"]}
 
         program, history, train_seconds = obtain_program(args, model, _OnDevice(task, on_device),
                                                          device, monitor)
-        final = metrics.evaluate_bounds(program, val_sample, num_batches=5, batch_size=200,
-                                        generator=generator)
+        trained = (read_checkpoint(checkpoint_path(args.checkpoint, model, args.model))[
+            "train_config"] if args.checkpoint else train_config(args).to_dict())
+        final = metrics.evaluate_bounds(program, val_sample, num_batches=5,
+                                        batch_size=args.val_puzzles, generator=generator)
         test_puzzles, test_solutions = task.test
-        for order in args.order:
-            for nfe in args.nfe:
-                filled = sudoku.fill_puzzles(program, test_puzzles, nfe=nfe, order=order,
-                                             fill=args.fill, z_strategy=args.z_strategy,
-                                             generator=generator)
-                runs.append({
-                    "model": model, "prior": args.prior if program.has_latent else None,
-                    "order": order, "nfe": nfe, **sudoku.score(test_puzzles, filled, test_solutions),
-                    "steps": args.steps, "clue_range": list(args.clues),
-                    "val_nelbo_nats": final["nelbo_nats"], "val_nelbo_bits": final["nelbo_bits"],
-                    "fill": args.fill, "z_strategy": args.z_strategy if program.has_latent else None,
-                    "sudoku_config": args.sudoku_config, "parameters": program.num_parameters(),
-                    "train_seconds": train_seconds, "history": history,
-                    "config": program.cfg.to_dict(), "train_config": train_config(args).to_dict()})
+        settings = [(order, nfe) for order in args.order for nfe in args.nfe]
+        for order, nfe in tqdm(settings, desc=f"evaluate {model}", disable=args.quiet, leave=False):
+            filled = sudoku.fill_puzzles(program, test_puzzles, nfe=nfe, order=order,
+                                         fill=args.fill, z_strategy=args.z_strategy,
+                                         generator=generator)
+            runs.append({
+                "model": model, "prior": program.cfg.prior if program.has_latent else None,
+                "order": order, "nfe": nfe, **sudoku.score(test_puzzles, filled, test_solutions),
+                "steps": trained["steps"], "clue_range": list(args.clues),
+                "val_nelbo_nats": final["nelbo_nats"], "val_nelbo_bits": final["nelbo_bits"],
+                "fill": args.fill, "z_strategy": args.z_strategy if program.has_latent else None,
+                "parameters": program.num_parameters(), "train_seconds": train_seconds,
+                "history": history, "config": program.cfg.to_dict(), "train_config": trained})
     columns = ["model", "prior", "order", "nfe", "solve_rate", "cell_accuracy"]
     notes = [f"test split: {args.test_puzzles} unique-solution puzzles with {args.clues[0]}-"
              f"{args.clues[1]} clues (data seed {args.data_seed}); solve rate = valid grid that "

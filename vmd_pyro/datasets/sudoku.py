@@ -329,7 +329,7 @@ class SudokuTask:
         self.val = (to_tokens(data["val_puzzles"]), to_tokens(data["val_solutions"]))
         self.test = (to_tokens(data["test_puzzles"]), to_tokens(data["test_solutions"]))
         self.pool = torch.tensor(data["train_pool"], dtype=torch.long)
-        self.held_out = {grid_string(s) for s in data["val_solutions"] + data["test_solutions"]}
+        self.held_out = {_grid_key(s) for s in data["val_solutions"] + data["test_solutions"]}
 
     def sample(self, batch_size: int, generator=None):
         """``(x0, maskable)``: pool grids under random symmetries, none of them a held-out grid;
@@ -338,12 +338,18 @@ class SudokuTask:
         while len(rows) < batch_size:
             idx = torch.randint(len(self.pool), (batch_size,), generator=generator)
             grids = random_symmetry(self.pool[idx], generator)
-            rows += [g for g in grids if grid_string(g.tolist()) not in self.held_out]
+            rows += [g for g, key in zip(grids, grids.to(torch.uint8).numpy())
+                     if key.tobytes() not in self.held_out]
         x0 = torch.stack(rows[:batch_size]) - 1
         clues = torch.randint(self.cfg.clue_min, self.cfg.clue_max + 1, (batch_size, 1),
                               generator=generator)
         rank = torch.rand(batch_size, SIZE, generator=generator).argsort(-1).argsort(-1)
         return x0, rank >= clues
+
+
+def _grid_key(grid) -> bytes:
+    """A hashable key of a grid of digits, cheap to compute for a batch (one byte per cell)."""
+    return bytes(int(d) for d in grid)
 
 
 def load_or_build(cfg: SudokuConfig, cache_dir, progress=False) -> dict:
