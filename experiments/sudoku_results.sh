@@ -3,7 +3,7 @@
 # virtualenv active. Stages (pass one as $1, default all CPU stages):
 #   train-cpu  MDM then VMD (Gaussian prior), CPU config, same steps, one thread each, one at a time
 #   eval-cpu   both CPU checkpoints on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
-#   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu.json
+#   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
 set -euo pipefail
 OUT=results/sudoku
 STAGE=${1:-all}
@@ -15,9 +15,11 @@ if [[ $STAGE == train-cpu || $STAGE == all ]]; then
     --nfe 10 --order top-prob-margin --save $OUT/cpu.pt --out $OUT/train_cpu.json
 fi
 if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
-  python experiments/run.py "${COMMON[@]}" --model mdm vmd --prior gaussian --threads 1 \
-    --checkpoint $OUT/cpu.pt --out $OUT/eval_cpu.json
+  for MODEL in mdm vmd; do  # one process per model: each JSON is complete on its own
+    python experiments/run.py "${COMMON[@]}" --model $MODEL --threads 1 \
+      --checkpoint $OUT/cpu-$MODEL.pt --out $OUT/eval_cpu_$MODEL.json
+  done
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
-  python experiments/sudoku_report.py --out-dir $OUT $OUT/eval_cpu.json
+  python experiments/sudoku_report.py --out-dir $OUT $OUT/eval_cpu_mdm.json $OUT/eval_cpu_vmd.json
 fi

@@ -218,6 +218,7 @@ def test_full_config_builds_and_takes_a_training_step():
     assert torch.isfinite(loss) and program.denoiser.out.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow  # two subprocesses, each training two tiny models
 def test_run_cli_trains_and_reports_sudoku(tmp_path):
     out = tmp_path / "r.json"
     cmd = [sys.executable, "experiments/run.py", "--task", "sudoku", "--model", "mdm", "vmd",

@@ -296,7 +296,7 @@ def to_digits(tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(tokens == MASK_ID, torch.zeros_like(tokens), tokens + 1)
 
 
-def solve_rate(puzzles: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+def solved(puzzles: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
     """Bool per puzzle: ``filled`` (token ids) is a valid grid and keeps every clue of ``puzzles``."""
     clues = puzzles != MASK_ID
     keeps = ((filled == puzzles) | ~clues).all(-1)
@@ -403,7 +403,7 @@ def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor |
     """Solve rate (valid grid keeping the clues: checked by the rules) and, with reference
     ``solutions``, the accuracy over the blank cells (for unique-solution puzzles every valid grid
     is the reference one)."""
-    out = {"solve_rate": float(solve_rate(puzzles, filled).double().mean()),
+    out = {"solve_rate": float(solved(puzzles, filled).double().mean()),
            "num_puzzles": int(puzzles.shape[0])}
     if solutions is not None:
         blanks = puzzles == MASK_ID
