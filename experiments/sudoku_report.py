@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         "by the rules) and keeps every clue; cell accuracy = blanks equal to the unique solution.",
         table(runs), "Training budget (one CPU thread on a shared 2-core machine; the wall time "
         "includes the periodic validation; VMD's parameters include its guide network, which only "
-        "training uses; the denoiser is the same size as MDM's):", budget(runs),
+        "training uses; its denoiser is MDM's plus a small latent projection):", budget(runs),
         f"Source: {', '.join(args.results)} (commit {meta.get('git_commit', '?')}); "
         f"plot: solve_rate.png."])
     (out / "table.md").write_text(text + "\n")
