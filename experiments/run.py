@@ -7,6 +7,7 @@ With no arguments it runs a small default comparison (MDM against VMD with a Gau
     python experiments/run.py
     python experiments/run.py --prior mog
     python experiments/run.py --dataset pair-p --p 0.7 --model vmd --nfe 1 --out results/x.json
+    python experiments/run.py --task sudoku --steps 4000 --save results/sudoku/model.pt
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyro  # noqa: E402
 import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
 from vmd_pyro import distributed, metrics  # noqa: E402
-from vmd_pyro.checkpoint import load_program  # noqa: E402
-from vmd_pyro.datasets import synthetic  # noqa: E402
+from vmd_pyro.checkpoint import load_program, read_checkpoint, save_checkpoint  # noqa: E402
+from vmd_pyro.datasets import sudoku, synthetic  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
@@ -56,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
     g.add_argument("--components", type=int, default=10,
                    help="K: mixture components (mog) or values of z (discrete) (default 10)")
-    g.add_argument("--arch", default="mlp", choices=["mlp", "transformer"], help="denoiser network")
-    g.add_argument("--hidden", type=int, default=128, help="hidden width (default 128)")
-    g.add_argument("--layers", type=int, default=2, help="hidden layers (default 2)")
+    g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
+                   help="denoiser network (default: mlp; sudoku: from --sudoku-config)")
+    g.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (default 128; sudoku: from --sudoku-config)")
+    g.add_argument("--layers", type=int, default=None,
+                   help="hidden layers (default 2; sudoku: from --sudoku-config)")
 
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, default=4000, help="optimisation steps (default 4000)")
@@ -74,12 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Pyro's distribution and shape validation (slower; off by default)")
 
     g = p.add_argument_group("sampling and evaluation")
-    g.add_argument("--nfe", nargs="+", type=int, default=[1, 2],
-                   help="network calls per generated sequence; several values allowed (default 1 2)")
-    g.add_argument("--order", default="random", choices=ORDERS, help="which positions to reveal")
-    g.add_argument("--fill", nargs="+", default=["sample", "argmax"], choices=FILLS,
+    g.add_argument("--nfe", nargs="+", type=int, default=None,
+                   help="network calls per generated sequence; several values allowed "
+                        "(default 1 2; sudoku: 5 10 20 50)")
+    g.add_argument("--order", nargs="+", default=None, choices=ORDERS,
+                   help="which positions to reveal; sudoku accepts several "
+                        "(default random; sudoku: all three)")
+    g.add_argument("--fill", nargs="+", default=None, choices=FILLS,
                    help="how a revealed token is chosen given z: sample (float64 Gumbel) and/or "
-                        "argmax; with a latent, argmax still gives diverse sequences (default both)")
+                        "argmax; with a latent, argmax still gives diverse sequences "
+                        "(default: both for synthetic, sample for sudoku)")
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES, help="latent per step")
     g.add_argument("--num-samples", type=int, default=20000,
                    help="generated sequences per evaluation (default 20000)")
@@ -87,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prior draws for the exact-over-sequences one-step KL (default 2000)")
     g.add_argument("--iw-samples", type=int, default=16,
                    help="K for the importance-weighted bound (default 16; 0 = skip)")
+
+    g = p.add_argument_group("sudoku")
+    g.add_argument("--sudoku-config", default="cpu", choices=sorted(SUDOKU_CONFIGS),
+                   help="denoiser size: cpu (small, default) or full (~6M parameters, for cuda)")
+    g.add_argument("--clues", nargs=2, type=int, default=[30, 40], metavar=("MIN", "MAX"),
+                   help="clue count range of training and evaluation puzzles (default 30 40)")
+    g.add_argument("--test-puzzles", type=int, default=1000,
+                   help="unique-solution test puzzles (default 1000)")
+    g.add_argument("--val-puzzles", type=int, default=200,
+                   help="validation puzzles, monitored during training (default 200)")
+    g.add_argument("--train-pool", type=int, default=4000,
+                   help="random complete grids that training transforms by symmetries (default 4000)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the puzzle splits (default 0)")
+    g.add_argument("--data-cache", default="data_cache",
+                   help="where generated splits are cached (default data_cache/)")
 
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0)
@@ -113,10 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args, parser):
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
-    if any(n < 1 for n in args.nfe):
+    if args.nfe is not None and any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
-    for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden"):
-        if getattr(args, name) < 1:
+    for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden",
+                 "layers", "test_puzzles", "val_puzzles", "train_pool"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:
         parser.error("--save-every must be >= 0")
@@ -126,11 +151,34 @@ def check_args(args, parser):
         parser.error("--iw-samples must be >= 0")
     if not 0.0 <= args.p <= 1.0:
         parser.error(f"--p must lie in [0, 1], got {args.p}")
+    if not 17 <= args.clues[0] <= args.clues[1] <= 80:
+        parser.error(f"--clues needs 17 <= MIN <= MAX <= 80, got {args.clues[0]} {args.clues[1]}")
+    if args.task != "sudoku" and args.order is not None and len(args.order) > 1:
+        parser.error("several --order values are only supported with --task sudoku")
+    if args.task == "sudoku" and args.fill is not None and len(args.fill) > 1:
+        parser.error("--task sudoku takes one --fill value")
+    defaults = SUDOKU_DEFAULTS if args.task == "sudoku" else SYNTHETIC_DEFAULTS
+    net = SUDOKU_CONFIGS[args.sudoku_config] if args.task == "sudoku" else {}
+    for name, value in {**defaults, **net}.items():
+        if name != "heads" and getattr(args, name) is None:  # heads has no flag
+            setattr(args, name, value)
+
+
+SYNTHETIC_DEFAULTS = {"arch": "mlp", "hidden": 128, "layers": 2, "nfe": [1, 2], "order": ["random"],
+                      "fill": ["sample", "argmax"]}
+SUDOKU_DEFAULTS = {"nfe": [5, 10, 20, 50], "order": list(ORDERS), "fill": ["sample"]}
+# Denoiser sizes for Sudoku. "full" has about 6M denoiser parameters (12 * hidden^2 per layer), the
+# scale of the published anchors; "cpu" trains in minutes on one thread.
+SUDOKU_CONFIGS = {
+    "cpu": {"arch": "transformer", "hidden": 64, "layers": 3, "heads": 4},
+    "full": {"arch": "transformer", "hidden": 288, "layers": 6, "heads": 8},
+}
 
 
 def program_config(args, model: str, task) -> ProgramConfig:
+    heads = SUDOKU_CONFIGS[args.sudoku_config]["heads"] if args.task == "sudoku" else 4
     net = NetConfig(vocab_size=task.vocab_size, seq_len=task.seq_len, arch=args.arch,
-                    hidden=args.hidden, layers=args.layers)
+                    hidden=args.hidden, layers=args.layers, heads=heads)
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
                          latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
 
@@ -154,7 +202,7 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # nfe clamping is reported in the record instead
                 x = all_masked(args.num_samples, task.seq_len, program.mask_id, device)
-                samples = generate(program, x, nfe=nfe, order=args.order, fill=fill,
+                samples = generate(program, x, nfe=nfe, order=args.order[0], fill=fill,
                                    z_strategy=args.z_strategy, generator=generator)
             record = {"nfe": nfe, "nfe_used": min(nfe, task.seq_len), "fill": fill,
                       "accuracy": metrics.accuracy(task, samples),
@@ -233,7 +281,7 @@ def run_synthetic(args, device):
                 "steps": args.steps, **final,
                 "factorisation_limit": limit,
                 "data_entropy_bits": float(-(task.probs * task.probs.log2()).sum()) / task.seq_len,
-                "order": args.order, "z_strategy": args.z_strategy,
+                "order": args.order[0], "z_strategy": args.z_strategy,
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
                 "train_config": train_config(args).to_dict()})
@@ -248,7 +296,81 @@ def run_synthetic(args, device):
     return runs, columns, notes
 
 
-RUNNERS = {"synthetic": run_synthetic}
+def sudoku_task(args, progress=True) -> sudoku.SudokuTask:
+    cfg = sudoku.SudokuConfig(clue_min=args.clues[0], clue_max=args.clues[1],
+                              num_val=args.val_puzzles, num_test=args.test_puzzles,
+                              train_pool=args.train_pool, seed=args.data_seed)
+    return sudoku.SudokuTask(cfg, cache_dir=args.data_cache, progress=progress)
+
+
+def run_sudoku(args, device):
+    """Train each ``--model`` on Sudoku (clues kept, blanks masked); report the solve rate and cell
+    accuracy on the test split for every ``--order`` and ``--nfe``."""
+    task = sudoku_task(args, progress=not args.quiet)
+    val_puzzles, val_solutions = task.val
+
+    def val_sample(batch_size, generator):  # validation puzzles: blanks maskable, clues not
+        idx = torch.randint(len(val_puzzles), (batch_size,), generator=generator,
+                            device=generator.device).cpu()
+        return val_solutions[idx].to(device), (val_puzzles[idx] == sudoku.MASK_ID).to(device)
+
+    runs = []
+    for model in args.model:
+        generator = torch.Generator(device=device).manual_seed(args.seed + 1)
+        # Training grids are drawn on the CPU with their own seeded stream, then moved.
+        data_generator = torch.Generator().manual_seed(args.seed)
+
+        def on_device(batch_size, _generator):
+            x0, maskable = task.sample(batch_size, generator=data_generator)
+            return x0.to(device), maskable.to(device)
+
+        def monitor(prog):
+            filled = sudoku.fill_puzzles(prog, val_puzzles, nfe=10, order="top-prob-margin",
+                                         fill=args.fill[0], z_strategy=args.z_strategy,
+                                         generator=generator)
+            bounds = metrics.evaluate_bounds(prog, val_sample, num_batches=1,
+                                             batch_size=args.val_puzzles, generator=generator)
+            return {**bounds, "val_solve_rate_nfe10_margin": sudoku.score(val_puzzles, filled)[
+                "solve_rate"]}
+
+        program, history, train_seconds = obtain_program(args, model, _OnDevice(task, on_device),
+                                                         device, monitor)
+        trained = (read_checkpoint(checkpoint_path(args.checkpoint, model, args.model))[
+            "train_config"] if args.checkpoint else train_config(args).to_dict())
+        final = metrics.evaluate_bounds(program, val_sample, num_batches=5,
+                                        batch_size=args.val_puzzles, generator=generator)
+        test_puzzles, test_solutions = task.test
+        settings = [(order, nfe) for order in args.order for nfe in args.nfe]
+        for order, nfe in tqdm(settings, desc=f"evaluate {model}", disable=args.quiet, leave=False):
+            filled = sudoku.fill_puzzles(program, test_puzzles, nfe=nfe, order=order,
+                                         fill=args.fill[0], z_strategy=args.z_strategy,
+                                         generator=generator)
+            runs.append({
+                "model": model, "prior": program.cfg.prior if program.has_latent else None,
+                "order": order, "nfe": nfe, **sudoku.score(test_puzzles, filled, test_solutions),
+                "steps": trained["steps"], "clue_range": list(args.clues),
+                "val_nelbo_nats": final["nelbo_nats"], "val_nelbo_bits": final["nelbo_bits"],
+                "fill": args.fill[0], "z_strategy": args.z_strategy if program.has_latent else None,
+                "parameters": program.num_parameters(), "train_seconds": train_seconds,
+                "history": history, "config": program.cfg.to_dict(), "train_config": trained})
+    columns = ["model", "prior", "order", "nfe", "solve_rate", "cell_accuracy"]
+    notes = [f"test split: {args.test_puzzles} unique-solution puzzles with {args.clues[0]}-"
+             f"{args.clues[1]} clues (data seed {args.data_seed}); solve rate = valid grid that "
+             f"keeps every clue, checked by the rules",
+             "training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
+                                                      for r in runs if r["train_seconds"]}))]
+    return runs, columns, notes
+
+
+class _OnDevice:
+    """A task whose ``sample`` returns tensors on the training device."""
+
+    def __init__(self, task, sample):
+        self.task, self.sample = task, sample
+        self.vocab_size, self.seq_len, self.name = task.vocab_size, task.seq_len, task.name
+
+
+RUNNERS = {"synthetic": run_synthetic, "sudoku": run_sudoku}
 
 
 def _progress_line(model, record) -> str:

@@ -1,0 +1,238 @@
+"""Sudoku: solver, generator, puzzle files, splits, model solving and the CLIs."""
+import itertools
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import tiny_program
+from vmd_pyro.checkpoint import save_checkpoint
+from vmd_pyro.datasets import sudoku
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A valid grid written out by hand (the classic shifted-rows pattern), independent of the solver.
+BASE = [int(ch) for ch in
+        "123456789456789123789123456234567891567891234891234567345678912678912345912345678"]
+
+
+def brute_force_count(puzzle):
+    """Solutions of ``puzzle`` by trying every digit in every blank (few blanks only), each candidate
+    checked by the row/column/box rules alone."""
+    blanks = [i for i, d in enumerate(puzzle) if d == 0]
+    fills = torch.tensor(list(itertools.product(range(1, 10), repeat=len(blanks))))
+    grids = torch.tensor(puzzle).repeat(len(fills), 1)
+    grids[:, blanks] = fills
+    return int(sudoku.valid_solutions(grids).sum())
+
+
+def test_rule_checks_agree_on_valid_and_broken_grids():
+    assert sudoku.is_valid_solution(BASE)
+    broken = list(BASE)
+    broken[0], broken[1] = broken[1], broken[0]  # rows still fine, columns and boxes not
+    assert not sudoku.is_valid_solution(broken)
+    rng = random.Random(1)
+    grids = [list(BASE)] + [[rng.randint(1, 9) for _ in range(81)] for _ in range(20)]
+    for k in range(10):  # swaps of two cells: valid only if the digits are equal
+        g = list(BASE)
+        i, j = rng.sample(range(81), 2)
+        g[i], g[j] = g[j], g[i]
+        grids.append(g)
+    vectorised = sudoku.valid_solutions(torch.tensor(grids)).tolist()
+    assert vectorised == [sudoku.is_valid_solution(g) for g in grids]
+    assert vectorised[0] and not any(vectorised[1:21])
+
+
+def test_solver_matches_brute_force_on_small_cases():
+    rng = random.Random(0)
+    for _ in range(3):
+        puzzle = list(BASE)
+        for i in rng.sample(range(81), 4):
+            puzzle[i] = 0
+        assert sudoku.count_solutions(puzzle, cap=10) == brute_force_count(puzzle) == 1
+        assert sudoku.solve(puzzle) == BASE
+    # A "deadly rectangle": two rows of one band and two columns in different stacks holding
+    # a b / b a. Blanking it leaves exactly two solutions (the brute force confirms it).
+    rng = random.Random(0)
+    while True:
+        grid = sudoku.random_grid(rng)
+        corners = [(9 * r1 + c1, 9 * r1 + c2, 9 * r2 + c1, 9 * r2 + c2)
+                   for r1, r2 in itertools.combinations(range(9), 2) if r1 // 3 == r2 // 3
+                   for c1, c2 in itertools.combinations(range(9), 2) if c1 // 3 != c2 // 3]
+        corners = [c for c in corners if grid[c[0]] == grid[c[3]] and grid[c[1]] == grid[c[2]]]
+        if corners:
+            break
+    puzzle = list(grid)
+    for i in corners[0]:
+        puzzle[i] = 0
+    assert brute_force_count(puzzle) == 2
+    assert sudoku.count_solutions(puzzle, cap=2) == 2
+    assert sudoku.count_solutions(puzzle, cap=1) == 1
+    # Contradicting clues and an unfillable blank: no solution.
+    clash = [0] * 81
+    clash[0] = clash[8] = 5
+    assert sudoku.count_solutions(clash) == 0 and sudoku.solve(clash) is None
+    stuck = list(BASE)
+    stuck[0] = 0
+    stuck[1] = 0
+    stuck[2] = BASE[1]  # the digit of cell 1 moved to cell 2: cells 0..1 cannot both be filled
+    assert sudoku.count_solutions(stuck) == brute_force_count(stuck) == 0
+
+
+def test_solver_fills_empty_and_sparse_grids_validly():
+    assert sudoku.is_valid_solution(sudoku.solve([0] * 81))
+    grid = sudoku.random_grid(random.Random(3))
+    assert sudoku.is_valid_solution(grid)
+    assert sudoku.count_solutions([0] * 81, cap=2) == 2
+
+
+def test_generator_gives_unique_puzzles_in_clue_range():
+    puzzles, solutions = sudoku.generate_puzzles(6, (30, 34), seed=5)
+    assert len({sudoku.grid_string(s) for s in solutions}) == 6
+    for puzzle, solution in zip(puzzles, solutions):
+        assert 30 <= sum(d > 0 for d in puzzle) <= 34
+        assert sudoku.is_valid_solution(solution)
+        assert all(p in (0, s) for p, s in zip(puzzle, solution))
+        assert sudoku.count_solutions(puzzle, cap=2) == 1
+    assert sudoku.generate_puzzles(6, (30, 34), seed=5) == (puzzles, solutions)  # seeded
+    with pytest.raises(ValueError, match="clue range"):
+        sudoku.generate_puzzles(1, (10, 20), seed=0)
+
+
+def test_symmetries_keep_grids_valid_and_vary_them():
+    grids = torch.tensor([BASE] * 64)
+    out = sudoku.random_symmetry(grids, torch.Generator().manual_seed(0))
+    assert all(sudoku.is_valid_solution(g) for g in out.tolist())
+    assert len({tuple(g) for g in out.tolist()}) == 64
+
+
+GOOD = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+GOOD_SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+
+
+def test_reader_accepts_good_files_and_refuses_bad_lines_with_line_number(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text(f"# a comment\n{GOOD}\n\n{GOOD.replace('.', '0')};{GOOD_SOLUTION}\n")
+    puzzles, solutions = sudoku.read_puzzles(path)
+    assert len(puzzles) == 2 and puzzles[0] == puzzles[1] and solutions is None
+    assert puzzles[0][:3] == [5, 3, 0]
+    path.write_text(f"{GOOD},{GOOD_SOLUTION}\n{GOOD} {GOOD_SOLUTION}\n")
+    assert sudoku.read_puzzles(path)[1][0] == [int(c) for c in GOOD_SOLUTION]
+
+    clash = "55" + GOOD[2:]
+    wrong_solution = GOOD_SOLUTION[:-2] + GOOD_SOLUTION[-1] + GOOD_SOLUTION[-2]
+    blank_first = GOOD.replace("5", ".", 1) + "," + GOOD_SOLUTION  # fine: a blank agrees
+    bad = {GOOD[:-1]: "80 characters", GOOD[:-1] + "x": "'x'", clash: "contradict",
+           f"{GOOD},{wrong_solution}": "not a valid", f"{GOOD},{GOOD_SOLUTION},1": "3 fields",
+           f"{GOOD},{sudoku.grid_string(BASE)}": "does not agree"}
+    for line, message in bad.items():
+        path.write_text(f"{GOOD}\n{blank_first}\n{line}\n")
+        with pytest.raises(ValueError, match=f"line 3: .*{message}"):
+            sudoku.read_puzzles(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        sudoku.read_puzzles(tmp_path / "missing.txt")
+
+
+def small_task(tmp_path, **kw):
+    cfg = sudoku.SudokuConfig(clue_min=30, clue_max=40, num_val=4, num_test=6, train_pool=8, **kw)
+    return sudoku.SudokuTask(cfg, cache_dir=tmp_path)
+
+
+def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monkeypatch):
+    task = small_task(tmp_path)
+    val = {sudoku.grid_string(g) for g in sudoku.to_digits(task.val[1]).tolist()}
+    test = {sudoku.grid_string(g) for g in sudoku.to_digits(task.test[1]).tolist()}
+    pool = {sudoku.grid_string(g) for g in task.pool.tolist()}
+    assert len(val) == 4 and len(test) == 6 and not val & test and not pool & (val | test)
+    assert small_task(tmp_path).test[0].equal(task.test[0])  # reloaded from the cache
+    assert len(list(tmp_path.glob("sudoku-*.json"))) == 1
+
+    x0, maskable = task.sample(32, torch.Generator().manual_seed(0))
+    assert x0.shape == (32, 81) and sudoku.valid_solutions(x0 + 1).all()
+    assert ((81 - maskable.sum(-1)) >= 30).all() and ((81 - maskable.sum(-1)) <= 40).all()
+    # With symmetries switched off and held-out grids planted in the pool, the filter must still
+    # return only the one legitimate grid.
+    monkeypatch.setattr(sudoku, "random_symmetry", lambda grids, generator=None: grids)
+    task.pool = torch.cat([sudoku.to_digits(task.test[1]), task.pool[:1]])
+    x0, _ = task.sample(16, torch.Generator().manual_seed(0))
+    assert (x0 + 1 == task.pool[-1]).all()
+
+
+def test_model_solving_never_changes_a_clue(tmp_path):
+    program = tiny_program(model="vmd", vocab=9, seq_len=81, arch="transformer")
+    puzzles, solutions = sudoku.generate_puzzles(3, (30, 40), seed=2)
+    tokens = sudoku.to_tokens(puzzles)
+    for order in ("random", "top-prob", "top-prob-margin"):
+        filled = sudoku.fill_puzzles(program, tokens, nfe=5, order=order,
+                                     generator=torch.Generator().manual_seed(0))
+        clues = tokens != sudoku.MASK_ID
+        assert filled[clues].equal(tokens[clues]) and (filled != sudoku.MASK_ID).all()
+    # The reference solution scores 1, a broken one 0.
+    solution_tokens = sudoku.to_tokens(solutions)
+    assert sudoku.score(tokens, solution_tokens, solution_tokens) == {
+        "solve_rate": 1.0, "num_puzzles": 3, "cell_accuracy": 1.0}
+    broken = solution_tokens.clone()
+    broken[:, tokens[0] == sudoku.MASK_ID] = (broken[:, tokens[0] == sudoku.MASK_ID] + 1) % 9
+    assert sudoku.score(tokens[:1], broken[:1])["solve_rate"] == 0.0
+    wrong_clue = solution_tokens.clone()  # a valid grid that differs from a clue does not count
+    wrong_clue[0] = sudoku.to_tokens(sudoku.random_symmetry(torch.tensor([solutions[0]])))[0]
+    assert sudoku.valid_solutions(sudoku.to_digits(wrong_clue)).all()
+    assert sudoku.score(tokens[:1], wrong_clue[:1])["solve_rate"] == 0.0
+
+    # The solve CLI: one 81-digit line per puzzle, clues kept, solve rate reported.
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, program)
+    sudoku.write_puzzles(tmp_path / "p.txt", puzzles, solutions)
+    out = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint", str(ckpt),
+                          "--puzzles", str(tmp_path / "p.txt"), "--nfe", "3", "--order", "top-prob",
+                          "--out", str(tmp_path / "s.txt")], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert "solve rate" in out and "cell accuracy" in out
+    lines = (tmp_path / "s.txt").read_text().split()
+    assert len(lines) == 3 and all(len(line) == 81 for line in lines)
+    for line, puzzle in zip(lines, puzzles):
+        assert all(p in (0, int(c)) for p, c in zip(puzzle, line)) and "0" not in line
+    bad = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint",
+                          str(ckpt), "--puzzles", str(tmp_path / "missing.txt")], cwd=REPO,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_full_config_builds_and_takes_a_training_step():
+    sys.path.insert(0, str(REPO / "experiments"))
+    from run import SUDOKU_CONFIGS
+    from vmd_pyro.masking import corrupt
+    from vmd_pyro.networks import NetConfig
+    from vmd_pyro.program import ProgramConfig, build_program
+
+    net = NetConfig(vocab_size=9, seq_len=81, **SUDOKU_CONFIGS["full"])
+    program = build_program(ProgramConfig(net=net, model="mdm"))
+    assert 5.5e6 < program.num_parameters() < 6.5e6
+    x0 = torch.tensor([BASE, BASE]) - 1
+    batch = corrupt(x0, program.mask_id, generator=torch.Generator().manual_seed(0))
+    loss = program.make_elbo().differentiable_loss(program.model, program.guide, batch, 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and program.denoiser.out.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.slow  # two subprocesses, each training two tiny models
+def test_run_cli_trains_and_reports_sudoku(tmp_path):
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "experiments/run.py", "--task", "sudoku", "--model", "mdm", "vmd",
+           "--steps", "2", "--batch-size", "4", "--hidden", "16", "--layers", "1",
+           "--test-puzzles", "3", "--val-puzzles", "2", "--train-pool", "4", "--nfe", "2",
+           "--order", "top-prob-margin", "--data-cache", str(tmp_path), "--quiet",
+           "--threads", "1", "--out", str(out), "--save", str(tmp_path / "m.pt")]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
+    import json
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["model"], r["nfe"], r["order"]) for r in runs] == [
+        ("mdm", 2, "top-prob-margin"), ("vmd", 2, "top-prob-margin")]
+    assert all(0 <= r["solve_rate"] <= 1 and 0 <= r["cell_accuracy"] <= 1 for r in runs)
+    assert (tmp_path / "m-mdm.pt").is_file() and (tmp_path / "m-vmd.pt").is_file()
+    bad = subprocess.run(cmd[:4] + ["--clues", "40", "30"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "--clues" in bad.stderr
