@@ -17,7 +17,6 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from vmd_pyro.masking import corrupt
 
 
 @dataclass
@@ -79,8 +78,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None) -> li
         program.train()
         beta = kl_weight(step, cfg.anneal_steps)
         x0, maskable = sample_fn(cfg.batch_size, generator)
-        batch = corrupt(x0, program.mask_id, maskable=maskable, antithetic=cfg.antithetic,
-                        generator=generator)
+        batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
         if cfg.engine == "fused":
             optimizer.zero_grad(set_to_none=True)
             loss = elbo.differentiable_loss(program.model, program.guide, batch, beta)
