@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
+    g.add_argument("--time-budget", type=float, default=0.0,
+                   help="stop training after this many seconds (equal-time comparisons; 0 = off)")
     g.add_argument("--no-validate", action="store_true",
                    help="turn Pyro's validation off (faster; tests keep it on)")
 
@@ -162,7 +164,7 @@ def train_config(args) -> TrainConfig:
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=not args.no_validate,
-                       progress=not args.quiet)
+                       progress=not args.quiet, time_budget=args.time_budget)
 
 
 def evaluate_synthetic(program, task, args, generator) -> list[dict]:
@@ -315,6 +317,7 @@ def run_text(args, device):
                 "model": model, "prior": args.prior if program.has_latent else None,
                 "corpus": args.corpus, "block_size": args.block_size or task.seq_len,
                 "seq_len": task.seq_len, "nfe": nfe, "nfe_used": nfe_used(program, nfe),
+                "steps_done": history[-1]["step"] if history else None,
                 "nfe_per_block": (nfe_per_block(max(nfe, net.num_blocks), net.num_blocks)[0]
                                   if program.block_size else nfe),
                 **bits, **final, "sample_char_entropy_bits": text.char_entropy_bits(samples),

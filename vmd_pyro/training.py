@@ -34,6 +34,7 @@ class TrainConfig:
     validate: bool = True          # Pyro's distribution/shape validation (slower; off for long runs)
     antithetic: bool = True        # stratified diffusion times across the batch
     progress: bool = True
+    time_budget: float = 0.0       # seconds; stop early once training has run this long (0 = off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +96,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None) -> li
         per_seq = loss / len(batch)
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}")
-        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+        out_of_time = bool(cfg.time_budget) and time.perf_counter() - start >= cfg.time_budget
+        if step == cfg.steps or out_of_time or (cfg.eval_every and step % cfg.eval_every == 0):
             record = {"step": step, "train_loss": running, "beta": beta,
                       "elapsed": time.perf_counter() - start}
             if eval_fn is not None:
@@ -104,5 +106,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None) -> li
             history.append(record)
             if log is not None:
                 log(record)
+        if out_of_time:  # equal-time comparisons: the history's last record says how far it got
+            break
     program.eval()
     return history

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import os
 import re
 import sys
 import sysconfig
@@ -151,7 +152,7 @@ def offline_corpus(cache_dir: str | Path | None = None) -> str:
         return path.read_text(encoding="ascii")
     corpus = build_offline_corpus()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
     tmp.write_text(corpus, encoding="ascii")
     tmp.replace(path)
     return corpus
