@@ -52,7 +52,7 @@ def encode(text: str | bytes) -> torch.Tensor:
     of the first offender, so an un-normalised file fails loudly instead of training on garbage."""
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     raw = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
-    ids = _LOOKUP[raw.long()]
+    ids = _LOOKUP[raw.int()]
     bad = (ids < 0).nonzero()
     if len(bad):
         pos = int(bad[0])
@@ -61,8 +61,15 @@ def encode(text: str | bytes) -> torch.Tensor:
     return ids.to(torch.uint8)
 
 
+_CHARS = torch.tensor(list((ALPHABET + "_").encode("ascii")), dtype=torch.uint8)
+
+
 def decode(ids) -> str:
-    return "".join(ALPHABET[int(i)] if 0 <= int(i) < VOCAB else "_" for i in ids)
+    """Ids -> characters (vectorised: text8 has 10^8 of them); ids outside ``0..26`` (the mask)
+    print as ``_``."""
+    ids = torch.as_tensor(ids).long().cpu().flatten()
+    ids = torch.where((ids >= 0) & (ids < VOCAB), ids, torch.full_like(ids, VOCAB))
+    return bytes(_CHARS[ids].numpy()).decode("ascii")
 
 
 def read_text8(path: str | Path, expected_bytes: int = TEXT8_BYTES) -> bytes:
