@@ -1,10 +1,12 @@
 """Block diffusion with one latent per block (block VMD), and block diffusion without a latent."""
+import torch
 import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
 
 def check_block_prior(prior):
+    """Refuse priors ``p(z | xt)`` of the whole sequence: block ``b`` may not see later blocks."""
     if prior.depends_on_xt and not hasattr(prior, "block_distribution"):
         raise ValueError(f"prior {prior.name!r} conditions on the whole xt and has no block form; "
                          "in block models use 'block-conditional' or an independent prior")
@@ -20,8 +22,9 @@ def block_prior(prior, x0, num_blocks):
     if hasattr(prior, "block_distribution"):
         return prior.block_distribution(x0)
     check_block_prior(prior)
-    first = x0[:1]
-    return prior.distribution(first, first < 0).expand((x0.shape[0], num_blocks))
+    first = x0[:1]  # such a prior reads only the batch size from its arguments
+    return prior.distribution(first, torch.zeros_like(first, dtype=torch.bool)).expand(
+        (x0.shape[0], num_blocks))
 
 
 def _tokens(batch, logits, num_blocks):
