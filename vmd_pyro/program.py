@@ -43,7 +43,7 @@ class DiffusionProgram(nn.Module):
         from guides import empty_guide, latent_guide, make_guide
         from guides.block import block_latent_guide
         from models import LatentConfig, get_prior_class, mdm_model, vmd_model
-        from models.block_vmd import block_mdm_model, block_vmd_model
+        from models.block_vmd import block_mdm_model, block_vmd_model, check_block_prior
 
         if cfg.model not in ("vmd", "mdm"):
             raise ValueError(f"unknown model {cfg.model!r}; choose 'vmd' or 'mdm'")
@@ -63,7 +63,6 @@ class DiffusionProgram(nn.Module):
             latent = LatentConfig(cfg.latent_dim, cfg.components)
             self.prior = get_prior_class(cfg.prior)(latent, cfg.net)
             if self.block_size:
-                from models.block_vmd import check_block_prior
                 check_block_prior(self.prior)
             self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior, cfg.net)
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
