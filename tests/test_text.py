@@ -92,3 +92,30 @@ def test_sample_statistics():
     samples = text.encode("xx the cat sat zzq end").unsqueeze(0)
     # inner words: the cat sat zzq -> 3 of 4 known
     assert text.word_validity(samples, {"the", "cat", "sat"}) == pytest.approx(0.75)
+
+
+def test_text_cli_end_to_end(tmp_path, capsys):
+    """``run.py --task text`` on a small slice of the offline corpus: the JSON conventions hold."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "run_cli", Path(__file__).resolve().parent.parent / "experiments" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    out = tmp_path / "r.json"
+    code = run.main(["--task", "text", "--corpus-chars", "20000", "--seq-len", "16",
+                     "--arch", "transformer", "--hidden", "16", "--layers", "1", "--block-size", "4",
+                     "--model", "mdm", "vmd", "--steps", "3", "--batch-size", "4", "--eval-batches",
+                     "1", "--iw-samples", "2", "--num-samples", "3", "--quiet", "--threads", "1",
+                     "--out", str(out)])
+    assert code == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert {(r["model"], r["nfe"]) for r in runs} == {(m, n) for m in ("mdm", "vmd") for n in (16, 4)}
+    for r in runs:
+        assert r["ppl_bound"] == pytest.approx(2 ** r["bits_per_char"])
+        assert r["nfe_per_block"] == r["nfe"] // 4 and len(r["samples"][0]) == 16
+        assert set("".join(r["samples"])) <= set(text.ALPHABET)
+    assert "not a like-for-like" in capsys.readouterr().out
+    assert run.main(["--task", "text", "--corpus", "text8", "--quiet"]) == 2   # no --data-path

@@ -149,14 +149,17 @@ def build_offline_corpus(max_chars: int | None = None) -> str:
     return corpus[:max_chars] if max_chars else corpus
 
 
-def offline_corpus(cache_dir: str | Path | None = None) -> str:
+def offline_corpus(cache_dir: str | Path | None = None, max_chars: int | None = None) -> str:
     """:func:`build_offline_corpus`, cached in ``cache_dir`` (default ``~/.cache/vmd-pyro``) under
-    a name that carries the Python version (the corpus depends on it)."""
+    a name that carries the Python version (the corpus depends on it). With ``max_chars`` and no
+    cache, only that much is built (quick, not cached)."""
     cache = Path(cache_dir or Path.home() / ".cache" / "vmd-pyro")
     version = ".".join(map(str, sys.version_info[:3]))
     path = cache / f"stdlib-docs-{version}.txt"
     if path.is_file():
-        return path.read_text(encoding="ascii")
+        return path.read_text(encoding="ascii")[:max_chars]
+    if max_chars:
+        return build_offline_corpus(max_chars)
     corpus = build_offline_corpus()
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
@@ -215,9 +218,7 @@ def make_text(source: str = "offline", *, data_path: str | None = None, seq_len:
         train, valid = ids[:TEXT8_SPLIT[0]], ids[TEXT8_SPLIT[0]:TEXT8_SPLIT[1]]
         info = {"source": "text8", "path": str(data_path)}
     elif source == "offline":
-        text = offline_corpus(cache_dir)
-        if max_chars:
-            text = text[:max_chars]
+        text = offline_corpus(cache_dir, max_chars)
         ids = encode(text)
         cut = int(0.9 * len(ids))
         train, valid = ids[:cut], ids[cut:]
