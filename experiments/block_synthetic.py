@@ -87,7 +87,7 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     start = time.perf_counter()
     if not args.aggregate_only:
-        jobs = [(d, s) for d in DATASETS for s in args.seeds]
+        jobs = [(d, s) for s in args.seeds for d in DATASETS]
         outs = [out_dir / "runs" / f"{d}-seed{s}.json" for d, s in jobs]
         codes = run_commands([command(d, s, args, o) for (d, s), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)

@@ -37,7 +37,7 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--block-sizes", nargs="+", type=int, default=[4, 8])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--time-budget", type=float, default=240, help="training seconds per run")
+    p.add_argument("--time-budget", type=float, default=150, help="training seconds per run")
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")

@@ -87,13 +87,33 @@ def test_one_block_corruption_is_the_plain_corruption():
     assert torch.allclose(plain.weight, blocked.weight[:, 0]) and blocked.weight.shape == (16, 1)
 
 
-def test_block_times_are_per_block_and_stratified():
+def test_every_block_sees_all_diffusion_times():
+    """Each block's times are stratified over the batch on their own: one t in each of the 8
+    strata of (0, 1] for every block, so no block is trained (or evaluated) on part of the time
+    range only."""
     batch = corrupt_blocks(random_tokens(8, 5), VOCAB, BLOCK,
                            generator=torch.Generator().manual_seed(6))
-    t = batch.t.flatten().sort().values
     assert batch.t.shape == (8, SEQ_LEN // BLOCK)
-    gaps = t[1:] - t[:-1]  # one t in each of the 32 strata of (0, 1]
-    assert torch.allclose(gaps, torch.full_like(gaps, 1 / 32), atol=1e-5)
+    for b in range(SEQ_LEN // BLOCK):
+        t = batch.t[:, b].sort().values
+        assert torch.equal((t * 8).floor(), torch.arange(8.0))
+
+
+def test_block_nelbo_of_uniform_predictions_is_l_log_v():
+    """Exact expectation for a denoiser that predicts uniformly: every masked token costs log V and
+    E_t[w(t) * #masked] = L' per block, so the NELBO is L log V per sequence whatever the blocks."""
+    import math
+    from vmd_pyro.metrics import evaluate_bounds
+
+    program = block_program(model="mdm")
+    with torch.no_grad():
+        program.denoiser.out.weight.zero_()
+        program.denoiser.out.bias.zero_()
+    data = lambda n, g: (torch.randint(0, VOCAB, (n, SEQ_LEN), generator=g),  # noqa: E731
+                         torch.ones(n, SEQ_LEN, dtype=torch.bool))
+    est = evaluate_bounds(program, data, num_batches=4, batch_size=1024,
+                          generator=torch.Generator().manual_seed(0))
+    assert est["nelbo_nats"] == pytest.approx(SEQ_LEN * math.log(VOCAB), rel=0.03)
 
 
 @pytest.mark.parametrize("model,prior", [("mdm", "gaussian"), ("vmd", "gaussian"),

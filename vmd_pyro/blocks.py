@@ -112,12 +112,14 @@ def corrupt_blocks(x0: torch.Tensor, mask_id: int, block_size: int, *,
                    schedule: LogLinearSchedule = LogLinearSchedule(), antithetic: bool = True,
                    generator=None) -> DiffusionBatch:
     """The forward process with one time ``t_b`` per block: ``t`` and ``weight`` have shape
-    ``(B, num_blocks)``. The times are stratified over all ``B * num_blocks`` blocks of the batch; with
-    one block this draws exactly what :func:`vmd_pyro.masking.corrupt` draws."""
+    ``(B, num_blocks)``. Each block position is stratified over the batch on its own, so every block
+    sees the whole of ``(0, 1]`` (stratifying all ``B * num_blocks`` times at once and handing the
+    low strata to early blocks would bias the bound). With one block this draws exactly what
+    :func:`vmd_pyro.masking.corrupt` draws."""
     batch_size, seq_len = x0.shape
     num_blocks = seq_len // block_size
-    t = sample_times(batch_size * num_blocks, antithetic=antithetic, generator=generator,
-                     device=x0.device).reshape(num_blocks, batch_size).T
+    t = torch.stack([sample_times(batch_size, antithetic=antithetic, generator=generator,
+                                  device=x0.device) for _ in range(num_blocks)], -1)
     p = schedule.mask_prob(t).repeat_interleave(block_size, -1)
     masked = torch.rand(x0.shape, generator=generator, device=x0.device) < p
     if maskable is not None:
