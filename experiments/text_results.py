@@ -28,7 +28,7 @@ from vmd_pyro.experiment import provenance, run_commands, write_json  # noqa: E4
 MODELS = {"bd": ["--model", "mdm"], "vmd-gaussian": ["--model", "vmd", "--prior", "gaussian"],
           "vmd-block-conditional": ["--model", "vmd", "--prior", "block-conditional"]}
 LABELS = {"bd": "block diffusion (no latent)", "vmd-gaussian": "block VMD, N(0, I) prior",
-          "vmd-block-conditional": "block VMD, p(z_b | x^{<b}) prior"}
+          "vmd-block-conditional": "block VMD, block-conditional prior"}
 PUBLISHED = {4: "text8, seq 256: BD 2.873, VMD 2.858", 8: "text8, seq 256: BD 3.126, VMD 3.125"}
 
 
