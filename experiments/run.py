@@ -8,6 +8,12 @@ With no arguments it runs a small default comparison (MDM against VMD with a Gau
     python experiments/run.py --prior mog
     python experiments/run.py --dataset pair-p --p 0.7 --model vmd --nfe 1 --out results/x.json
     python experiments/run.py --task sudoku --steps 4000 --save results/sudoku/model.pt
+    python experiments/run.py --dataset quad-d1 --arch transformer --block-size 2 --nfe 2 4
+    python experiments/run.py --task text --arch transformer --block-size 4 --model mdm vmd
+
+Block diffusion (``--block-size L'``): autoregressive over blocks, masked diffusion inside a block,
+one latent per block; ``--nfe`` counts network calls for the whole sequence, split evenly over the
+blocks (at least one per block).
 """
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
 from vmd_pyro import distributed, metrics  # noqa: E402
+from vmd_pyro.blocks import calls_used, nfe_per_block  # noqa: E402
 from vmd_pyro.checkpoint import load_program, read_checkpoint, save_checkpoint  # noqa: E402
-from vmd_pyro.datasets import sudoku, synthetic  # noqa: E402
+from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
@@ -47,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--p", type=float, default=0.5,
                    help="dependency strength of pair-p: P(x2 = x1 + 1) beyond chance (default 0.5)")
 
+    g = p.add_argument_group("text (--task text)")
+    g.add_argument("--corpus", default="offline", choices=text.SOURCES,
+                   help="offline: built from the Python standard library's docstrings and comments; "
+                        f"text8: the real file (--data-path; from {text.TEXT8_URL})")
+    g.add_argument("--data-path", default=None, help="path to text8 or text8.zip")
+    g.add_argument("--seq-len", type=int, default=256, help="characters per sequence (default 256)")
+    g.add_argument("--corpus-chars", type=int, default=None,
+                   help="use only the first N characters of the offline corpus")
+    g.add_argument("--eval-batches", type=int, default=20,
+                   help="validation batches for bits per character (default 20)")
+    g.add_argument("--show-samples", type=int, default=3, help="samples printed per NFE (text)")
+
     g = p.add_argument_group("model")
     g.add_argument("--model", nargs="+", default=["mdm", "vmd"], choices=["mdm", "vmd"],
                    help="one or more models to train and compare (default: mdm vmd)")
@@ -59,11 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--components", type=int, default=10,
                    help="K: mixture components (mog) or values of z (discrete) (default 10)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
-                   help="denoiser network (default: mlp; sudoku: from --sudoku-config)")
+                   help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
-                   help="hidden width (default 128; sudoku: from --sudoku-config)")
+                   help="hidden width (default 128, text 256; sudoku: from --sudoku-config)")
     g.add_argument("--layers", type=int, default=None,
                    help="hidden layers (default 2; sudoku: from --sudoku-config)")
+    g.add_argument("--heads", type=int, default=None,
+                   help="attention heads (default 4; sudoku: from --sudoku-config)")
+    g.add_argument("--block-size", type=int, default=0,
+                   help="block diffusion with blocks of this many tokens (needs --arch transformer;"
+                        " default 0 = no blocks; the sequence length = one block)")
 
     g = p.add_argument_group("training")
     g.add_argument("--steps", type=int, default=4000, help="optimisation steps (default 4000)")
@@ -75,13 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
+    g.add_argument("--time-budget", type=float, default=0.0,
+                   help="stop training after this many seconds (equal-time comparisons; 0 = off)")
     g.add_argument("--validate", action=argparse.BooleanOptionalAction, default=False,
                    help="Pyro's distribution and shape validation (slower; off by default)")
 
     g = p.add_argument_group("sampling and evaluation")
     g.add_argument("--nfe", nargs="+", type=int, default=None,
-                   help="network calls per generated sequence; several values allowed "
-                        "(default 1 2; sudoku: 5 10 20 50)")
+                   help="network calls per generated sequence; several values allowed (default: "
+                        "1 2 synthetic; 5 10 20 50 sudoku; the sequence length and a quarter of "
+                        "it for text)")
     g.add_argument("--order", nargs="+", default=None, choices=ORDERS,
                    help="which positions to reveal; sudoku accepts several "
                         "(default random; sudoku: all three)")
@@ -90,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "argmax; with a latent, argmax still gives diverse sequences "
                         "(default: both for synthetic, sample for sudoku)")
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES, help="latent per step")
-    g.add_argument("--num-samples", type=int, default=20000,
-                   help="generated sequences per evaluation (default 20000)")
+    g.add_argument("--num-samples", type=int, default=None,
+                   help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,
                    help="prior draws for the exact-over-sequences one-step KL (default 2000)")
     g.add_argument("--iw-samples", type=int, default=16,
@@ -140,7 +167,8 @@ def check_args(args, parser):
     if args.nfe is not None and any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
     for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden",
-                 "layers", "test_puzzles", "val_puzzles", "train_pool"):
+                 "layers", "heads", "test_puzzles", "val_puzzles", "train_pool", "seq_len",
+                 "eval_batches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:
@@ -155,18 +183,26 @@ def check_args(args, parser):
         parser.error(f"--clues needs 17 <= MIN <= MAX <= 80, got {args.clues[0]} {args.clues[1]}")
     if args.task != "sudoku" and args.order is not None and len(args.order) > 1:
         parser.error("several --order values are only supported with --task sudoku")
-    if args.task == "sudoku" and args.fill is not None and len(args.fill) > 1:
-        parser.error("--task sudoku takes one --fill value")
-    defaults = SUDOKU_DEFAULTS if args.task == "sudoku" else SYNTHETIC_DEFAULTS
+    if args.task != "synthetic" and args.fill is not None and len(args.fill) > 1:
+        parser.error(f"--task {args.task} takes one --fill value")
+    defaults = {"sudoku": SUDOKU_DEFAULTS, "text": TEXT_DEFAULTS}.get(args.task, SYNTHETIC_DEFAULTS)
     net = SUDOKU_CONFIGS[args.sudoku_config] if args.task == "sudoku" else {}
     for name, value in {**defaults, **net}.items():
-        if name != "heads" and getattr(args, name) is None:  # heads has no flag
+        if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.block_size < 0:
+        parser.error("--block-size must be >= 0")
+    if args.block_size and args.arch != "transformer":
+        parser.error("--block-size needs the block-causal transformer: add --arch transformer")
 
 
-SYNTHETIC_DEFAULTS = {"arch": "mlp", "hidden": 128, "layers": 2, "nfe": [1, 2], "order": ["random"],
-                      "fill": ["sample", "argmax"]}
-SUDOKU_DEFAULTS = {"nfe": [5, 10, 20, 50], "order": list(ORDERS), "fill": ["sample"]}
+# Per-task defaults of the options whose default is None (explicit flags always win).
+SYNTHETIC_DEFAULTS = {"arch": "mlp", "hidden": 128, "layers": 2, "heads": 4, "nfe": [1, 2],
+                      "order": ["random"], "fill": ["sample", "argmax"], "num_samples": 20000}
+SUDOKU_DEFAULTS = {"nfe": [5, 10, 20, 50], "order": list(ORDERS), "fill": ["sample"],
+                   "num_samples": 20000}
+TEXT_DEFAULTS = {"arch": "mlp", "hidden": 256, "layers": 2, "heads": 4, "order": ["random"],
+                 "fill": ["sample"], "num_samples": 64}  # nfe: set from the sequence length
 # Denoiser sizes for Sudoku. "full" has about 6M denoiser parameters (12 * hidden^2 per layer), the
 # scale of the published anchors; "cpu" trains in minutes on one thread.
 SUDOKU_CONFIGS = {
@@ -176,9 +212,12 @@ SUDOKU_CONFIGS = {
 
 
 def program_config(args, model: str, task) -> ProgramConfig:
-    heads = SUDOKU_CONFIGS[args.sudoku_config]["heads"] if args.task == "sudoku" else 4
+    if args.block_size and task.seq_len % args.block_size:
+        raise ValueError(f"--block-size {args.block_size} does not divide the sequence length "
+                         f"{task.seq_len}")
     net = NetConfig(vocab_size=task.vocab_size, seq_len=task.seq_len, arch=args.arch,
-                    hidden=args.hidden, layers=args.layers, heads=heads)
+                    hidden=args.hidden, layers=args.layers, heads=args.heads,
+                    block_size=args.block_size)
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
                          latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
 
@@ -188,7 +227,8 @@ def train_config(args) -> TrainConfig:
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
-                       progress=not args.quiet, save_every=args.save_every)
+                       progress=not args.quiet, save_every=args.save_every,
+                       time_budget=args.time_budget)
 
 
 def evaluate_synthetic(program, task, args, generator) -> list[dict]:
@@ -204,10 +244,10 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
                 x = all_masked(args.num_samples, task.seq_len, program.mask_id, device)
                 samples = generate(program, x, nfe=nfe, order=args.order[0], fill=fill,
                                    z_strategy=args.z_strategy, generator=generator)
-            record = {"nfe": nfe, "nfe_used": min(nfe, task.seq_len), "fill": fill,
+            record = {"nfe": nfe, "nfe_used": nfe_used(program, nfe), "fill": fill,
                       "accuracy": metrics.accuracy(task, samples),
                       "kl_plugin": metrics.kl_plugin(task, samples), "_samples": samples.cpu()}
-            if nfe == 1 and fill == "sample":
+            if nfe == 1 and fill == "sample" and not program.block_size:
                 probs = metrics.one_step_model_probs(program, task, z_samples=args.z_samples,
                                                      generator=generator)
                 record["kl"] = metrics.kl_from_probs(task.dense_probs(), probs)
@@ -221,6 +261,14 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
                                           "+0.5 pseudo-count per support sequence")
             results.append(record)
     return results
+
+
+def nfe_used(program, nfe: int) -> int:
+    """Network calls decoding from all-mask really makes for a requested ``nfe``."""
+    net = program.cfg.net
+    if program.block_size:
+        return calls_used(nfe, net.num_blocks, net.block_size)
+    return min(nfe, net.seq_len)
 
 
 def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
@@ -259,6 +307,7 @@ def run_synthetic(args, device):
     if args.dataset not in synthetic.NAMES:
         raise ValueError(f"unknown dataset {args.dataset!r}; available: {', '.join(synthetic.NAMES)}")
     task = synthetic.make_synthetic(args.dataset, args.p)
+    args.nfe = args.nfe or [1, 2]
     limit = task.factorisation_limit()
     runs = []
     for model in args.model:
@@ -278,6 +327,7 @@ def run_synthetic(args, device):
             runs.append({
                 **ev, "model": model, "prior": args.prior if program.has_latent else None,
                 "dataset": args.dataset, "p": args.p if args.dataset == "pair-p" else None,
+                "block_size": args.block_size or task.seq_len,
                 "steps": args.steps, **final,
                 "factorisation_limit": limit,
                 "data_entropy_bits": float(-(task.probs * task.probs.log2()).sum()) / task.seq_len,
@@ -285,7 +335,8 @@ def run_synthetic(args, device):
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
                 "train_config": train_config(args).to_dict()})
-    columns = ["model", "prior", "dataset", "nfe", "fill", "accuracy", "kl", "nelbo_bits",
+    columns = ["model", "prior", "dataset", "block_size", "nfe", "fill", "accuracy", "kl",
+               "nelbo_bits",
                "iw_nelbo_bits"]
     notes = [f"KL floor for one-step factorised decoding (total correlation; I(x1;x2) for pairs): "
              f"{limit:.4f} nats",
@@ -370,7 +421,77 @@ class _OnDevice:
         self.vocab_size, self.seq_len, self.name = task.vocab_size, task.seq_len, task.name
 
 
-RUNNERS = {"synthetic": run_synthetic, "sudoku": run_sudoku}
+VMD_BITS_NOTE = ("VMD's NELBO (w(t) on the joint per-block masked-token term and on the KL, DESIGN.md) "
+                 "bounds the weighted joint conditional NLL, not -log p(x0) the way the MDM / "
+                 "block-diffusion NELBO does: VMD-vs-MDM bits are not a like-for-like likelihood "
+                 "comparison")
+
+
+def run_text(args, device):
+    """Character-level language modelling: bits per character and the perplexity bound on the
+    validation split (NELBO and importance-weighted), and generation at each NFE with the sample
+    character entropy and word validity beside each other."""
+    task = text.make_text(args.corpus, data_path=args.data_path, seq_len=args.seq_len,
+                          max_chars=args.corpus_chars).to(device)
+    args.nfe = args.nfe or [task.seq_len, max(1, task.seq_len // 4)]
+    vocabulary = set(text.decode(task.train[:10_000_000]).split(" "))
+    valid_entropy = text.char_entropy_bits(task.valid)
+    runs, shown = [], []
+    for model in args.model:
+        generator = torch.Generator(device=device).manual_seed(args.seed + 1)
+        bounds = lambda prog: metrics.evaluate_bounds(  # noqa: E731
+            prog, task.sample_valid, num_batches=2, batch_size=args.batch_size, iw_samples=0,
+            generator=generator)
+        program, history, train_seconds = obtain_program(args, model, task, device, bounds)
+        if not distributed.is_main_process():
+            continue
+        final = metrics.evaluate_bounds(
+            program, task.sample_valid, num_batches=args.eval_batches, batch_size=args.batch_size,
+            iw_samples=args.iw_samples if program.has_latent else 0, generator=generator)
+        bits = {"bits_per_char": final["nelbo_bits"], "ppl_bound": 2 ** final["nelbo_bits"]}
+        if "iw_nelbo_bits" in final:
+            bits.update(iw_bits_per_char=final["iw_nelbo_bits"],
+                        iw_ppl_bound=2 ** final["iw_nelbo_bits"])
+        else:  # no latent: the NELBO is its own importance-weighted bound
+            bits.update(iw_bits_per_char=bits["bits_per_char"], iw_ppl_bound=bits["ppl_bound"])
+        net = program.cfg.net
+        for nfe in args.nfe:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                samples = generate(program, all_masked(args.num_samples, task.seq_len,
+                                                       program.mask_id, device),
+                                   nfe=nfe, order=args.order[0], fill=args.fill[0],
+                                   z_strategy=args.z_strategy, generator=generator).cpu()
+            texts = [text.decode(row) for row in samples.tolist()]
+            shown.append((model, nfe, texts[:args.show_samples]))
+            runs.append({
+                "model": model, "prior": args.prior if program.has_latent else None,
+                "corpus": args.corpus, "block_size": args.block_size or task.seq_len,
+                "seq_len": task.seq_len, "nfe": nfe, "nfe_used": nfe_used(program, nfe),
+                "steps_done": history[-1]["step"] if history else None,
+                "nfe_per_block": (nfe_per_block(max(nfe, net.num_blocks), net.num_blocks)[0]
+                                  if program.block_size else nfe),
+                **bits, **final, "sample_char_entropy_bits": text.char_entropy_bits(samples),
+                "valid_char_entropy_bits": valid_entropy,
+                "word_validity": text.word_validity(samples, vocabulary),
+                "samples": texts[:8], "steps": args.steps, "corpus_info": task.info,
+                "order": args.order[0], "fill": args.fill[0], "z_strategy": args.z_strategy,
+                "parameters": program.num_parameters(), "train_seconds": train_seconds,
+                "history": history, "config": program.cfg.to_dict(),
+                "train_config": train_config(args).to_dict()})
+    columns = ["model", "prior", "block_size", "nfe", "bits_per_char", "ppl_bound",
+               "iw_bits_per_char", "iw_ppl_bound", "sample_char_entropy_bits", "word_validity"]
+    notes = [f"corpus {args.corpus}: {task.info['train_chars']:,} training / "
+             f"{task.info['valid_chars']:,} validation characters; validation character entropy "
+             f"{valid_entropy:.3f} bits; word validity = share of generated words seen in training"]
+    if any(r["prior"] for r in runs):
+        notes.append(VMD_BITS_NOTE)
+    for model, nfe, texts in shown:
+        notes += [f"samples [{model}] NFE {nfe}:"] + [f"  |{t}|" for t in texts]
+    return runs, columns, notes
+
+
+RUNNERS = {"synthetic": run_synthetic, "sudoku": run_sudoku, "text": run_text}
 
 
 def _progress_line(model, record) -> str:

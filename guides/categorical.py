@@ -2,7 +2,7 @@
 import pyro.distributions as dist
 from torch import nn
 
-from vmd_pyro.networks import SequenceEncoder
+from vmd_pyro.networks import make_encoder
 
 
 class CategoricalGuide(nn.Module):
@@ -13,7 +13,7 @@ class CategoricalGuide(nn.Module):
 
     def __init__(self, latent, net_cfg):
         super().__init__()
-        self.encoder = SequenceEncoder(net_cfg, latent.components)
+        self.encoder = make_encoder(net_cfg, latent.components)
 
     def distribution(self, x0, masked):
         return dist.Categorical(logits=self.encoder(x0, masked))

@@ -3,7 +3,7 @@ import torch.nn.functional as F
 import pyro.distributions as dist
 from torch import nn
 
-from vmd_pyro.networks import SequenceEncoder
+from vmd_pyro.networks import make_encoder
 
 
 class NormalGuide(nn.Module):
@@ -14,7 +14,7 @@ class NormalGuide(nn.Module):
 
     def __init__(self, latent, net_cfg):
         super().__init__()
-        self.encoder = SequenceEncoder(net_cfg, 2 * latent.latent_dim)
+        self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
 
     def distribution(self, x0, masked):
         loc, raw_scale = self.encoder(x0, masked).chunk(2, dim=-1)

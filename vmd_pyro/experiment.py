@@ -68,3 +68,18 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(fmt(row.get(c)) for c in columns) + " |")
     return "\n".join(lines)
+
+
+def run_commands(commands: list[list[str]], log_paths: list[Path], jobs: int = 1) -> list[int]:
+    """Run experiment commands (``jobs`` at a time, each its own process), stdout+stderr to its
+    log; returns the exit codes. For sweeps of ``experiments/run.py``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        cmd, log = item
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as f:
+            return subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(one, zip(commands, log_paths)))

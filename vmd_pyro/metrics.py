@@ -6,15 +6,18 @@ import math
 
 import torch
 
-from vmd_pyro.masking import corrupt
+from vmd_pyro.blocks import block_sums
 from vmd_pyro.datasets.synthetic import SyntheticTask, all_sequences, encode
 from vmd_pyro.sampling import _draw
 
 
 def log_likelihood_terms(program, batch, z=None) -> torch.Tensor:
-    """``sum_{i masked} log p(x0^i | xt, z)`` per example, shape ``z.shape[:-1]`` broadcast with (B,)."""
-    logp = program.logits(batch.xt, z).log_softmax(-1)
+    """``sum_{i masked} log p(x0^i | xt, z)`` per example, shape ``z.shape[:-1]`` broadcast with (B,);
+    in block models per block, (..., B, blocks)."""
+    logp = program.logits(batch.xt, z, batch.x0).log_softmax(-1)
     token = logp.gather(-1, batch.x0.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    if program.block_size:
+        return block_sums(token * batch.masked, program.block_size)
     return (token * batch.masked).sum(-1)
 
 
@@ -26,7 +29,7 @@ def iw_log_likelihood(program, batch, num_samples: int) -> torch.Tensor:
     if not program.has_latent:
         return log_likelihood_terms(program, batch)
     q = program.guide_dist(batch.x0, batch.masked)
-    p = program.prior.distribution(batch.xt, batch.masked)
+    p = program.batch_prior(batch)
     z = q.sample((num_samples,))
     log_w = log_likelihood_terms(program, batch, z) + p.log_prob(z) - q.log_prob(z)
     return torch.logsumexp(log_w, 0) - math.log(num_samples)
@@ -42,7 +45,7 @@ def evaluate_bounds(program, sample_fn, *, num_batches: int = 20, batch_size: in
     total, total_iw, count, tokens = 0.0, 0.0, 0, 0.0
     for _ in range(num_batches):
         x0, maskable = sample_fn(batch_size, generator)
-        batch = corrupt(x0, program.mask_id, maskable=maskable, generator=generator)
+        batch = program.corrupt(x0, maskable, generator=generator)
         total += float(elbo.loss(program.model, program.guide, batch))
         if iw_samples:
             iw = iw_log_likelihood(program, batch, iw_samples)

@@ -28,6 +28,11 @@ class NetConfig:
     heads: int = 4
     latent_dim: int = 0          # size of the vector fed to the denoiser; 0 means no latent (MDM)
     dropout: float = 0.0
+    block_size: int = 0          # block diffusion: L' tokens per block; 0 = no blocks (vmd_pyro.blocks)
+
+    @property
+    def num_blocks(self) -> int:
+        return self.seq_len // self.block_size if self.block_size else 1
 
     @property
     def mask_id(self) -> int:
@@ -134,8 +139,21 @@ class SequenceEncoder(nn.Module):
 
 
 def make_denoiser(cfg: NetConfig) -> nn.Module:
+    if cfg.block_size:
+        from vmd_pyro.blocks import BlockTransformerDenoiser, check_block_config
+        check_block_config(cfg)
+        return BlockTransformerDenoiser(cfg)
     if cfg.arch == "mlp":
         return MLPDenoiser(cfg)
     if cfg.arch == "transformer":
         return TransformerDenoiser(cfg)
     raise ValueError(f"unknown network architecture {cfg.arch!r}; choose 'mlp' or 'transformer'")
+
+
+def make_encoder(cfg: NetConfig, out_dim: int) -> nn.Module:
+    """The sequence encoder of guides: one vector per sequence, or per block with ``block_size``."""
+    if cfg.block_size:
+        from vmd_pyro.blocks import BlockSequenceEncoder, check_block_config
+        check_block_config(cfg)
+        return BlockSequenceEncoder(cfg, out_dim)
+    return SequenceEncoder(cfg, out_dim)

@@ -10,6 +10,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
+from vmd_pyro.masking import DiffusionBatch, corrupt
 from vmd_pyro.networks import NetConfig, make_denoiser
 
 ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "enum": TraceEnum_ELBO}
@@ -40,26 +41,34 @@ class DiffusionProgram(nn.Module):
         super().__init__()
         # Imported here: the models/guides packages import vmd_pyro, not the other way round.
         from guides import empty_guide, latent_guide, make_guide
+        from guides.block import block_latent_guide
         from models import LatentConfig, get_prior_class, mdm_model, vmd_model
+        from models.block_vmd import block_mdm_model, block_vmd_model, check_block_prior
 
         if cfg.model not in ("vmd", "mdm"):
             raise ValueError(f"unknown model {cfg.model!r}; choose 'vmd' or 'mdm'")
         self.cfg = cfg
         self.mask_id = cfg.net.mask_id
+        # Block diffusion (vmd_pyro.blocks): one latent and one diffusion time per block.
+        self.block_size = cfg.net.block_size
         if cfg.model == "mdm":
             self.prior = None
             self.guide_net = None
             self.denoiser = make_denoiser(cfg.net)
-            self._model, self._guide = mdm_model, empty_guide
+            self._model = block_mdm_model if self.block_size else mdm_model
+            self._guide = empty_guide
             self._extra = ()
             self.elbo_name = "trace"
         else:
             latent = LatentConfig(cfg.latent_dim, cfg.components)
             self.prior = get_prior_class(cfg.prior)(latent, cfg.net)
+            if self.block_size:
+                check_block_prior(self.prior)
             self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior, cfg.net)
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
             self.denoiser = make_denoiser(net_cfg)
-            self._model, self._guide = vmd_model, latent_guide
+            self._model, self._guide = ((block_vmd_model, block_latent_guide) if self.block_size
+                                        else (vmd_model, latent_guide))
             self.elbo_name = cfg.elbo or self.prior.elbo
             if self.guide_net.enumerate and self.elbo_name != "enum":
                 raise ValueError(f"guide {cfg.guide!r} enumerates z and needs elbo 'enum'")
@@ -80,19 +89,44 @@ class DiffusionProgram(nn.Module):
         return self._guide(batch, self.guide_net, beta)
 
     def make_elbo(self, num_particles: int = 1) -> pyro.infer.ELBO:
-        kwargs = {"max_plate_nesting": 1} if self.elbo_name == "enum" else {}
+        kwargs = ({"max_plate_nesting": 2 if self.block_size else 1}
+                  if self.elbo_name == "enum" else {})
         return ELBOS[self.elbo_name](num_particles=num_particles, vectorize_particles=False,
                                      **kwargs)
 
+    def corrupt(self, x0: torch.Tensor, maskable: torch.Tensor | None = None, *,
+                antithetic: bool = True, generator=None) -> DiffusionBatch:
+        """Draw ``t`` (one per block in block models) and ``xt ~ q(xt | x0)``."""
+        if self.block_size:
+            from vmd_pyro.blocks import corrupt_blocks
+            return corrupt_blocks(x0, self.mask_id, self.block_size, maskable=maskable,
+                                  antithetic=antithetic, generator=generator)
+        return corrupt(x0, self.mask_id, maskable=maskable, antithetic=antithetic,
+                       generator=generator)
+
     # --- direct access for sampling and metrics ---------------------------------------------
-    def logits(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """``log p(x0^i | xt, z)`` logits for every position; ``z`` is a raw latent value."""
-        if z is None:
-            return self.denoiser(xt)
-        return self.denoiser(xt, self.prior.decoder_input(z))
+    def logits(self, xt: torch.Tensor, z: torch.Tensor | None = None,
+               x0: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(x0^i | xt, z)`` logits for every position; ``z`` is a raw latent value. Block
+        models also read the clean earlier blocks from ``x0`` (default: ``xt`` itself, which is
+        what block-by-block decoding has)."""
+        z_input = None if z is None else self.prior.decoder_input(z)
+        if self.block_size:
+            return self.denoiser(xt, z_input, xt if x0 is None else x0)
+        return self.denoiser(xt) if z is None else self.denoiser(xt, z_input)
 
     def prior_dist(self, xt: torch.Tensor):
+        """``p(z | xt)``; in block models ``p(z_b | x^{<b})`` for every block, shape (B, blocks)."""
+        if self.block_size:
+            from models.block_vmd import block_prior
+            return block_prior(self.prior, xt, self.cfg.net.num_blocks)
         return self.prior.distribution(xt, xt == self.mask_id)
+
+    def batch_prior(self, batch: DiffusionBatch):
+        """The prior the model uses for ``batch`` (block models: given the clean earlier blocks)."""
+        if self.block_size:
+            return self.prior_dist(batch.x0)
+        return self.prior.distribution(batch.xt, batch.masked)
 
     def guide_dist(self, x0: torch.Tensor, masked: torch.Tensor):
         return self.guide_net.distribution(x0, masked)

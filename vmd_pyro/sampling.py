@@ -82,6 +82,10 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
     if z_strategy not in Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
+    if program.block_size:
+        from vmd_pyro.blocks import generate_blocks
+        return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
+                               z_strategy=z_strategy, generator=generator)
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
                          f" prior {program.prior.name!r} does not: use 'resample'")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from vmd_pyro import distributed
 from vmd_pyro.checkpoint import (check_resumable, read_checkpoint, rng_state, save_checkpoint,
                                  set_rng_state)
-from vmd_pyro.masking import DiffusionBatch, corrupt
+from vmd_pyro.masking import DiffusionBatch
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TrainConfig:
     antithetic: bool = True        # stratified diffusion times across the batch
     progress: bool = True
     save_every: int = 0            # with a save path: checkpoint every N steps (0: only at the end)
+    time_budget: float = 0.0       # seconds; stop early once training has run this long (0 = off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,14 +67,14 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def draw_batch(sample_fn, mask_id: int, cfg: TrainConfig, generator) -> DiffusionBatch:
+def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatch:
     """This rank's share of one global training batch.
 
     Every rank draws the whole global batch (data, times, masks) from the same generator and keeps
     its own contiguous rows, so the union over ranks is exactly the batch a single process draws
     (drawing tokens and masks is cheap next to the networks)."""
     x0, maskable = sample_fn(cfg.batch_size, generator)
-    batch = corrupt(x0, mask_id, maskable=maskable, antithetic=cfg.antithetic, generator=generator)
+    batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
     rank, world = distributed.rank_and_world()
     if world == 1:
         return batch
@@ -158,7 +159,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     for step in bar:
         program.train()
         beta = kl_weight(step, cfg.anneal_steps)
-        batch = draw_batch(sample_fn, program.mask_id, cfg, generator)
+        batch = draw_batch(sample_fn, program, cfg, generator)
         if cfg.engine == "fused":
             optimizer.zero_grad(set_to_none=True)
             loss = elbo.differentiable_loss(program.model, program.guide, batch, beta)
@@ -179,7 +180,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         per_seq = loss / cfg.batch_size
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}")
-        if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+        out_of_time = bool(cfg.time_budget) and time.perf_counter() - start >= cfg.time_budget
+        if step == cfg.steps or out_of_time or (cfg.eval_every and step % cfg.eval_every == 0):
             record = {"step": step, "train_loss": running, "beta": beta,
                       "elapsed": elapsed_before + clock()}
             if eval_fn is not None and rank == 0:
@@ -189,9 +191,11 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
             history.append(record)
             if log is not None and rank == 0:
                 log(record)
-        if save is not None and (step == cfg.steps or (cfg.save_every and
-                                                        step % cfg.save_every == 0)):
+        if save is not None and (step == cfg.steps or out_of_time or (cfg.save_every and
+                                                                      step % cfg.save_every == 0)):
             write_checkpoint(step)
             last_good = (save, step)
+        if out_of_time:  # equal-time comparisons: the history's last record says how far it got
+            break
     program.eval()
     return history

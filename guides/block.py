@@ -1,0 +1,15 @@
+"""The amortised guide of block VMD: one latent per block."""
+import pyro
+from pyro import poutine
+
+
+def block_latent_guide(batch, guide_net, beta=1.0):
+    """``q_phi(z_b | x0_{<=b}, mask of block b)`` for every block, amortised by ``guide_net`` (whose
+    encoder is block-causal, :class:`vmd_pyro.blocks.BlockSequenceEncoder`). The ``z`` site carries
+    the model's scales ``w(t_b) * beta``."""
+    pyro.module("guide", guide_net)
+    infer = {"enumerate": "parallel"} if guide_net.enumerate else {}
+    with pyro.plate("sequences", len(batch), dim=-2), \
+            pyro.plate("blocks", batch.weight.shape[-1], dim=-1), \
+            poutine.scale(scale=batch.weight * beta):
+        pyro.sample("z", guide_net.distribution(batch.x0, batch.masked), infer=infer)

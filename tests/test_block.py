@@ -1,0 +1,210 @@
+"""Block diffusion: nothing of a later block reaches an earlier one, the one-block model is the plain
+model, the block NELBO is the sum of per-block NELBOs, and block decoding spends its NFE per block."""
+import pyro
+import pytest
+import torch
+
+from tests.conftest import tiny_program
+from vmd_pyro.blocks import block_causal_mask, corrupt_blocks, nfe_per_block
+from vmd_pyro.masking import corrupt
+from vmd_pyro.program import build_program
+from vmd_pyro.sampling import all_masked, generate
+
+VOCAB, SEQ_LEN, BLOCK = 5, 8, 2
+
+
+def block_program(model="vmd", prior="gaussian", block_size=BLOCK, **kw):
+    program = tiny_program(model=model, prior=prior, vocab=VOCAB, seq_len=SEQ_LEN,
+                           arch="transformer", **kw)
+    if block_size is None:
+        return program.eval()
+    program.cfg.net.block_size = block_size
+    return build_program(program.cfg).eval()
+
+
+def random_tokens(n, seed):
+    return torch.randint(0, VOCAB, (n, SEQ_LEN), generator=torch.Generator().manual_seed(seed))
+
+
+def test_attention_mask_layout():
+    allowed = ~block_causal_mask(4, 2)      # rows/cols: noisy 0..3, then clean 0..3
+    expected = torch.tensor([
+        [1, 1, 0, 0, 0, 0, 0, 0],           # noisy block 0: itself only
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [0, 0, 1, 1, 1, 1, 0, 0],           # noisy block 1: itself + clean block 0
+        [0, 0, 1, 1, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 1, 0, 0],           # clean block 0: clean block 0
+        [0, 0, 0, 0, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 1, 1, 1],           # clean block 1: clean blocks 0, 1
+        [0, 0, 0, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(allowed, expected)
+
+
+@pytest.mark.parametrize("block", [0, 1, 2, 3])
+def test_no_block_sees_a_later_one(block):
+    """Perturb every token (noisy and clean copy) from block ``block`` on: the denoiser logits, the
+    guide's q(z_b | .) and the block-conditional prior p(z_b | x^{<b}) of earlier blocks stay put,
+    and the prior of block ``block`` itself too (it only reads earlier blocks)."""
+    program = block_program(prior="block-conditional")
+    x0 = random_tokens(6, 0)
+    batch = corrupt_blocks(x0, program.mask_id, BLOCK, generator=torch.Generator().manual_seed(1))
+    later = torch.arange(SEQ_LEN) >= block * BLOCK
+    x0_p = torch.where(later, (x0 + 1) % VOCAB, x0)
+    xt_p = torch.where(later & ~batch.masked, x0_p, batch.xt)
+    masked_p = torch.where(later, ~batch.masked, batch.masked)
+    xt_p = torch.where(masked_p, torch.full_like(xt_p, program.mask_id), x0_p)
+    z = torch.randn(6, SEQ_LEN // BLOCK, 3)
+    with torch.no_grad():
+        logits, logits_p = program.logits(batch.xt, z, x0), program.logits(xt_p, z, x0_p)
+        q, q_p = program.guide_dist(x0, batch.masked), program.guide_dist(x0_p, masked_p)
+        p, p_p = program.prior_dist(x0), program.prior_dist(x0_p)
+    before = ~later
+    assert torch.allclose(logits[:, before], logits_p[:, before], atol=1e-5)
+    assert torch.allclose(q.mean[:, :block], q_p.mean[:, :block], atol=1e-5)
+    assert torch.allclose(p.mean[:, :block + 1], p_p.mean[:, :block + 1], atol=1e-5)
+    # ... while the perturbed blocks themselves do change (the check can fail)
+    assert not torch.allclose(logits[:, later], logits_p[:, later], atol=1e-3)
+    assert not torch.allclose(q.mean[:, block:], q_p.mean[:, block:], atol=1e-3)
+
+
+def test_earlier_clean_blocks_do_reach_later_blocks():
+    program = block_program(model="mdm")
+    x0 = random_tokens(4, 2)
+    xt = torch.full_like(x0, program.mask_id)
+    x0_p = x0.clone()
+    x0_p[:, 0] = (x0[:, 0] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = program.logits(xt, None, x0), program.logits(xt, None, x0_p)
+    assert torch.allclose(a[:, :BLOCK], b[:, :BLOCK], atol=1e-6)   # block 0 never sees its x0
+    assert not torch.allclose(a[:, BLOCK:], b[:, BLOCK:], atol=1e-3)
+
+
+def test_one_block_corruption_is_the_plain_corruption():
+    x0 = random_tokens(16, 3)
+    plain = corrupt(x0, VOCAB, generator=torch.Generator().manual_seed(4))
+    blocked = corrupt_blocks(x0, VOCAB, SEQ_LEN, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(plain.xt, blocked.xt) and torch.equal(plain.masked, blocked.masked)
+    assert torch.allclose(plain.weight, blocked.weight[:, 0]) and blocked.weight.shape == (16, 1)
+
+
+def test_every_block_sees_all_diffusion_times():
+    """Each block's times are stratified over the batch on their own: one t in each of the 8
+    strata of (0, 1] for every block, so no block is trained (or evaluated) on part of the time
+    range only."""
+    batch = corrupt_blocks(random_tokens(8, 5), VOCAB, BLOCK,
+                           generator=torch.Generator().manual_seed(6))
+    assert batch.t.shape == (8, SEQ_LEN // BLOCK)
+    for b in range(SEQ_LEN // BLOCK):
+        t = batch.t[:, b].sort().values
+        assert torch.equal((t * 8).floor(), torch.arange(8.0))
+
+
+def test_block_nelbo_of_uniform_predictions_is_l_log_v():
+    """Exact expectation for a denoiser that predicts uniformly: every masked token costs log V and
+    E_t[w(t) * #masked] = L' per block, so the NELBO is L log V per sequence whatever the blocks."""
+    import math
+    from vmd_pyro.metrics import evaluate_bounds
+
+    program = block_program(model="mdm")
+    with torch.no_grad():
+        program.denoiser.out.weight.zero_()
+        program.denoiser.out.bias.zero_()
+    data = lambda n, g: (torch.randint(0, VOCAB, (n, SEQ_LEN), generator=g),  # noqa: E731
+                         torch.ones(n, SEQ_LEN, dtype=torch.bool))
+    est = evaluate_bounds(program, data, num_batches=4, batch_size=1024,
+                          generator=torch.Generator().manual_seed(0))
+    assert est["nelbo_nats"] == pytest.approx(SEQ_LEN * math.log(VOCAB), rel=0.03)
+
+
+@pytest.mark.parametrize("model,prior", [("mdm", "gaussian"), ("vmd", "gaussian"),
+                                         ("vmd", "mog"), ("vmd", "discrete")])
+def test_one_block_nelbo_equals_plain_nelbo(model, prior):
+    """block size = sequence length reproduces the plain model: same parameters, same batch, same
+    z draw give the same loss and the same importance-weighted bound."""
+    from vmd_pyro.metrics import iw_log_likelihood
+
+    plain = block_program(model, prior, block_size=None).eval()
+    one_block = block_program(model, prior, block_size=SEQ_LEN)
+    one_block.load_state_dict(plain.state_dict())  # strict: exactly the same parameters
+    x0 = random_tokens(16, 7)
+    batch = corrupt(x0, VOCAB, generator=torch.Generator().manual_seed(8))
+    batch_1 = corrupt_blocks(x0, VOCAB, SEQ_LEN, generator=torch.Generator().manual_seed(8))
+    losses, iws = [], []
+    for program, b in ((plain, batch), (one_block, batch_1)):
+        pyro.set_rng_seed(9)
+        with torch.no_grad():
+            losses.append(program.make_elbo().loss(program.model, program.guide, b, 0.7))
+        pyro.set_rng_seed(10)
+        iws.append(iw_log_likelihood(program, b, 4).flatten())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert torch.allclose(iws[0], iws[1], atol=1e-4)
+
+
+def test_block_nelbo_is_the_sum_of_per_block_nelbos():
+    """Analytic-KL ELBO of block VMD = sum over sequences and blocks of
+    w(t_b) * (-sum_{i masked in b} log p(x0^i | xt_b, x0_{<b}, z_b) + beta KL(q(z_b) || p(z_b)))."""
+    program = block_program(prior="block-conditional")
+    x0 = random_tokens(8, 11)
+    batch = corrupt_blocks(x0, program.mask_id, BLOCK, generator=torch.Generator().manual_seed(12))
+    beta = 0.4
+    pyro.set_rng_seed(13)
+    with torch.no_grad():
+        loss = program.make_elbo().loss(program.model, program.guide, batch, beta)
+    pyro.set_rng_seed(13)
+    q = program.guide_dist(x0, batch.masked)
+    z = q.rsample()                                          # (B, blocks, D), Pyro's draw
+    p = program.prior_dist(x0)
+    with torch.no_grad():
+        logp = program.logits(batch.xt, z, x0).log_softmax(-1)
+    hand = 0.0
+    for b in range(SEQ_LEN // BLOCK):
+        pos = slice(b * BLOCK, (b + 1) * BLOCK)
+        token = logp[:, pos].gather(-1, x0[:, pos].unsqueeze(-1)).squeeze(-1)
+        nll = -(token * batch.masked[:, pos]).sum(-1)
+        mq, sq = q.base_dist.loc[:, b], q.base_dist.scale[:, b]
+        mp, sp = p.base_dist.loc[:, b], p.base_dist.scale[:, b]
+        kl = (torch.log(sp / sq) + (sq ** 2 + (mq - mp) ** 2) / (2 * sp ** 2) - 0.5).sum(-1)
+        hand = hand + (batch.weight[:, b] * (nll + beta * kl)).sum()
+    assert loss == pytest.approx(float(hand.detach()), rel=1e-5)
+
+
+def test_nfe_is_split_evenly_over_blocks():
+    assert nfe_per_block(2, 2) == [1, 1]
+    assert nfe_per_block(7, 3) == [3, 2, 2]
+    assert sum(nfe_per_block(13, 4)) == 13
+
+
+@pytest.mark.parametrize("nfe,calls", [(4, 4), (2, 4), (8, 7), (6, 5)])
+def test_block_decoding_spends_its_calls_per_block_and_keeps_given_tokens(nfe, calls):
+    """4 blocks of 2, position 3 given, so the blocks hold 2, 1, 2, 2 masks. Calls per block are
+    nfe_per_block(nfe) capped by the block's masks: nfe 8 -> [2, 2, 2, 2] -> 2+1+2+2 = 7; nfe 6 ->
+    [2, 2, 1, 1] -> 5; nfe below the block count is raised to one call per block (4)."""
+    program = block_program(prior="gaussian")
+    counted = []
+    hook = program.denoiser.register_forward_hook(lambda *a: counted.append(1))
+    x = all_masked(5, SEQ_LEN, program.mask_id)
+    x[:, 3] = 2  # a given token
+    with pytest.warns(UserWarning) if nfe < 4 else _nothing():
+        out = generate(program, x, nfe=nfe, generator=torch.Generator().manual_seed(0))
+    hook.remove()
+    assert len(counted) == calls
+    assert (out < VOCAB).all() and (out[:, 3] == 2).all()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_bad_block_configurations_are_refused():
+    with pytest.raises(ValueError, match="divisor"):
+        block_program(block_size=3)
+    with pytest.raises(ValueError, match="transformer"):
+        from vmd_pyro.networks import NetConfig
+        from vmd_pyro.program import ProgramConfig
+        build_program(ProgramConfig(NetConfig(VOCAB, SEQ_LEN, arch="mlp", block_size=2)))
+    with pytest.raises(ValueError, match="no block form"):
+        block_program(prior="conditional")
