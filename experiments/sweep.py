@@ -132,7 +132,7 @@ def plot_kl_vs_p(curves: dict, out: Path):
         points = sorted(points)
         ax.plot([p for p, _ in points], [kl for _, kl in points], "o-", label=label)
     ax.set_xlabel("dependency strength p")
-    ax.set_ylabel("KL(p_data || p_model), nats (NFE = 1, exact)")
+    ax.set_ylabel("KL(p_data || p_model), nats (NFE = 1)")
     ax.set_title("pair-p: one-step decoding")
     ax.legend(fontsize=8)
     fig.tight_layout()
