@@ -140,7 +140,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     does. MDM and the enumerated discrete VMD draw no latent noise, so the runs see identical
     examples, masks and times, and differ only by floating-point summation order."""
     args = TINY + ["--model", "mdm", "vmd", "--prior", "discrete", "--steps", "6",
-                   "--batch-size", "32"]
+                   "--fill", "sample", "--batch-size", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.Popen(RUN + args + ["--save", str(tmp_path / "one.pt")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
