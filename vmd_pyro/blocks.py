@@ -142,7 +142,7 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
     ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
     ``p(z_b | x^{<b})``, ``resample`` redraws it every step, ``posterior`` draws it from
     ``q(z_b | x0_hat, mask)``. Arguments are validated by :func:`vmd_pyro.sampling.generate`."""
-    from vmd_pyro.sampling import _draw, gumbel_argmax, position_scores, reveal_mask
+    from vmd_pyro.sampling import decode_steps
 
     net = program.cfg.net
     if z_strategy == "prior":
@@ -156,21 +156,9 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
     for b, calls in enumerate(nfe_per_block(nfe, net.num_blocks)):
         masked = (x == mask_id) & (blk == b)
         steps = min(calls, int(masked.sum(-1).max()))
-        z = _draw(program.prior_dist(x), generator) if program.has_latent else None
-        for step in range(steps):
-            logits = program.logits(x, z, x)   # clean copy = x: only its blocks < b are read
-            probs = logits.double().softmax(-1)
-            candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
-            count = torch.ceil(masked.sum(-1) / (steps - step)).long()
-            reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
-            x = torch.where(reveal, candidate, x)
-            masked = masked & ~reveal
-            if program.has_latent and step + 1 < steps:
-                if z_strategy == "resample":
-                    z = _draw(program.prior_dist(x), generator)
-                elif z_strategy == "posterior":
-                    x0_hat = torch.where(masked, logits.argmax(-1), x)
-                    z = _draw(program.guide_dist(x0_hat, masked), generator)
+        # logits(x, z) reads x as the clean copy too: only its blocks < b are attended to
+        x = decode_steps(program, x, masked, steps, order=order, fill=fill,
+                         z_strategy=z_strategy, generator=generator)
     return x
 
 

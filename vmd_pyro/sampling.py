@@ -100,16 +100,25 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
 
+    return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
+                        generator=generator)
+
+
+def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
+                 fill: str, z_strategy: str, generator=None) -> torch.Tensor:
+    """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
+    validated). ``z`` is drawn from the prior given ``x`` first and then follows ``z_strategy``.
+    Shared by :func:`generate` and block-by-block decoding, which calls it once per block."""
     z = _draw_prior(program, x, generator) if program.has_latent else None
-    for step in range(nfe):
+    for step in range(steps):
         logits = program.logits(x, z)
         probs = logits.double().softmax(-1)
         candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
-        count = torch.ceil(masked.sum(-1) / (nfe - step)).long()
+        count = torch.ceil(masked.sum(-1) / (steps - step)).long()
         reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
         x = torch.where(reveal, candidate, x)
         masked = masked & ~reveal
-        if program.has_latent and step + 1 < nfe:
+        if program.has_latent and step + 1 < steps:
             if z_strategy in ("resample", "prior"):
                 z = _draw_prior(program, x, generator)
             elif z_strategy == "posterior":
