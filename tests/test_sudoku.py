@@ -203,13 +203,15 @@ def test_model_solving_never_changes_a_clue(tmp_path):
 
 def test_full_config_builds_and_takes_a_training_step():
     sys.path.insert(0, str(REPO / "experiments"))
-    from run import SUDOKU_CONFIGS
+    from run import build_parser, check_args, program_config
     from vmd_pyro.masking import corrupt
-    from vmd_pyro.networks import NetConfig
-    from vmd_pyro.program import ProgramConfig, build_program
+    from vmd_pyro.program import build_program
 
-    net = NetConfig(vocab_size=9, seq_len=81, **SUDOKU_CONFIGS["full"])
-    program = build_program(ProgramConfig(net=net, model="mdm"))
+    parser = build_parser()
+    args = parser.parse_args(["--task", "sudoku", "--sudoku-config", "full"])
+    check_args(args, parser)
+    program = build_program(program_config(args, "mdm", sudoku.SudokuTask))
+    assert program.cfg.net.attention == "full" and not program.cfg.net.position_groups
     assert 5.5e6 < program.num_parameters() < 6.5e6
     x0 = torch.tensor([BASE, BASE]) - 1
     batch = corrupt(x0, program.mask_id, generator=torch.Generator().manual_seed(0))

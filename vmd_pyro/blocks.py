@@ -31,6 +31,8 @@ def check_block_config(cfg: NetConfig) -> None:
                          f"{cfg.seq_len}, got {cfg.block_size}")
     if cfg.arch != "transformer":
         raise ValueError("block diffusion needs the block-causal transformer: use --arch transformer")
+    if cfg.attention != "full":
+        raise ValueError("block diffusion has its own (block-causal) attention mask: use attention='full'")
 
 
 def block_of(seq_len: int, block_size: int, device=None) -> torch.Tensor:
@@ -59,7 +61,7 @@ def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,
               cond: torch.Tensor | None = None) -> torch.Tensor:
     """A :class:`~vmd_pyro.networks.TransformerTrunk` under an attention mask. ``tokens`` has length
     ``L`` or ``2L`` (the position embeddings repeat per copy); ``cond`` is added per token."""
-    pos = trunk.pos.repeat(tokens.shape[-1] // trunk.pos.shape[0], 1)
+    pos = trunk.positions().repeat(tokens.shape[-1] // trunk.pos.shape[0], 1)
     h = trunk.embed(tokens) + pos
     if cond is not None:
         h = h + cond

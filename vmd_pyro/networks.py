@@ -29,6 +29,21 @@ class NetConfig:
     latent_dim: int = 0          # size of the vector fed to the denoiser; 0 means no latent (MDM)
     dropout: float = 0.0
     block_size: int = 0          # block diffusion: L' tokens per block; 0 = no blocks (vmd_pyro.blocks)
+    # Structure of the positions, for transformers (Sudoku: rows, columns, boxes). Each entry gives
+    # every position a group id; a learned embedding per group is added to the position embedding.
+    position_groups: tuple[tuple[int, ...], ...] = ()
+    attention: str = "full"      # "full", or "groups": a position attends to those sharing a group
+
+    def __post_init__(self):
+        # Lists after a JSON round trip; tuples keep the config hashable and comparable.
+        self.position_groups = tuple(tuple(int(g) for g in ids) for ids in self.position_groups)
+        if any(len(ids) != self.seq_len for ids in self.position_groups):
+            raise ValueError(f"every position_groups entry needs one group id per position "
+                             f"({self.seq_len})")
+        if self.attention not in ("full", "groups"):
+            raise ValueError(f"unknown attention {self.attention!r}; choose 'full' or 'groups'")
+        if self.attention == "groups" and not self.position_groups:
+            raise ValueError("attention='groups' needs position_groups")
 
     @property
     def num_blocks(self) -> int:
@@ -69,24 +84,48 @@ class MLPDenoiser(nn.Module):
         return logits.unflatten(-1, (self.cfg.seq_len, self.cfg.vocab_size))
 
 
+def group_attention_mask(position_groups) -> torch.Tensor:
+    """``(L, L)`` boolean mask, True where attention is blocked: the two positions share no group."""
+    ids = torch.tensor(position_groups)                                # (G, L)
+    return ~(ids[:, :, None] == ids[:, None, :]).any(0)
+
+
 class TransformerTrunk(nn.Module):
-    """Token + position embeddings and a stack of pre-norm transformer layers."""
+    """Token + position embeddings and a stack of pre-norm transformer layers.
+
+    With ``cfg.position_groups`` the position embedding also sums one learned vector per group a
+    position belongs to, so "same row" is visible before any training; with ``cfg.attention ==
+    "groups"`` attention is restricted to positions that share a group (a graph of constraints).
+    """
 
     def __init__(self, cfg: NetConfig, num_embeddings: int):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(num_embeddings, cfg.hidden)
         self.pos = nn.Parameter(torch.randn(cfg.seq_len, cfg.hidden) * 0.02)
+        self.group_embed = nn.ModuleList(nn.Embedding(max(ids) + 1, cfg.hidden)
+                                         for ids in cfg.position_groups)
+        self.register_buffer("group_ids", torch.tensor(cfg.position_groups, dtype=torch.long).reshape(
+            len(cfg.position_groups), cfg.seq_len), persistent=False)
+        self.register_buffer("attn_mask", group_attention_mask(cfg.position_groups)
+                             if cfg.attention == "groups" else None, persistent=False)
         layer = nn.TransformerEncoderLayer(cfg.hidden, cfg.heads, 4 * cfg.hidden, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.hidden)
 
+    def positions(self) -> torch.Tensor:
+        """The position embedding ``(L, H)``: free per position, plus one vector per group."""
+        pos = self.pos
+        for embed, ids in zip(self.group_embed, self.group_ids):
+            pos = pos + embed(ids)
+        return pos
+
     def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.embed(tokens) + self.pos
+        h = self.embed(tokens) + self.positions()
         h = _broadcast_batch(h, cond)
         lead = h.shape[:-2]
-        h = self.layers(h.reshape(-1, *h.shape[-2:]))
+        h = self.layers(h.reshape(-1, *h.shape[-2:]), mask=self.attn_mask)
         return self.norm(h).reshape(*lead, *h.shape[-2:])
 
 

@@ -321,6 +321,7 @@ class SudokuTask:
     vocab_size = VOCAB
     seq_len = SIZE
     name = "sudoku"
+    position_groups = (tuple(ROW), tuple(COL), tuple(BOX))  # the three constraints of every cell
 
     def __init__(self, cfg: SudokuConfig = SudokuConfig(), cache_dir="data_cache", progress=False):
         check_clue_range((cfg.clue_min, cfg.clue_max))
