@@ -22,17 +22,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "Top-Prob-Margin"}
 
 
-def model_label(run: dict) -> str:
+def trained_label(run: dict) -> str:
     return "MDM" if run["model"] == "mdm" else f"VMD ({run['prior']} prior)"
 
 
-def load_runs(paths) -> tuple[list[dict], dict]:
-    runs, meta = [], {}
+def model_label(run: dict) -> str:
+    """The trained model and, where not the default ``fixed``, the latent's decoding strategy."""
+    z = run.get("z_strategy") or "fixed"
+    return trained_label(run)[:-1] + f", z {z})" if z != "fixed" else trained_label(run)
+
+
+def is_fixed(run: dict) -> bool:
+    return (run.get("z_strategy") or "fixed") == "fixed"
+
+
+def load_runs(paths) -> tuple[list[dict], list[str]]:
+    """All runs of the files, and the commits that produced them."""
+    runs, commits = [], []
     for path in paths:
         data = json.loads(Path(path).read_text())
         runs += data.get("runs", [data])
-        meta = {k: data[k] for k in ("git_commit", "command", "wall_seconds") if k in data}
-    return runs, meta
+        commits.append(data.get("git_commit", "?"))
+    return runs, list(dict.fromkeys(commits))
 
 
 def table(runs: list[dict]) -> str:
@@ -52,11 +63,24 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def z_table(runs: list[dict], order: str = "top-prob-margin") -> str:
+    """Solve rate of every VMD model and z strategy with one order, against NFE."""
+    runs = [r for r in runs if r["model"] == "vmd" and r["order"] == order]
+    labels = list(dict.fromkeys(model_label(r) for r in runs))
+    by_key = {(model_label(r), r["nfe"]): r for r in runs}
+    lines = ["| NFE | " + " | ".join(labels) + " |", "|" + "---|" * (1 + len(labels))]
+    for nfe in sorted({r["nfe"] for r in runs}):
+        cells = [f"{100 * by_key[m, nfe]['solve_rate']:.1f}%" if (m, nfe) in by_key else "-"
+                 for m in labels]
+        lines.append(f"| {nfe} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def budget(runs: list[dict]) -> str:
     rows = ["| model | parameters | steps | batch | training wall time | final val NELBO (bits/blank) |",
             "|---|---|---|---|---|---|"]
-    for label in dict.fromkeys(model_label(r) for r in runs):
-        r = next(r for r in runs if model_label(r) == label)
+    for label in dict.fromkeys(trained_label(r) for r in runs):
+        r = next(r for r in runs if trained_label(r) == label)
         rows.append(f"| {label} | {r['parameters']:,} | {r['steps']} | "
                     f"{r['train_config']['batch_size']} | {r['train_seconds'] / 60:.1f} min | "
                     f"{r['val_nelbo_bits']:.3f} |")
@@ -103,7 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default="results/sudoku")
     args = p.parse_args(argv)
     try:
-        runs, meta = load_runs(args.results)
+        runs, commits = load_runs(args.results)
     except (OSError, json.JSONDecodeError) as err:
         print(f"error: cannot read results: {err}", file=sys.stderr)
         return 2
@@ -112,20 +136,23 @@ def main(argv=None) -> int:
         return 2
     first = runs[0]
     lo, hi = first["clue_range"]
-    z_strategies = sorted({r["z_strategy"] for r in runs if r["z_strategy"]})
     setting = (f"{first['num_puzzles']} test puzzles, {lo}-{hi} clues, unique solutions; fill "
-               f"{first['fill']}" + (f", VMD z strategy {', '.join(z_strategies)}"
-                                     if z_strategies else ""))
+               f"{first['fill']}" + (", VMD z fixed unless stated"
+                                     if any(r["model"] == "vmd" for r in runs) else ""))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot(runs, out / "solve_rate.png", f"Sudoku test split against NFE ({setting})")
     text = "\n\n".join([
         f"Sudoku, {setting}. Solve rate = the filled grid is valid (rows, columns and boxes checked "
         "by the rules) and keeps every clue; cell accuracy = blanks equal to the unique solution.",
-        table(runs), "Training budget (one CPU thread on a shared 2-core machine; the wall time "
+        table([r for r in runs if is_fixed(r)]),
+        "VMD solve rate with Top-Prob-Margin for each way of handling the latent while decoding "
+        "(fixed: one z per puzzle; resample: a new prior draw every step; prior: a draw from the "
+        "learned p(z | xt) given the cells decoded so far):", z_table(runs),
+        "Training budget (one CPU thread on a shared 2-core machine; the wall time "
         "includes the periodic validation; VMD's parameters include its guide network, which only "
         "training uses; its denoiser is MDM's plus a small latent projection):", budget(runs),
-        f"Source: {', '.join(args.results)} (commit {meta.get('git_commit', '?')}); "
+        f"Source: {', '.join(args.results)} (commit {', '.join(commits)}); "
         f"plot: solve_rate.png."])
     (out / "table.md").write_text(text + "\n")
     print(text)

@@ -1,27 +1,48 @@
 #!/usr/bin/env bash
 # The Sudoku results of results/sudoku/ (README "Sudoku"). Run from the repository root with the
-# virtualenv active. Stages (pass one as $1, default all CPU stages):
-#   train-cpu  MDM then VMD (Gaussian prior), CPU config, same steps, one thread each, one at a time
-#   eval-cpu   both CPU checkpoints on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
+# virtualenv active. Stages (pass one as $1, default all):
+#   train-cpu  MDM, VMD (Gaussian prior) and VMD (conditional prior, the best prior of
+#              results/priors/) with the CPU config: same steps and batch, one thread each
+#   eval-cpu   every CPU checkpoint on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
+#              (z fixed), then the other z strategies with Top-Prob-Margin
 #   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
+# Each training takes one core; the three can run side by side on separate cores:
+#   bash experiments/sudoku_results.sh train-cpu mdm   (or gaussian, conditional)
 set -euo pipefail
 OUT=results/sudoku
 STAGE=${1:-all}
-COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --no-validate)
+ONLY=${2:-}
+COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --threads 1)
+# name and model flags of each CPU run
+declare -A MODELS=([mdm]="--model mdm" [gaussian]="--model vmd --prior gaussian"
+                   [conditional]="--model vmd --prior conditional")
 
 if [[ $STAGE == train-cpu || $STAGE == all ]]; then
-  python experiments/run.py "${COMMON[@]}" --model mdm vmd --prior gaussian --sudoku-config cpu \
-    --steps 2500 --batch-size 32 --eval-every 500 --threads 1 \
-    --nfe 10 --order top-prob-margin --save $OUT/cpu.pt --out $OUT/train_cpu.json
+  for NAME in mdm gaussian conditional; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --sudoku-config cpu \
+      --steps 5000 --batch-size 64 --eval-every 1000 --nfe 10 --order top-prob-margin \
+      --save $OUT/cpu-$NAME.pt --out $OUT/train_cpu_$NAME.json
+  done
 fi
 if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
-  # One process per model and order (each JSON complete on its own; about 7 min each on one
-  # shared thread). The committed MDM numbers came from one process over all three orders
-  # (its JSON's "command"); the sampler's random stream differs, the evaluation does not.
-  for MODEL in mdm vmd; do
-    for ORDER in top-prob-margin top-prob random; do
-      python experiments/run.py "${COMMON[@]}" --model $MODEL --order $ORDER --threads 1 \
-        --checkpoint $OUT/cpu-$MODEL.pt --out $OUT/eval_cpu_${MODEL}_$ORDER.json
+  for NAME in mdm gaussian conditional; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --quiet \
+      --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_$NAME.json
+  done
+  # The latent redrawn during decoding: from the prior every step (both priors), from the
+  # learned prior given the decoded cells (conditional only).
+  for NAME in gaussian conditional; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    STRATEGIES=(resample)
+    [[ $NAME == conditional ]] && STRATEGIES+=(prior)
+    for Z in "${STRATEGIES[@]}"; do
+      # shellcheck disable=SC2086
+      python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --quiet --order top-prob-margin \
+        --z-strategy $Z --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_${NAME}_z-$Z.json
     done
   done
 fi

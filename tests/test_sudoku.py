@@ -1,5 +1,6 @@
 """Sudoku: solver, generator, puzzle files, splits, model solving and the CLIs."""
 import itertools
+import json
 import random
 import subprocess
 import sys
@@ -238,3 +239,29 @@ def test_run_cli_trains_and_reports_sudoku(tmp_path):
     bad = subprocess.run(cmd[:4] + ["--clues", "40", "30"], cwd=REPO, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "--clues" in bad.stderr
+
+
+def test_report_tables_each_model_and_z_strategy(tmp_path):
+    sys.path.insert(0, str(REPO / "experiments"))
+    import sudoku_report
+
+    def run(model, prior, order, nfe, solve, z):
+        return {"model": model, "prior": prior, "order": order, "nfe": nfe, "solve_rate": solve,
+                "cell_accuracy": 0.5, "num_puzzles": 10, "clue_range": [30, 40], "fill": "sample",
+                "z_strategy": z, "parameters": 100, "steps": 7, "train_config": {"batch_size": 4},
+                "train_seconds": 60.0, "val_nelbo_bits": 0.25}
+
+    fixed = [run("mdm", None, "random", 5, 0.1, None), run("vmd", "gaussian", "random", 5, 0.2, "fixed"),
+             run("vmd", "gaussian", "top-prob-margin", 5, 0.3, "fixed")]
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    files[0].write_text(json.dumps({"runs": fixed, "git_commit": "abc"}))
+    files[1].write_text(json.dumps({**run("vmd", "gaussian", "top-prob-margin", 5, 0.4, "resample"),
+                                    "git_commit": "def"}))
+    assert sudoku_report.main([*map(str, files), "--out-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "table.md").read_text()
+    assert "| random | 5 | 10.0% | 50.0% | 20.0% | 50.0% |" in text
+    assert "| NFE | VMD (gaussian prior) | VMD (gaussian prior, z resample) |" in text
+    assert "| 5 | 30.0% | 40.0% |" in text
+    # one budget row per trained model, not per decoding strategy
+    assert text.count("| VMD (gaussian prior) | 100 | 7 | 4 | 1.0 min | 0.250 |") == 1
+    assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
