@@ -516,6 +516,7 @@ def _progress_line(model, record) -> str:
     parts = [f"[{model}] step {record['step']}", f"train loss {record['train_loss']:.3f} nats"]
     if "nelbo_bits" in record:
         parts.append(f"eval NELBO {record['nelbo_bits']:.4f} bits/token")
+    parts += [f"{key} {value:.3f}" for key, value in record.items() if key.startswith("val_")]
     return ", ".join(parts)
 
 
