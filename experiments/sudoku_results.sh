@@ -6,6 +6,8 @@
 #   eval-cpu   every CPU checkpoint on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
 #              (z fixed), then the other z strategies with Top-Prob-Margin
 #   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
+#   ablation   MDM with the same budget but a plain transformer (--structure none): what the
+#              row/column/box attention of the cpu config is worth (ablation_mdm_plain.json)
 # Each training takes one core; the three can run side by side on separate cores:
 #   bash experiments/sudoku_results.sh train-cpu mdm   (or gaussian, conditional)
 set -euo pipefail
@@ -45,6 +47,11 @@ if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
         --z-strategy $Z --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_${NAME}_z-$Z.json
     done
   done
+fi
+if [[ $STAGE == ablation || $STAGE == all ]]; then
+  python experiments/run.py "${COMMON[@]}" --model mdm --sudoku-config cpu --structure none \
+    --steps 5000 --batch-size 64 --eval-every 1000 --order top-prob-margin \
+    --out $OUT/ablation_mdm_plain.json
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT $OUT/eval_cpu_*.json
