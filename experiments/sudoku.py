@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Sudoku puzzle files: generate them, and solve them with a trained checkpoint.
+"""Sudoku puzzle files: generate them, solve them with a trained checkpoint, and ask a VMD
+checkpoint whether it uses its latent.
 
 A puzzle file has one puzzle per line: 81 characters, 1-9 for clues and 0 or . for blanks,
 optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit solution.
@@ -10,6 +11,13 @@ optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit 
 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the
 solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy.
+
+    python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \
+        --puzzles puzzles.txt --json latent.json
+
+``latent`` asks whether a VMD model uses its latent on Sudoku: the blanks of each puzzle (with its
+solution as ``x0``) are masked at each ``--mask-rates`` value and the guide ``q(z | x0, xt)`` is
+compared with the prior: KL per coordinate, active units and ``I(z; x)`` (vmd_pyro.diagnostics).
 """
 from __future__ import annotations
 
@@ -24,7 +32,9 @@ import torch  # noqa: E402
 
 from vmd_pyro.checkpoint import load_program  # noqa: E402
 from vmd_pyro.datasets import sudoku  # noqa: E402
+from vmd_pyro.diagnostics import latent_usage  # noqa: E402
 from vmd_pyro.experiment import provenance, resolve_device, write_json  # noqa: E402
+from vmd_pyro.masking import corrupt  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES  # noqa: E402
 
 
@@ -55,7 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     s.add_argument("--out", default=None, help="write the filled grids here, one per line")
     s.add_argument("--json", default=None, help="write the scores as JSON here")
+
+    u = sub.add_parser("latent", help="how much a VMD model's guide departs from its prior")
+    u.add_argument("--checkpoint", required=True, help="a VMD model saved by run.py --task sudoku")
+    u.add_argument("--puzzles", required=True, help="puzzle file with solutions")
+    u.add_argument("--mask-rates", nargs="+", type=float, default=[0.1, 0.25, 0.5, 0.75, 1.0],
+                   help="fractions of each puzzle's blanks masked (default 0.1 0.25 0.5 0.75 1)")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--json", default=None, help="write the report as JSON here")
     return p
+
+
+def load_sudoku_program(path: str, device="cpu"):
+    program, _ = load_program(path, map_location=device)
+    net = program.cfg.net
+    if (net.vocab_size, net.seq_len) != (sudoku.VOCAB, sudoku.SIZE):
+        raise ValueError(f"checkpoint {path!r} is not a Sudoku model "
+                         f"(vocabulary {net.vocab_size}, length {net.seq_len})")
+    return program
 
 
 def generate_command(args) -> int:
@@ -74,11 +101,7 @@ def solve_command(args) -> int:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    program, _ = load_program(args.checkpoint, map_location=device)
-    net = program.cfg.net
-    if (net.vocab_size, net.seq_len) != (sudoku.VOCAB, sudoku.SIZE):
-        raise ValueError(f"checkpoint {args.checkpoint!r} is not a Sudoku model "
-                         f"(vocabulary {net.vocab_size}, length {net.seq_len})")
+    program = load_sudoku_program(args.checkpoint, device)
     puzzles, solutions = sudoku.read_puzzles(args.puzzles)
     tokens = sudoku.to_tokens(puzzles)
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -103,10 +126,42 @@ def solve_command(args) -> int:
     return 0
 
 
+@torch.no_grad()
+def latent_command(args) -> int:
+    if not args.mask_rates or any(not 0.0 < t <= 1.0 for t in args.mask_rates):
+        raise ValueError(f"--mask-rates must lie in (0, 1], got {args.mask_rates}")
+    program = load_sudoku_program(args.checkpoint)
+    if not program.has_latent:
+        raise ValueError(f"checkpoint {args.checkpoint!r} is an MDM: it has no latent")
+    puzzles, solutions = sudoku.read_puzzles(args.puzzles)
+    if solutions is None:
+        raise ValueError(f"{args.puzzles} has no solutions: the guide needs x0")
+    rates = torch.tensor(args.mask_rates, dtype=torch.get_default_dtype())
+    x0 = sudoku.to_tokens(solutions).repeat(len(rates), 1)
+    blanks = (sudoku.to_tokens(puzzles) == sudoku.MASK_ID).repeat(len(rates), 1)
+    generator = torch.Generator().manual_seed(args.seed)
+    batch = corrupt(x0, program.mask_id, maskable=blanks, generator=generator,
+                    t=rates.repeat_interleave(len(puzzles)))
+    usage = latent_usage(program, batch, generator=generator)
+    result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "prior": program.cfg.prior,
+              "latent_dim": program.cfg.latent_dim, **usage, **provenance(args.seed)}
+    print(f"{len(puzzles)} puzzles, {program.cfg.prior} prior: KL(q || p) {usage['kl_total']:.3f} "
+          f"nats, {usage['active_units']} of {usage['units']} units active")
+    for r in usage["per_mask_rate"]:
+        print(f"  mask rate {r['mask_rate']:.2f}: KL {r['kl_total']:.3f} nats, "
+              f"I(z; x) {r['mutual_information']:.3f} nats, {r['active_units']} active")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+COMMANDS = {"generate": generate_command, "solve": solve_command, "latent": latent_command}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return generate_command(args) if args.command == "generate" else solve_command(args)
+        return COMMANDS[args.command](args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@
 #   eval-cpu   every CPU checkpoint on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
 #              (z fixed), then the other z strategies with Top-Prob-Margin
 #   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
+#   latent     does VMD use its latent? KL(q || p), active units and I(z; x) of each VMD
+#              checkpoint on 500 generated puzzles (latent_<name>.json)
 #   ablation   MDM with the same budget but a plain transformer (--structure none): what the
 #              row/column/box attention of the cpu config is worth (ablation_mdm_plain.json)
 # Each training takes one core; the three can run side by side on separate cores:
@@ -46,6 +48,15 @@ if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
       python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --quiet --order top-prob-margin \
         --z-strategy $Z --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_${NAME}_z-$Z.json
     done
+  done
+fi
+if [[ $STAGE == latent || $STAGE == all ]]; then
+  python experiments/sudoku.py generate --count 500 --clues 30 40 --seed 100 \
+    --out $OUT/latent_puzzles.txt
+  for NAME in gaussian conditional; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    python experiments/sudoku.py latent --checkpoint $OUT/cpu-$NAME.pt \
+      --puzzles $OUT/latent_puzzles.txt --json $OUT/latent_$NAME.json
   done
 fi
 if [[ $STAGE == ablation || $STAGE == all ]]; then

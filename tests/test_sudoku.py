@@ -265,3 +265,35 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     # one budget row per trained model, not per decoding strategy
     assert text.count("| VMD (gaussian prior) | 100 | 7 | 4 | 1.0 min | 0.250 |") == 1
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
+
+
+def test_latent_cli_reports_the_closed_form_kl_of_the_guide(tmp_path):
+    from vmd_pyro.masking import corrupt
+
+    program = tiny_program(model="vmd", vocab=9, seq_len=81, arch="transformer", latent_dim=2)
+    ckpt, puzzle_file, report = tmp_path / "vmd.pt", tmp_path / "p.txt", tmp_path / "latent.json"
+    save_checkpoint(ckpt, program)
+    puzzles, solutions = sudoku.generate_puzzles(4, (30, 40), seed=3)
+    sudoku.write_puzzles(puzzle_file, puzzles, solutions)
+    subprocess.run([sys.executable, "experiments/sudoku.py", "latent", "--checkpoint", str(ckpt),
+                    "--puzzles", str(puzzle_file), "--mask-rates", "0.5", "1.0", "--seed", "7",
+                    "--json", str(report)], cwd=REPO, check=True, capture_output=True, text=True)
+    result = json.loads(report.read_text())
+    # The same batch by hand: solutions as x0, only the blanks maskable, 4 puzzles per rate.
+    blanks = (sudoku.to_tokens(puzzles) == sudoku.MASK_ID).repeat(2, 1)
+    batch = corrupt(sudoku.to_tokens(solutions).repeat(2, 1), program.mask_id, maskable=blanks,
+                    generator=torch.Generator().manual_seed(7),
+                    t=torch.tensor([0.5, 1.0]).repeat_interleave(4))
+    with torch.no_grad():
+        q = program.guide_dist(batch.x0, batch.masked)
+    mu, var = q.mean, q.variance  # KL(N(mu, var) || N(0, 1)), summed over the 2 coordinates
+    kl = 0.5 * (mu ** 2 + var - 1 - var.log()).sum(-1)
+    for rate, rows in zip(result["per_mask_rate"], (slice(0, 4), slice(4, 8))):
+        assert rate["kl_total"] == pytest.approx(float(kl[rows].mean()), rel=1e-4)
+    assert result["kl_total"] == pytest.approx(float(kl.mean()), rel=1e-4)
+
+    mdm = tmp_path / "mdm.pt"
+    save_checkpoint(mdm, tiny_program(model="mdm", vocab=9, seq_len=81, arch="transformer"))
+    bad = subprocess.run([sys.executable, "experiments/sudoku.py", "latent", "--checkpoint", str(mdm),
+                          "--puzzles", str(puzzle_file)], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and "no latent" in bad.stderr
