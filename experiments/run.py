@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-norm", type=float, default=1.0, help="gradient norm clip (0 = off)")
     g.add_argument("--anneal-steps", type=int, default=None,
                    help="KL annealing length, beta 0 -> 1 (default: a fifth of --steps)")
+    g.add_argument("--free-nats", type=float, default=0.0,
+                   help="VMD: the first F nats of KL(q || p) per sequence are free, w(t) max(KL, F) "
+                        "in place of w(t) KL, against posterior collapse (free bits; the objective "
+                        "is then not a bound; reported NELBOs stay the plain ones; default 0 = off)")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
@@ -243,6 +247,7 @@ def train_config(args) -> TrainConfig:
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
                        progress=not args.quiet, save_every=args.save_every,
+                       free_nats=args.free_nats,
                        time_budget=args.time_budget)
 
 

@@ -45,6 +45,7 @@ class TrainConfig:
     progress: bool = True
     save_every: int = 0            # with a save path: checkpoint every N steps (0: only at the end)
     time_budget: float = 0.0       # seconds; stop early once training has run this long (0 = off)
+    free_nats: float = 0.0         # KL free nats per sequence (0 = the ELBO); see free_nats_penalty
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +54,7 @@ class TrainConfig:
 # The fields that determine the optimisation trajectory: resuming requires the same values. The
 # others (steps, evaluation, progress, validation, checkpoint interval) may change between runs.
 TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
-                     "engine", "antithetic")
+                     "engine", "antithetic", "free_nats")
 
 
 def kl_weight(step: int, anneal_steps: int) -> float:
@@ -65,6 +66,24 @@ def kl_weight(step: int, anneal_steps: int) -> float:
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+def free_nats_penalty(program, batch: DiffusionBatch, free_nats: float) -> torch.Tensor:
+    """``sum_b w(t_b) relu(free_nats - KL(q(z | x0_b, xt_b) || p(z | xt_b)))``.
+
+    Added to the negative ELBO it turns each sequence's KL term ``w(t) KL`` into
+    ``w(t) max(KL, free_nats)`` ("free bits", Kingma et al. 2016): the first ``free_nats`` nats of
+    information in ``z`` cost nothing, so the guide is not pulled onto the prior (posterior
+    collapse). The result is no longer a bound; evaluation still reports the plain NELBO. Needs a
+    closed-form KL (Normal guide with a Gaussian or conditional prior, or a discrete latent).
+    """
+    q, p = program.guide_dist(batch.x0, batch.masked), program.batch_prior(batch)
+    try:
+        kl = torch.distributions.kl_divergence(q, p)
+    except NotImplementedError:
+        raise ValueError(f"free nats need a closed-form KL(q || p); the {program.cfg.prior!r} "
+                         "prior has none") from None
+    return (batch.weight * torch.relu(free_nats - kl)).sum()
 
 
 def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatch:
@@ -97,6 +116,10 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     """
     if cfg.engine not in ("fused", "svi"):
         raise ValueError(f"unknown engine {cfg.engine!r}; choose 'fused' or 'svi'")
+    if cfg.free_nats < 0:
+        raise ValueError(f"free nats must be >= 0, got {cfg.free_nats}")
+    if cfg.free_nats and (cfg.engine != "fused" or not program.has_latent or program.block_size):
+        raise ValueError("free nats need the fused engine and a VMD model without blocks")
     rank, world = distributed.rank_and_world()
     if world > 1 and cfg.engine != "fused":
         raise ValueError("multi-process training needs the fused engine (SVI steps the optimiser "
@@ -163,6 +186,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         if cfg.engine == "fused":
             optimizer.zero_grad(set_to_none=True)
             loss = elbo.differentiable_loss(program.model, program.guide, batch, beta)
+            if cfg.free_nats:
+                loss = loss + beta * free_nats_penalty(program, batch, cfg.free_nats)
             loss.backward()
             loss = (distributed.all_reduce_gradients(program.parameters(), loss) if world > 1
                     else float(loss.detach()))
