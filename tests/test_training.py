@@ -184,3 +184,33 @@ def test_without_budget_all_steps_run():
     history = train(program, _data, TrainConfig(steps=5, batch_size=8, eval_every=0,
                                                 progress=False))
     assert history[-1]["step"] == 5
+
+
+def test_free_nats_penalty_matches_the_closed_form_kl():
+    from vmd_pyro.training import free_nats_penalty
+
+    torch.manual_seed(0)
+    program = tiny_program(prior="gaussian", latent_dim=3)
+    batch = program.corrupt(torch.randint(0, 5, (16, 4)), generator=torch.Generator().manual_seed(1))
+    q = program.guide_dist(batch.x0, batch.masked)
+    kl = 0.5 * (q.mean ** 2 + q.variance - 1 - q.variance.log()).sum(-1)  # KL(q || N(0, I))
+    for free in (0.0, float(kl.detach().median()), 1e3):
+        expected = (batch.weight * (free - kl).clamp_min(0)).sum()
+        assert float(free_nats_penalty(program, batch, free)) == pytest.approx(float(expected), rel=1e-5)
+    # Below the floor the penalty cancels the KL's gradient: loss + penalty no longer pulls the
+    # guide towards the prior (d/d mean of w (KL + (free - KL)) = 0).
+    big = free_nats_penalty(program, batch, 1e3) + (batch.weight * kl).sum()
+    grads = torch.autograd.grad(big, list(program.guide_net.parameters()), allow_unused=True)
+    assert all(g is None or g.abs().max() < 1e-3 for g in grads)
+
+
+@pytest.mark.parametrize("kw, prior, message", [
+    ({"engine": "svi"}, "gaussian", "fused engine"),
+    ({}, "mog", "closed-form KL"),
+    ({"free_nats": -1.0}, "gaussian", ">= 0"),
+])
+def test_free_nats_refuses_what_it_cannot_do(kw, prior, message):
+    program = tiny_program(prior=prior, vocab=10, seq_len=4)
+    cfg = TrainConfig(steps=1, batch_size=8, progress=False, **{"free_nats": 1.0, **kw})
+    with pytest.raises(ValueError, match=message):
+        train(program, TASK.sample, cfg)
