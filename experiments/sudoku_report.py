@@ -147,8 +147,9 @@ def main(argv=None) -> int:
         "by the rules) and keeps every clue; cell accuracy = blanks equal to the unique solution.",
         table([r for r in runs if is_fixed(r)]),
         "VMD solve rate with Top-Prob-Margin for each way of handling the latent while decoding "
-        "(fixed: one z per puzzle; resample: a new prior draw every step; prior: a draw from the "
-        "learned p(z | xt) given the cells decoded so far):", z_table(runs),
+        "(fixed: one prior draw per puzzle; resample: a new prior draw every step, given the cells "
+        "decoded so far where the prior depends on them; posterior: a draw from the guide given "
+        "the current denoised estimate):", z_table(runs),
         "Training budget (one CPU thread on a shared 2-core machine; the wall time "
         "includes the periodic validation; VMD's parameters include its guide network, which only "
         "training uses; its denoiser is MDM's plus a small latent projection):", budget(runs),

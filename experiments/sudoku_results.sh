@@ -5,7 +5,7 @@
 #              results/priors/) and VMD (Gaussian, 2 free nats) with the CPU config: same steps
 #              and batch, one thread each
 #   eval-cpu   every CPU checkpoint on the 1,000-puzzle test split: 3 orders x NFE 5/10/20/50
-#              (z fixed), then the other z strategies with Top-Prob-Margin
+#              (z fixed), then z resampled and z from the guide with Top-Prob-Margin
 #   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
 #   latent     does VMD use its latent? KL(q || p), active units and I(z; x) of each VMD
 #              checkpoint on 500 generated puzzles (latent_<name>.json)
@@ -41,13 +41,13 @@ if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
     python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --quiet \
       --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_$NAME.json
   done
-  # The latent redrawn during decoding: from the prior every step (both priors), from the
-  # learned prior given the decoded cells (conditional only).
+  # The latent redrawn during decoding, with Top-Prob-Margin: from the prior every step given the
+  # cells decoded so far (resample; for the conditional prior that is p(z | xt), the same code
+  # path as the strategy named prior), and from the guide given the current denoised estimate
+  # (posterior).
   for NAME in gaussian conditional gaussian-free; do
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
-    STRATEGIES=(resample)
-    [[ $NAME == conditional ]] && STRATEGIES+=(prior)
-    for Z in "${STRATEGIES[@]}"; do
+    for Z in resample posterior; do
       # shellcheck disable=SC2086
       python experiments/run.py "${COMMON[@]}" ${MODELS[$NAME]} --quiet --order top-prob-margin \
         --z-strategy $Z --checkpoint $OUT/cpu-$NAME.pt --out $OUT/eval_cpu_${NAME}_z-$Z.json
@@ -69,5 +69,8 @@ if [[ $STAGE == ablation || $STAGE == all ]]; then
     --out $OUT/ablation_mdm_plain.json
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
-  python experiments/sudoku_report.py --out-dir $OUT $OUT/eval_cpu_*.json
+  # MDM first, then each VMD with its decoding variants
+  python experiments/sudoku_report.py --out-dir $OUT $OUT/eval_cpu_mdm.json \
+    $OUT/eval_cpu_gaussian.json $OUT/eval_cpu_gaussian_z-*.json \
+    $OUT/eval_cpu_conditional*.json $(ls $OUT/eval_cpu_gaussian-free*.json 2>/dev/null)
 fi
