@@ -23,7 +23,10 @@ ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "T
 
 
 def trained_label(run: dict) -> str:
-    return "MDM" if run["model"] == "mdm" else f"VMD ({run['prior']} prior)"
+    if run["model"] == "mdm":
+        return "MDM"
+    free = run.get("train_config", {}).get("free_nats")
+    return f"VMD ({run['prior']} prior" + (f", {free:g} free nats)" if free else ")")
 
 
 def model_label(run: dict) -> str:

@@ -257,11 +257,16 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     files[0].write_text(json.dumps({"runs": fixed, "git_commit": "abc"}))
     files[1].write_text(json.dumps({**run("vmd", "gaussian", "top-prob-margin", 5, 0.4, "resample"),
                                     "git_commit": "def"}))
+    free = run("vmd", "gaussian", "top-prob-margin", 5, 0.5, "fixed")
+    free["train_config"] = {"batch_size": 4, "free_nats": 2.0}
+    files.append(tmp_path / "c.json")
+    files[2].write_text(json.dumps({"runs": [free], "git_commit": "abc"}))
     assert sudoku_report.main([*map(str, files), "--out-dir", str(tmp_path)]) == 0
     text = (tmp_path / "table.md").read_text()
     assert "| random | 5 | 10.0% | 50.0% | 20.0% | 50.0% |" in text
-    assert "| NFE | VMD (gaussian prior) | VMD (gaussian prior, z resample) |" in text
-    assert "| 5 | 30.0% | 40.0% |" in text
+    assert ("| NFE | VMD (gaussian prior) | VMD (gaussian prior, z resample) | "
+            "VMD (gaussian prior, 2 free nats) |") in text
+    assert "| 5 | 30.0% | 40.0% | 50.0% |" in text
     # one budget row per trained model, not per decoding strategy
     assert text.count("| VMD (gaussian prior) | 100 | 7 | 4 | 1.0 min | 0.250 |") == 1
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
