@@ -9,6 +9,8 @@
 #   report     markdown table (table.md) and plot (solve_rate.png) from eval_cpu_*.json
 #   latent     does VMD use its latent? KL(q || p), active units and I(z; x) of each VMD
 #              checkpoint on 500 generated puzzles (latent_<name>.json)
+#   seed       MDM trained again with seed 1, Top-Prob-Margin only: how much a second training
+#              run moves the solve rate (seed1_mdm.json)
 #   ablation   MDM with the same budget but a plain transformer (--structure none): what the
 #              row/column/box attention of the cpu config is worth (ablation_mdm_plain.json)
 # Each training takes one core; the three can run side by side on separate cores:
@@ -62,6 +64,11 @@ if [[ $STAGE == latent || $STAGE == all ]]; then
     python experiments/sudoku.py latent --checkpoint $OUT/cpu-$NAME.pt \
       --puzzles $OUT/latent_puzzles.txt --json $OUT/latent_$NAME.json
   done
+fi
+if [[ $STAGE == seed || $STAGE == all ]]; then
+  python experiments/run.py --task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 \
+    --seed 1 --threads 1 --model mdm --sudoku-config cpu --steps 5000 --batch-size 64 \
+    --eval-every 1000 --order top-prob-margin --out $OUT/seed1_mdm.json
 fi
 if [[ $STAGE == ablation || $STAGE == all ]]; then
   python experiments/run.py "${COMMON[@]}" --model mdm --sudoku-config cpu --structure none \
