@@ -94,14 +94,19 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     """Top row: solve rate against NFE; bottom row: cell accuracy, with chance (1/9) dashed."""
     fig, axes = plt.subplots(2, len(ORDER_NAMES), figsize=(4 * len(ORDER_NAMES), 6.4),
                              sharex=True, sharey="row")
+    # One colour per trained model, one line style per z strategy, the same in every panel.
+    colour = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(trained_label(r) for r in runs))}
+    style = {"fixed": "-", "resample": "--", "posterior": ":", "prior": "-."}
     for col, order in enumerate(ORDER_NAMES):
         for row, key in enumerate(("solve_rate", "cell_accuracy")):
             ax = axes[row, col]
             for label in dict.fromkeys(model_label(r) for r in runs):
-                pts = sorted((r["nfe"], 100 * r[key]) for r in runs
-                             if model_label(r) == label and r["order"] == order)
+                chosen = [r for r in runs if model_label(r) == label and r["order"] == order]
+                pts = sorted((r["nfe"], 100 * r[key]) for r in chosen)
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", alpha=0.8, label=label)
+                    z = chosen[0].get("z_strategy") or "fixed"
+                    ax.plot(*zip(*pts), marker="o", alpha=0.8, label=label,
+                            color=colour[trained_label(chosen[0])], linestyle=style.get(z, "-"))
             if key == "cell_accuracy":
                 ax.axhline(100 / 9, color="grey", linestyle="--", linewidth=1, label="chance (1/9)")
                 ax.set_xlabel("NFE (denoiser calls per puzzle)")
