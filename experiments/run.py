@@ -241,13 +241,14 @@ def program_config(args, model: str, task) -> ProgramConfig:
                          latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
 
 
-def train_config(args) -> TrainConfig:
+def train_config(args, model: str) -> TrainConfig:
+    """The training settings of ``model`` (``--free-nats`` applies to VMD only)."""
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
                        progress=not args.quiet, save_every=args.save_every,
-                       free_nats=args.free_nats,
+                       free_nats=args.free_nats if model == "vmd" else 0.0,
                        time_budget=args.time_budget)
 
 
@@ -314,7 +315,7 @@ def obtain_program(args, model: str, task, device, eval_fn=None):
     program = build_program(program_config(args, model, task)).to(device)
     resume = checkpoint_path(args.resume, model, args.model)
     start = time.perf_counter()
-    history = train(program, task.sample, train_config(args), eval_fn=eval_fn,
+    history = train(program, task.sample, train_config(args, model), eval_fn=eval_fn,
                     log=None if args.quiet else lambda r: print(_progress_line(model, r)),
                     save=checkpoint_path(args.save, model, args.model) or resume, resume=resume,
                     run_info={"task": args.task, "dataset": getattr(task, "name", None),
@@ -355,7 +356,7 @@ def run_synthetic(args, device):
                 "order": args.order[0], "z_strategy": args.z_strategy,
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
-                "train_config": train_config(args).to_dict()})
+                "train_config": train_config(args, model).to_dict()})
     columns = ["model", "prior", "dataset", "block_size", "nfe", "fill", "accuracy", "kl",
                "nelbo_bits",
                "iw_nelbo_bits"]
@@ -408,7 +409,7 @@ def run_sudoku(args, device):
         program, history, train_seconds = obtain_program(args, model, _OnDevice(task, on_device),
                                                          device, monitor)
         trained = (read_checkpoint(checkpoint_path(args.checkpoint, model, args.model))[
-            "train_config"] if args.checkpoint else train_config(args).to_dict())
+            "train_config"] if args.checkpoint else train_config(args, model).to_dict())
         final = metrics.evaluate_bounds(program, val_sample, num_batches=5,
                                         batch_size=args.val_puzzles, generator=generator)
         test_puzzles, test_solutions = task.test
@@ -501,7 +502,7 @@ def run_text(args, device):
                 "order": args.order[0], "fill": args.fill[0], "z_strategy": args.z_strategy,
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
-                "train_config": train_config(args).to_dict()})
+                "train_config": train_config(args, model).to_dict()})
     columns = ["model", "prior", "block_size", "nfe", "bits_per_char", "ppl_bound",
                "iw_bits_per_char", "iw_ppl_bound", "sample_char_entropy_bits", "word_validity"]
     notes = [f"corpus {args.corpus}: {task.info['train_chars']:,} training / "

@@ -74,3 +74,13 @@ def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert re.search(message, err), err
+
+
+def test_free_nats_apply_to_vmd_only():
+    sys.path.insert(0, str(RUN.parent))
+    import run
+    parser = run.build_parser()
+    args = parser.parse_args(["--model", "mdm", "vmd", "--free-nats", "1.5"])
+    run.check_args(args, parser)
+    assert run.train_config(args, "vmd").free_nats == 1.5
+    assert run.train_config(args, "mdm").free_nats == 0.0
