@@ -214,3 +214,21 @@ def test_free_nats_refuses_what_it_cannot_do(kw, prior, message):
     cfg = TrainConfig(steps=1, batch_size=8, progress=False, **{"free_nats": 1.0, **kw})
     with pytest.raises(ValueError, match=message):
         train(program, TASK.sample, cfg)
+
+
+def test_checkpoint_from_before_a_config_field_existed_still_resumes(tmp_path):
+    # A checkpoint written before free_nats / position_groups / attention existed lacks them; it
+    # was made with their defaults, so resuming must accept it (and refuse a non-default value).
+    pyro.set_rng_seed(0)
+    train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=4), save=tmp_path / "ck.pt")
+    state = read_checkpoint(tmp_path / "ck.pt")
+    for key in ("position_groups", "attention"):
+        del state["program_config"]["net"][key]
+    del state["train_config"]["free_nats"]
+    torch.save(state, tmp_path / "old.pt")
+    history = train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=6),
+                    resume=tmp_path / "old.pt")
+    assert history[-1]["step"] == 6
+    with pytest.raises(ValueError, match=r"train_config.free_nats: checkpoint 0.0, this run 1.0"):
+        train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=6, free_nats=1.0),
+              resume=tmp_path / "old.pt")
