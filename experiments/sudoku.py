@@ -12,7 +12,7 @@ optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the
 solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy.
 
-    python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \
+    python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
 
 ``latent`` asks whether a VMD model uses its latent on Sudoku: the blanks of each puzzle (with its

@@ -22,17 +22,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "Top-Prob-Margin"}
 
 
-def trained_label(run: dict) -> str:
+def model_label(run: dict, with_z: bool = True) -> str:
+    """The trained model and, ``with_z`` and where not the default ``fixed``, the latent's
+    decoding strategy."""
     if run["model"] == "mdm":
         return "MDM"
+    parts = [f"{run['prior']} prior"]
     free = run.get("train_config", {}).get("free_nats")
-    return f"VMD ({run['prior']} prior" + (f", {free:g} free nats)" if free else ")")
-
-
-def model_label(run: dict) -> str:
-    """The trained model and, where not the default ``fixed``, the latent's decoding strategy."""
+    if free:
+        parts.append(f"{free:g} free nats")
     z = run.get("z_strategy") or "fixed"
-    return trained_label(run)[:-1] + f", z {z})" if z != "fixed" else trained_label(run)
+    if with_z and z != "fixed":
+        parts.append(f"z {z}")
+    return f"VMD ({', '.join(parts)})"
+
+
+def trained_label(run: dict) -> str:
+    return model_label(run, with_z=False)
 
 
 def is_fixed(run: dict) -> bool:

@@ -153,7 +153,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         # Configs saved before a field existed get its default (the behaviour they were made with).
         state["program_config"] = type(program.cfg).from_dict(state["program_config"]).to_dict()
         if "train_config" in state:
-            state["train_config"] = asdict(TrainConfig(**state["train_config"]))
+            state["train_config"] = TrainConfig(**state["train_config"]).to_dict()
         resumed = check_resumable(resume, state, expected)
         if len(resumed["rng"]) != world:
             raise ValueError(f"cannot resume from {str(resume)!r}: it was written by "
