@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
-from vmd_pyro import distributed, metrics  # noqa: E402
+from vmd_pyro import bounds, distributed, metrics  # noqa: E402
 from vmd_pyro.blocks import calls_used, nfe_per_block  # noqa: E402
 from vmd_pyro.checkpoint import load_program, read_checkpoint, save_checkpoint  # noqa: E402
 from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
@@ -39,7 +39,7 @@ from vmd_pyro.experiment import markdown_table, provenance, resolve_device, writ
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate  # noqa: E402
-from vmd_pyro.training import NonFiniteLoss, TrainConfig, train  # noqa: E402
+from vmd_pyro.training import OBJECTIVES, NonFiniteLoss, TrainConfig, train  # noqa: E402
 
 
 
@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VMD: the first F nats of KL(q || p) per sequence are free, w(t) max(KL, F) "
                         "in place of w(t) KL, against posterior collapse (free bits; the objective "
                         "is then not a bound; reported NELBOs stay the plain ones; default 0 = off)")
+    g.add_argument("--objective", default="joint", choices=OBJECTIVES,
+                   help="joint: the original method's objective J (one forward-process draw per "
+                        "sequence, weight w(t); for VMD not a likelihood bound); steps: the few-step "
+                        "bound B_T of the T-call random-order sampler (one random step per sequence, "
+                        "weight T; MDM and VMD; not for block models) (default joint)")
+    g.add_argument("--train-nfe", nargs="+", type=int, default=None, metavar="T",
+                   help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
+                        "B_T is trained (default: the evaluated --nfe values)")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
@@ -131,7 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--z-samples", type=int, default=2000,
                    help="prior draws for the exact-over-sequences one-step KL (default 2000)")
     g.add_argument("--iw-samples", type=int, default=16,
-                   help="K for the importance-weighted bound (default 16; 0 = skip)")
+                   help="K for the importance-weighted forms (default 16; 0 = skip the one of the "
+                        "training objective)")
+    g.add_argument("--bound-nfe", nargs="+", type=int, default=None, metavar="T",
+                   help="NFEs at which to compute the few-step likelihood bound B_T (nll_bound_bits, "
+                        "iw_nll_bound_bits: bits per token / blank / character; random order, "
+                        "sampled tokens) (default: the evaluated --nfe values)")
+    g.add_argument("--bound-z", nargs="+", default=["resample"], choices=bounds.BOUND_Z_STRATEGIES,
+                   help="VMD generator the bound is for: resample (fresh z ~ p(z | x^(k)) every "
+                        "step; also 'prior') and/or fixed (one z per sequence) (default resample)")
+    g.add_argument("--bound-orders", type=int, default=None,
+                   help="random orders averaged per sequence in B_T (default 4; sudoku, text 1)")
+    g.add_argument("--bound-sequences", type=int, default=None,
+                   help="sudoku test puzzles / text validation sequences the bound is averaged over "
+                        "(synthetic: the whole support, exactly weighted) (default 200 sudoku, "
+                        "64 text)")
 
     g = p.add_argument_group("sudoku")
     g.add_argument("--sudoku-config", default="cpu", choices=sorted(SUDOKU_CONFIGS),
@@ -187,6 +209,18 @@ def check_args(args, parser):
         parser.error("--resume continues training, --checkpoint skips it: give one of them")
     if args.iw_samples < 0:
         parser.error("--iw-samples must be >= 0")
+    for name in ("bound_nfe", "train_nfe"):
+        values = getattr(args, name)
+        if values is not None and any(t < 1 for t in values):
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {values}")
+    if args.train_nfe is not None and args.objective != "steps":
+        parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
+    if args.objective == "steps" and args.block_size:
+        parser.error("--objective steps is not implemented for block models (--block-size); "
+                     "use --objective joint")
+    for name in ("bound_orders", "bound_sequences"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0.0 <= args.p <= 1.0:
         parser.error(f"--p must lie in [0, 1], got {args.p}")
     if not 17 <= args.clues[0] <= args.clues[1] <= 80:
@@ -207,17 +241,25 @@ def check_args(args, parser):
     if args.structure != "none" and (args.task != "sudoku" or args.arch != "transformer"):
         parser.error("--structure embed/attend needs --task sudoku (the task with position groups) "
                      "and --arch transformer")
+    # The most positions a sequence of the task can have masked; a T above it has no sampler.
+    maskable = {"sudoku": 81 - args.clues[0], "text": args.seq_len}.get(
+        args.task, 2 if args.dataset.startswith("pair") else 4)
+    for name in ("bound_nfe", "train_nfe"):
+        values = getattr(args, name)
+        if values is not None and max(values) > maskable:
+            parser.error(f"--{name.replace('_', '-')} {max(values)} is above the {maskable} maskable "
+                         f"positions of a sequence of this task (one step per position at most)")
 
 
 # Per-task defaults of the options whose default is None (explicit flags always win).
 SYNTHETIC_DEFAULTS = {"arch": "mlp", "hidden": 128, "layers": 2, "heads": 4, "structure": "none",
                       "nfe": [1, 2], "order": ["random"], "fill": ["sample", "argmax"],
-                      "num_samples": 20000}
+                      "num_samples": 20000, "bound_orders": 4, "bound_sequences": 1}
 SUDOKU_DEFAULTS = {"nfe": [5, 10, 20, 50], "order": list(ORDERS), "fill": ["sample"],
-                   "num_samples": 20000}
+                   "num_samples": 20000, "bound_orders": 1, "bound_sequences": 200}
 TEXT_DEFAULTS = {"arch": "mlp", "hidden": 256, "layers": 2, "heads": 4, "structure": "none",
-                 "order": ["random"], "fill": ["sample"],
-                 "num_samples": 64}  # nfe: set from the sequence length
+                 "order": ["random"], "fill": ["sample"], "num_samples": 64,
+                 "bound_orders": 1, "bound_sequences": 64}  # nfe: set from the sequence length
 # Denoisers for Sudoku. "full" has about 6M denoiser parameters (12 * hidden^2 per layer) and a
 # plain transformer: the scale and architecture of the published anchors. "cpu" is small and
 # attends along rows, columns and boxes only: without that structure the small model solves no
@@ -249,7 +291,8 @@ def train_config(args, model: str) -> TrainConfig:
                        seed=args.seed, engine=args.engine, validate=args.validate,
                        progress=not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
-                       time_budget=args.time_budget)
+                       time_budget=args.time_budget, objective=args.objective,
+                       train_nfe=tuple(args.train_nfe or args.nfe))
 
 
 def evaluate_synthetic(program, task, args, generator) -> list[dict]:
@@ -282,6 +325,38 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
                                           "+0.5 pseudo-count per support sequence")
             results.append(record)
     return results
+
+
+def likelihood_bounds(program, args, x0, maskable, weights=None, generator=None) -> list[dict]:
+    """B_T and its importance-weighted form at every ``--bound-nfe`` (default: the evaluated NFEs),
+    for each ``--bound-z`` generator of a VMD; for MDM also the exact ``-log p_T`` under each
+    confidence order in ``--order``. Each entry names the generator it bounds."""
+    z_strategies = args.bound_z if program.has_latent else ["resample"]
+    orders = ["random"] + ([o for o in args.order if o != "random"] if not program.has_latent
+                           else [])
+    out = []
+    for nfe in args.bound_nfe or args.nfe:
+        for order in orders:
+            for z_strategy in z_strategies:
+                opts = bounds.BoundOptions(nfe=nfe, order=order, z_strategy=z_strategy,
+                                           num_orders=args.bound_orders,
+                                           iw_samples=max(args.iw_samples, 1))
+                out.append(bounds.evaluate_nll_bounds(program, x0, maskable, opts,
+                                                      weights=weights, generator=generator))
+    return out
+
+
+def attach_bounds(rows: list[dict], found: list[dict]) -> None:
+    """Give each row the bound of its own NFE (its order where one exists, else random order; the
+    first ``--bound-z`` generator) beside the full list under ``bounds``."""
+    for row in rows:
+        row["bounds"] = found
+        same = [b for b in found if b["bound_nfe"] == row["nfe"]]
+        match = ([b for b in same if f"order={row.get('order')}," in b["bound_generator"]]
+                 or [b for b in same if "order=random," in b["bound_generator"]])
+        if match:
+            row.update({k: match[0][k] for k in ("nll_bound_bits", "iw_nll_bound_bits",
+                                                 "bound_generator")})
 
 
 def nfe_used(program, nfe: int) -> int:
@@ -345,9 +420,13 @@ def run_synthetic(args, device):
         final = metrics.evaluate_bounds(program, task.sample, num_batches=20,
                                         iw_samples=args.iw_samples if program.has_latent else 0,
                                         generator=generator)
+        support = task.sequences.to(device)
+        found = likelihood_bounds(program, args, support, torch.ones_like(support, dtype=torch.bool),
+                                  weights=task.probs, generator=generator)
+        rows = []
         for ev in evaluate_synthetic(program, task, args, generator):
-            runs.append({
-                **ev, "model": model, "prior": args.prior if program.has_latent else None,
+            rows.append({
+                **ev, "model": model, "prior": program.cfg.prior if program.has_latent else None,
                 "dataset": args.dataset, "p": args.p if args.dataset == "pair-p" else None,
                 "block_size": args.block_size or task.seq_len,
                 "steps": args.steps, **final,
@@ -357,15 +436,18 @@ def run_synthetic(args, device):
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
                 "train_config": train_config(args, model).to_dict()})
+        attach_bounds(rows, found)
+        runs += rows
     columns = ["model", "prior", "dataset", "block_size", "nfe", "fill", "accuracy", "kl",
-               "nelbo_bits",
-               "iw_nelbo_bits"]
+               "nll_bound_bits", "iw_nll_bound_bits", "nelbo_bits", "objective_bits"]
     notes = [f"KL floor for one-step factorised decoding (total correlation; I(x1;x2) for pairs): "
              f"{limit:.4f} nats",
              "KL estimators: " + "; ".join(sorted(
                  {f"NFE {r['nfe']} {r['fill']}: {r['kl_estimator']}" for r in runs}))]
-    notes.append(f"data entropy {entropy:.4f} bits/token (the VMD objective "
-                 f"bounds a joint per-step likelihood and can fall below it: see README)")
+    notes.append(f"data entropy {entropy:.4f} bits/token: the floor of every likelihood bound. "
+                 "nll_bound_bits: B_T of the T-call sampler, row's NFE (generator in the JSON's "
+                 "bound_generator); nelbo_bits: MDM's continuous-time NELBO; objective_bits: VMD's "
+                 "training objective J, not a bound (it can fall below the entropy)")
     return runs, columns, notes
 
 
@@ -413,25 +495,34 @@ def run_sudoku(args, device):
         final = metrics.evaluate_bounds(program, val_sample, num_batches=5,
                                         batch_size=args.val_puzzles, generator=generator)
         test_puzzles, test_solutions = task.test
+        some = slice(0, args.bound_sequences)  # per blank of these test puzzles
+        found = likelihood_bounds(program, args, test_solutions[some].to(device),
+                                  (test_puzzles[some] == sudoku.MASK_ID).to(device),
+                                  generator=generator)
+        rows = []
         settings = [(order, nfe) for order in args.order for nfe in args.nfe]
         for order, nfe in tqdm(settings, desc=f"evaluate {model}", disable=args.quiet, leave=False):
             filled = sudoku.fill_puzzles(program, test_puzzles, nfe=nfe, order=order,
                                          fill=args.fill[0], z_strategy=args.z_strategy,
                                          generator=generator)
-            runs.append({
+            rows.append({
                 "model": model, "prior": program.cfg.prior if program.has_latent else None,
                 "order": order, "nfe": nfe, **sudoku.score(test_puzzles, filled, test_solutions),
                 "steps": trained["steps"], "clue_range": list(args.clues),
-                "val_nelbo_nats": final["nelbo_nats"], "val_nelbo_bits": final["nelbo_bits"],
+                **{f"val_{key}": value for key, value in final.items()},
                 "fill": args.fill[0], "z_strategy": args.z_strategy if program.has_latent else None,
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(), "train_config": trained})
-    columns = ["model", "prior", "order", "nfe", "solve_rate", "cell_accuracy"]
+        attach_bounds(rows, found)
+        runs += rows
+    columns = ["model", "prior", "order", "nfe", "solve_rate", "cell_accuracy", "nll_bound_bits"]
     notes = [f"test split: {args.test_puzzles} unique-solution puzzles with {args.clues[0]}-"
              f"{args.clues[1]} clues (data seed {args.data_seed}); solve rate = valid grid that "
              f"keeps every clue, checked by the rules",
              "training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
-                                                      for r in runs if r["train_seconds"]}))]
+                                                      for r in runs if r["train_seconds"]})),
+             f"nll_bound_bits: B_T per blank on the first {args.bound_sequences} test puzzles "
+             "(random order unless the row's order is exact for MDM; generator in the JSON)"]
     return runs, columns, notes
 
 
@@ -445,10 +536,10 @@ class _OnDevice:
         return getattr(self.task, name)
 
 
-VMD_BITS_NOTE = ("VMD's NELBO (w(t) on the joint per-block masked-token term and on the KL, DESIGN.md) "
-                 "bounds the weighted joint conditional NLL, not -log p(x0) the way the MDM / "
-                 "block-diffusion NELBO does: VMD-vs-MDM bits are not a like-for-like likelihood "
-                 "comparison")
+BITS_NOTE = ("bits_per_char and ppl_bound: the few-step bound B_T at the row's NFE (random order, "
+             "sampled tokens, z resampled; generator in the JSON), like for like between MDM and VMD;"
+             " nelbo_bits: MDM's continuous-time NELBO; objective_bits: VMD's training objective J, "
+             "not a bound")
 
 
 def run_text(args, device):
@@ -472,12 +563,9 @@ def run_text(args, device):
         final = metrics.evaluate_bounds(
             program, task.sample_valid, num_batches=args.eval_batches, batch_size=args.batch_size,
             iw_samples=args.iw_samples if program.has_latent else 0, generator=generator)
-        bits = {"bits_per_char": final["nelbo_bits"], "ppl_bound": 2 ** final["nelbo_bits"]}
-        if "iw_nelbo_bits" in final:
-            bits.update(iw_bits_per_char=final["iw_nelbo_bits"],
-                        iw_ppl_bound=2 ** final["iw_nelbo_bits"])
-        else:  # no latent: the NELBO is its own importance-weighted bound
-            bits.update(iw_bits_per_char=bits["bits_per_char"], iw_ppl_bound=bits["ppl_bound"])
+        x0, maskable = task.sample_valid(args.bound_sequences, generator)
+        found = likelihood_bounds(program, args, x0, maskable, generator=generator)
+        rows = []
         net = program.cfg.net
         for nfe in args.nfe:
             with warnings.catch_warnings():
@@ -488,14 +576,14 @@ def run_text(args, device):
                                    z_strategy=args.z_strategy, generator=generator).cpu()
             texts = [text.decode(row) for row in samples.tolist()]
             shown.append((model, nfe, texts[:args.show_samples]))
-            runs.append({
-                "model": model, "prior": args.prior if program.has_latent else None,
+            rows.append({
+                "model": model, "prior": program.cfg.prior if program.has_latent else None,
                 "corpus": args.corpus, "block_size": args.block_size or task.seq_len,
                 "seq_len": task.seq_len, "nfe": nfe, "nfe_used": nfe_used(program, nfe),
                 "steps_done": history[-1]["step"] if history else None,
                 "nfe_per_block": (nfe_per_block(max(nfe, net.num_blocks), net.num_blocks)[0]
                                   if program.block_size else nfe),
-                **bits, **final, "sample_char_entropy_bits": text.char_entropy_bits(samples),
+                **final, "sample_char_entropy_bits": text.char_entropy_bits(samples),
                 "valid_char_entropy_bits": valid_entropy,
                 "word_validity": text.word_validity(samples, vocabulary),
                 "samples": texts[:8], "steps": args.steps, "corpus_info": task.info,
@@ -503,13 +591,21 @@ def run_text(args, device):
                 "parameters": program.num_parameters(), "train_seconds": train_seconds,
                 "history": history, "config": program.cfg.to_dict(),
                 "train_config": train_config(args, model).to_dict()})
+        attach_bounds(rows, found)
+        for row in rows:  # per character, from B_T at the row's NFE
+            if "nll_bound_bits" in row:
+                row.update(bits_per_char=row["nll_bound_bits"],
+                           ppl_bound=2 ** row["nll_bound_bits"],
+                           iw_bits_per_char=row["iw_nll_bound_bits"],
+                           iw_ppl_bound=2 ** row["iw_nll_bound_bits"])
+        runs += rows
     columns = ["model", "prior", "block_size", "nfe", "bits_per_char", "ppl_bound",
-               "iw_bits_per_char", "iw_ppl_bound", "sample_char_entropy_bits", "word_validity"]
+               "iw_bits_per_char", "iw_ppl_bound", "nelbo_bits", "objective_bits",
+               "sample_char_entropy_bits", "word_validity"]
     notes = [f"corpus {args.corpus}: {task.info['train_chars']:,} training / "
              f"{task.info['valid_chars']:,} validation characters; validation character entropy "
              f"{valid_entropy:.3f} bits; word validity = share of generated words seen in training"]
-    if any(r["prior"] for r in runs):
-        notes.append(VMD_BITS_NOTE)
+    notes.append(BITS_NOTE)
     for model, nfe, texts in shown:
         notes += [f"samples [{model}] NFE {nfe}:"] + [f"  |{t}|" for t in texts]
     return runs, columns, notes
@@ -522,6 +618,8 @@ def _progress_line(model, record) -> str:
     parts = [f"[{model}] step {record['step']}", f"train loss {record['train_loss']:.3f} nats"]
     if "nelbo_bits" in record:
         parts.append(f"eval NELBO {record['nelbo_bits']:.4f} bits/token")
+    if "objective_bits" in record:
+        parts.append(f"eval objective {record['objective_bits']:.4f} bits/token")
     parts += [f"{key} {value:.3f}" for key, value in record.items() if key.startswith("val_")]
     return ", ".join(parts)
 

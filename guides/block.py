@@ -12,4 +12,6 @@ def block_latent_guide(batch, guide_net, beta=1.0):
     with pyro.plate("sequences", len(batch), dim=-2), \
             pyro.plate("blocks", batch.weight.shape[-1], dim=-1), \
             poutine.scale(scale=batch.weight * beta):
-        pyro.sample("z", guide_net.distribution(batch.x0, batch.masked), infer=infer)
+        block_size = batch.x0.shape[-1] // batch.weight.shape[-1]
+        pyro.sample("z", guide_net.distribution(batch.x0, batch.masked).mask(
+            batch.latent_used(block_size)), infer=infer)

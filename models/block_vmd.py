@@ -31,7 +31,7 @@ def _tokens(batch, logits, num_blocks):
     """The masked-token site, one event of ``L'`` tokens per (sequence, block)."""
     per_block = (num_blocks, batch.x0.shape[-1] // num_blocks)
     return dist.Categorical(logits=logits.unflatten(-2, per_block)).mask(
-        batch.masked.unflatten(-1, per_block)).to_event(1), batch.x0.unflatten(-1, per_block)
+        batch.scored.unflatten(-1, per_block)).to_event(1), batch.x0.unflatten(-1, per_block)
 
 
 def block_vmd_model(batch, denoiser, prior, beta=1.0):
@@ -51,7 +51,8 @@ def block_vmd_model(batch, denoiser, prior, beta=1.0):
     with pyro.plate("sequences", len(batch), dim=-2), pyro.plate("blocks", num_blocks, dim=-1), \
             poutine.scale(scale=batch.weight):
         with poutine.scale(scale=beta):
-            z = pyro.sample("z", block_prior(prior, batch.x0, num_blocks))
+            z = pyro.sample("z", block_prior(prior, batch.x0, num_blocks).mask(
+                batch.latent_used(batch.x0.shape[-1] // num_blocks)))
         logits = denoiser(batch.xt, prior.decoder_input(z), batch.x0)
         tokens, obs = _tokens(batch, logits, num_blocks)
         pyro.sample("x0", tokens, obs=obs)

@@ -14,13 +14,17 @@ def vmd_model(batch, denoiser, prior, beta=1.0):
 
     Given ``z`` the tokens are independent, but marginally they are not, so tokens revealed in one
     step can agree. The ``z`` site is additionally scaled by ``beta`` (KL annealing); the guide
-    applies the same scales, so with ``beta = 1`` the ELBO is the weighted bound of DESIGN.md.
+    applies the same scales. With a ``joint`` batch (``vmd_pyro.masking.corrupt``) and ``beta = 1``
+    the loss is the original method's objective J; with a ``steps`` batch (``step_batch``: input
+    ``x^(k)``, scored tokens ``R_k``, weight ``T``) it estimates the few-step bound ``B_T``
+    (docs/method.md). ``z`` is masked out of sequences with no scored token.
     """
     pyro.module("denoiser", denoiser)
     pyro.module("prior", prior)
     with pyro.plate("data", len(batch)), poutine.scale(scale=batch.weight):
         with poutine.scale(scale=beta):
-            z = pyro.sample("z", prior.distribution(batch.xt, batch.masked))
+            z = pyro.sample("z", prior.distribution(batch.xt, batch.masked)
+                            .mask(batch.latent_used()))
         logits = denoiser(batch.xt, prior.decoder_input(z))
-        pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.masked).to_event(1),
+        pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.scored).to_event(1),
                     obs=batch.x0)

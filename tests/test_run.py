@@ -24,9 +24,13 @@ def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
                    "--save", str(ck), *TINY)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(out.read_text())
-    for key in ("accuracy", "kl", "nelbo_bits", "model", "prior", "dataset", "nfe", "steps", "seed",
-                "wall_seconds", "git_commit", "kl_estimator", "iw_nelbo_bits"):
+    for key in ("accuracy", "kl", "objective_bits", "model", "prior", "dataset", "nfe", "steps",
+                "seed", "wall_seconds", "git_commit", "kl_estimator", "iw_objective_bits",
+                "nll_bound_bits", "iw_nll_bound_bits", "bound_generator"):
         assert key in record, key
+    assert "nelbo_bits" not in record  # VMD's objective is never called a NELBO
+    assert record["bound_generator"] == "T=1, order=random, fill=sample, z=resample"
+    assert record["iw_nll_bound_bits"] <= record["nll_bound_bits"] + 1e-9
     assert 0.0 <= record["accuracy"] <= 1.0
     assert (record["model"], record["prior"], record["nfe"]) == ("vmd", "mog", 1)
     lines = samples.read_text().splitlines()
@@ -39,7 +43,8 @@ def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
                     "--out", str(tmp_path / "r2.json"), *TINY)
     assert again.returncode == 0, again.stderr
     reloaded = json.loads((tmp_path / "r2.json").read_text())
-    for key in ("accuracy", "kl_plugin", "kl", "nelbo_bits", "iw_nelbo_bits"):
+    for key in ("accuracy", "kl_plugin", "kl", "objective_bits", "iw_objective_bits",
+                "nll_bound_bits", "iw_nll_bound_bits"):
         assert reloaded[key] == record[key], key
 
 
@@ -51,6 +56,11 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
     assert {(r["model"], r["nfe"], r["fill"]) for r in runs} == {
         (m, n, f) for m in ("mdm", "vmd") for n in (1, 2) for f in ("sample", "argmax")}
     assert "| mdm |" in proc.stdout and "| vmd |" in proc.stdout
+    # every row carries the bound of its own NFE, named; MDM keeps its NELBO, VMD has an objective
+    for r in runs:
+        assert r["bound_generator"].startswith(f"T={r['nfe']}, order=random")
+        assert ("nelbo_bits" in r) == (r["model"] == "mdm")
+        assert ("objective_bits" in r) == (r["model"] == "vmd")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -60,6 +70,12 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
     (["--p", "2"], r"--p must lie in \[0, 1\]"),
     (["--prior", "gaussian", "--guide", "categorical", "--model", "vmd"], "cannot match prior"),
     (["--checkpoint", "/nonexistent.pt", "--model", "vmd"], "does not exist"),
+    (["--bound-nfe", "0"], "--bound-nfe must be >= 1"),
+    (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
+    (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
+    (["--train-nfe", "2"], "add --objective steps"),
+    (["--objective", "steps", "--arch", "transformer", "--block-size", "2"],
+     "not implemented for block models"),
 ])
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     # In-process (the subprocess tests above cover the real command line): argparse errors exit

@@ -115,7 +115,11 @@ def test_text_cli_end_to_end(tmp_path, capsys):
     assert {(r["model"], r["nfe"]) for r in runs} == {(m, n) for m in ("mdm", "vmd") for n in (16, 4)}
     for r in runs:
         assert r["ppl_bound"] == pytest.approx(2 ** r["bits_per_char"])
+        # the perplexity bound comes from B_T at the row's NFE, 4 blocks of 4
+        assert r["bits_per_char"] == r["nll_bound_bits"]
+        assert r["bound_generator"].startswith(f"T={r['nfe']}, order=random")
+        assert r["bound_generator"].endswith("blocks of 4")
         assert r["nfe_per_block"] == r["nfe"] // 4 and len(r["samples"][0]) == 16
         assert set("".join(r["samples"])) <= set(text.ALPHABET)
-    assert "not a like-for-like" in capsys.readouterr().out
+    assert "objective_bits: VMD's training objective J, not a bound" in capsys.readouterr().out
     assert run.main(["--task", "text", "--corpus", "text8", "--quiet"]) == 2   # no --data-path

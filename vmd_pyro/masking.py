@@ -62,17 +62,40 @@ def mask_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int, schedule: LogLi
 
 @dataclass
 class DiffusionBatch:
-    """One training/evaluation batch of the forward process: everything the Pyro model and guide
-    condition on. ``weight`` is the per-example ELBO weight ``w(t)``."""
+    """One training/evaluation batch: everything the Pyro model and guide condition on.
+
+    ``weight`` is the per-example weight: ``w(t)`` for the ``joint`` objective (one forward-process
+    draw), ``T`` for the ``steps`` objective (one step of the T-step sampler, :func:`step_batch`).
+    The model scores the tokens at ``scored`` (``joint``: every masked position; ``steps``: the
+    positions the step reveals) and the guide reads ``guide_tokens`` with the flags of ``masked``
+    (``joint``: ``x0``; ``steps``: ``x^(k+1)``, the sequence after the step).
+    """
 
     x0: torch.Tensor       # (B, L) clean tokens
-    xt: torch.Tensor       # (B, L) partially masked tokens
+    xt: torch.Tensor       # (B, L) partially masked tokens: the denoiser's and the prior's input
     masked: torch.Tensor   # (B, L) bool, True where xt is the mask token
-    weight: torch.Tensor   # (B,) w(t)
-    t: torch.Tensor        # (B,) diffusion times
+    weight: torch.Tensor   # (B,) w(t) or T
+    t: torch.Tensor        # (B,) diffusion times (steps: the fraction of positions still masked)
+    scored: torch.Tensor | None = None        # (B, L) bool, default ``masked``
+    guide_tokens: torch.Tensor | None = None  # (B, L), default ``x0``
+
+    def __post_init__(self):
+        if self.scored is None:
+            self.scored = self.masked
+        if self.guide_tokens is None:
+            self.guide_tokens = self.x0
 
     def __len__(self) -> int:
         return self.x0.shape[0]
+
+    def latent_used(self, block_size: int = 0) -> torch.Tensor:
+        """Bool per example (per block in block models, given ``block_size``): does any token get
+        scored? Where none does, ``z`` explains nothing and its site is masked out: the exact
+        posterior is then the prior itself, which a Normal guide cannot match for a mixture prior,
+        so ``w(t) KL`` would otherwise grow without bound as ``t -> 0`` (DESIGN.md section 1)."""
+        if block_size:
+            return self.scored.unflatten(-1, (-1, block_size)).any(-1)
+        return self.scored.any(-1)
 
 
 def corrupt(x0: torch.Tensor, mask_id: int, *, maskable: torch.Tensor | None = None,
@@ -83,3 +106,57 @@ def corrupt(x0: torch.Tensor, mask_id: int, *, maskable: torch.Tensor | None = N
         t = sample_times(x0.shape[0], antithetic=antithetic, generator=generator, device=x0.device)
     xt, masked = mask_tokens(x0, t, mask_id, schedule, maskable, generator)
     return DiffusionBatch(x0=x0, xt=xt, masked=masked, weight=schedule.weight(t), t=t)
+
+
+def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.Tensor):
+    """The sampler's exactly-k schedule: with ``num_masked`` positions to fill in ``steps`` calls,
+    step ``j`` reveals ``ceil(remaining_j / (steps - j))``. Returns ``(remaining, revealed)`` before
+    and at step ``step`` (0-based), elementwise over tensors of equal shape."""
+    remaining = num_masked.clone()
+    for j in range(int(step.max()) if step.numel() else 0):
+        before = j < step
+        remaining = torch.where(before, remaining - _ceil_div(remaining, steps - j), remaining)
+    return remaining, _ceil_div(remaining, steps - step)
+
+
+def _ceil_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.where(b > 0, -torch.div(-a, b.clamp_min(1), rounding_mode="floor"), 0)
+
+
+def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.Tensor | None = None,
+               generator=None) -> DiffusionBatch:
+    """One uniformly random step of the T-step random-order sampler per sequence: the batch of the
+    ``steps`` objective, an unbiased estimate of the few-step bound ``B_T`` (DESIGN.md section 1).
+
+    For each sequence ``T`` is drawn from ``nfe_choices`` (capped at its number of maskable
+    positions, which is what the sampler does), then a step ``k`` uniformly from ``0 .. T-1``. Under
+    a uniform random order the positions still masked before step ``k`` (``M_k``) are a uniform subset
+    of the maskable ones of the schedule's size, and those it reveals (``R_k``) a uniform subset of
+    ``M_k`` of size ``ceil(|M_k| / (T - k))``. The model reads ``x^(k)`` and scores ``R_k``; the guide
+    reads ``x^(k+1)`` (``R_k`` revealed) with the flags of ``M_k``; the weight ``T`` turns one step
+    into the sum over all ``T``.
+    """
+    batch_size, seq_len = x0.shape
+    device = x0.device
+    if maskable is None:
+        maskable = torch.ones_like(x0, dtype=torch.bool)
+    choices = torch.as_tensor(list(nfe_choices), dtype=torch.long, device=device)
+    if choices.numel() == 0 or int(choices.min()) < 1:
+        raise ValueError(f"training NFEs must be integers >= 1, got {list(nfe_choices)}")
+    num_maskable = maskable.sum(-1)
+    pick = torch.randint(len(choices), (batch_size,), generator=generator, device=device)
+    steps = torch.minimum(choices[pick], num_maskable.clamp_min(1))
+    step = (torch.rand(batch_size, generator=generator, device=device) * steps).long()
+    step = torch.minimum(step, steps - 1)
+    remaining, revealed = reveal_schedule(num_maskable, steps, step)
+    # A uniform random order of the maskable positions: M_k is its last `remaining` entries and R_k
+    # the first `revealed` of those.
+    priority = torch.rand(x0.shape, generator=generator, device=device).masked_fill(~maskable, 2.0)
+    rank = priority.argsort(-1).argsort(-1)
+    masked = rank < remaining.unsqueeze(-1)
+    scored = rank < revealed.unsqueeze(-1)
+    mask = torch.full_like(x0, mask_id)
+    weight = torch.where(num_maskable > 0, steps, 0).to(torch.get_default_dtype())
+    return DiffusionBatch(x0=x0, xt=torch.where(masked, mask, x0), masked=masked, weight=weight,
+                          t=remaining / num_maskable.clamp_min(1), scored=scored,
+                          guide_tokens=torch.where(masked & ~scored, mask, x0))

@@ -131,16 +131,16 @@ def _draw_prior(program, x, generator):
     return _draw(program.prior_dist(x), generator)
 
 
-def _draw(distribution, generator):
+def _draw(distribution, generator, sample_shape=()):
     # Pyro/torch distributions take no generator; fork the RNG so a seeded ``generator`` still
     # makes the whole sampler reproducible.
     if generator is None:
-        return distribution.sample()
+        return distribution.sample(sample_shape)
     seed = int(torch.randint(0, 2 ** 62, (), generator=generator, device=generator.device))
     cuda = [generator.device] if generator.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        return distribution.sample()
+        return distribution.sample(sample_shape)
 
 
 def all_masked(num: int, seq_len: int, mask_id: int, device=None) -> torch.Tensor:

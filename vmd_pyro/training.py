@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from vmd_pyro import distributed
 from vmd_pyro.checkpoint import (check_resumable, read_checkpoint, rng_state, save_checkpoint,
                                  set_rng_state)
-from vmd_pyro.masking import DiffusionBatch
+from vmd_pyro.masking import DiffusionBatch, step_batch
 
 
 @dataclass
@@ -46,6 +46,14 @@ class TrainConfig:
     save_every: int = 0            # with a save path: checkpoint every N steps (0: only at the end)
     time_budget: float = 0.0       # seconds; stop early once training has run this long (0 = off)
     free_nats: float = 0.0         # KL free nats per sequence (0 = the ELBO); see free_nats_penalty
+    # "joint": the original method's objective J (one forward-process draw per sequence, weight
+    # w(t)); "steps": the few-step bound B_T (one random step of the T-call sampler per sequence,
+    # weight T, vmd_pyro.masking.step_batch), T drawn from train_nfe.
+    objective: str = "joint"
+    train_nfe: tuple[int, ...] = (1,)
+
+    def __post_init__(self):
+        self.train_nfe = tuple(int(t) for t in self.train_nfe)  # a list after a round trip
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +62,8 @@ class TrainConfig:
 # The fields that determine the optimisation trajectory: resuming requires the same values. The
 # others (steps, evaluation, progress, validation, checkpoint interval) may change between runs.
 TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
-                     "engine", "antithetic", "free_nats")
+                     "engine", "antithetic", "free_nats", "objective", "train_nfe")
+OBJECTIVES = ("joint", "steps")
 
 
 def kl_weight(step: int, anneal_steps: int) -> float:
@@ -77,13 +86,13 @@ def free_nats_penalty(program, batch: DiffusionBatch, free_nats: float) -> torch
     collapse). The result is no longer a bound; evaluation still reports the plain NELBO. Needs a
     closed-form KL (Normal guide with a Gaussian or conditional prior, or a discrete latent).
     """
-    q, p = program.guide_dist(batch.x0, batch.masked), program.batch_prior(batch)
+    q, p = program.guide_dist(batch.guide_tokens, batch.masked), program.batch_prior(batch)
     try:
         kl = torch.distributions.kl_divergence(q, p)
     except NotImplementedError:
         raise ValueError(f"free nats need a closed-form KL(q || p); the {program.cfg.prior!r} "
                          "prior has none") from None
-    return (batch.weight * torch.relu(free_nats - kl)).sum()
+    return (batch.weight * torch.relu(free_nats - kl) * batch.latent_used()).sum()
 
 
 def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatch:
@@ -93,7 +102,11 @@ def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatc
     its own contiguous rows, so the union over ranks is exactly the batch a single process draws
     (drawing tokens and masks is cheap next to the networks)."""
     x0, maskable = sample_fn(cfg.batch_size, generator)
-    batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
+    if cfg.objective == "steps":
+        batch = step_batch(x0, program.mask_id, cfg.train_nfe, maskable=maskable,
+                           generator=generator)
+    else:
+        batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
     rank, world = distributed.rank_and_world()
     if world == 1:
         return batch
@@ -116,6 +129,13 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     """
     if cfg.engine not in ("fused", "svi"):
         raise ValueError(f"unknown engine {cfg.engine!r}; choose 'fused' or 'svi'")
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.objective!r}; choose from {', '.join(OBJECTIVES)}")
+    if cfg.objective == "steps":
+        if not cfg.train_nfe or min(cfg.train_nfe) < 1:
+            raise ValueError(f"--train-nfe must be >= 1, got {list(cfg.train_nfe)}")
+        if program.block_size:
+            raise ValueError("the steps objective is not implemented for block models (use joint)")
     if cfg.free_nats < 0:
         raise ValueError(f"free nats must be >= 0, got {cfg.free_nats}")
     if cfg.free_nats and (cfg.engine != "fused" or not program.has_latent or program.block_size):
