@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bound-z", nargs="+", default=["resample"], choices=bounds.BOUND_Z_STRATEGIES,
                    help="VMD generator the bound is for: resample (fresh z ~ p(z | x^(k)) every "
                         "step; also 'prior') and/or fixed (one z per sequence) (default resample)")
+    g.add_argument("--bound-iw-samples", type=int, default=128,
+                   help="K draws of a continuous z per step in the importance-weighted bound, half "
+                        "from the guide and half from the prior (default 128; a discrete z is "
+                        "summed exactly)")
     g.add_argument("--bound-orders", type=int, default=None,
                    help="random orders averaged per sequence in B_T (default 4; sudoku, text 1)")
     g.add_argument("--bound-sequences", type=int, default=None,
@@ -218,7 +222,7 @@ def check_args(args, parser):
     if args.objective == "steps" and args.block_size:
         parser.error("--objective steps is not implemented for block models (--block-size); "
                      "use --objective joint")
-    for name in ("bound_orders", "bound_sequences"):
+    for name in ("bound_orders", "bound_sequences", "bound_iw_samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0.0 <= args.p <= 1.0:
@@ -340,7 +344,7 @@ def likelihood_bounds(program, args, x0, maskable, weights=None, generator=None)
             for z_strategy in z_strategies:
                 opts = bounds.BoundOptions(nfe=nfe, order=order, z_strategy=z_strategy,
                                            num_orders=args.bound_orders,
-                                           iw_samples=max(args.iw_samples, 1))
+                                           iw_samples=args.bound_iw_samples)
                 out.append(bounds.evaluate_nll_bounds(program, x0, maskable, opts,
                                                       weights=weights, generator=generator))
     return out

@@ -11,9 +11,10 @@ prior) gives ``x0`` the probability
 and ``-log p_T(x0) <= B_T = E_sigma sum_k [E_{q_k}(-sum_{R_k} log p(x0^i | x^(k), z)) + KL(q_k || p)]``
 with ``q_k = q(z | x^(k+1), M_k)``, the guide reading the sequence after the step with the flags of
 ``M_k``. The importance-weighted form replaces each step's bracket by ``-log mean_j w_kj`` (``K``
-draws from ``q_k``) and combines ``M`` orders as ``-log mean_m prod_k mean_j w_mkj``: it is
-non-increasing in ``K`` and ``M`` and converges to ``-log p_T(x0)``. A discrete ``z`` is summed
-exactly, so its importance-weighted form *is* ``-log P_k`` per step.
+draws, half from ``q_k`` and half from the prior: see :class:`_Latent`) and combines ``M`` orders as
+``-log mean_m prod_k mean_j w_mkj``: it is non-increasing in ``K`` and ``M`` and converges to
+``-log p_T(x0)``. A discrete ``z`` is summed exactly, so its importance-weighted form *is*
+``-log P_k`` per step.
 
 Other generators, each named in the result (:func:`generator_name`):
 
@@ -91,39 +92,53 @@ def _pick(values: torch.Tensor, block: int | None) -> torch.Tensor:
 
 
 class _Latent:
-    """The values of ``z`` a step is scored under: every value of a discrete ``z`` (exact sums), or
-    ``K`` draws from a Normal-type guide. Holds ``log q`` and ``log p`` of those values and
-    ``KL(q || p)`` (closed form when torch has one)."""
+    """The values of ``z`` a step is scored under, with what the bound needs of them.
+
+    A discrete ``z``: every value (exact sums). A continuous ``z``: ``K - K // 2`` draws from the
+    guide ``q`` and ``K // 2`` from the prior ``p``. The bound ``E_q[-log lik] + KL`` uses the guide's
+    draws (``KL`` in closed form where torch has one, else sampled). The importance-weighted form
+    weighs all ``K`` by ``p / ((n_q q + n_p p) / K)`` (a deterministic mixture proposal, unbiased for
+    ``P_k``): since the likelihood is at most 1, every weight is at most ``K / n_p`` -- the estimate
+    cannot be thrown far by a rare draw, as it can with a guide narrower than the posterior."""
 
     def __init__(self, program, q, p, block, iw_samples, generator):
         self.discrete = program.prior.support == "discrete"
         if self.discrete:
             k = program.cfg.components
             self.z = torch.arange(k, device=q.logits.device).reshape((k,) + (1,) * len(q.batch_shape))
+            self.from_q = slice(None)
         else:
-            self.z = _draw(q, generator, (iw_samples,))
+            n_p = iw_samples // 2
+            n_q = iw_samples - n_p
+            draws = [_draw(q, generator, (n_q,))] + ([_draw(p, generator, (n_p,))] if n_p else [])
+            self.z = torch.cat(draws, 0)
+            self.from_q = slice(0, n_q)
         self.log_q = _pick(q.log_prob(self.z), block).double()     # (S, B)
         self.log_p = _pick(p.log_prob(self.z), block).double()
         if self.discrete:
             self.kl = (self.log_q.exp() * (self.log_q - self.log_p)).sum(0)
-        else:
-            try:
-                self.kl = _pick(torch.distributions.kl_divergence(q, p), block).double()
-            except NotImplementedError:  # e.g. a mixture prior: sampled KL
-                self.kl = (self.log_q - self.log_p).mean(0)
+            return
+        share_q = n_q / iw_samples
+        self.log_proposal = (torch.logaddexp(self.log_q + math.log(share_q),
+                                             self.log_p + math.log(1 - share_q))
+                             if n_p else self.log_q)
+        try:
+            self.kl = _pick(torch.distributions.kl_divergence(q, p), block).double()
+        except NotImplementedError:  # e.g. a mixture prior: sampled KL
+            self.kl = (self.log_q - self.log_p)[self.from_q].mean(0)
 
     def bound(self, log_lik: torch.Tensor) -> torch.Tensor:
         """``E_q[-log_lik] + KL``, per sequence (nats)."""
         if self.discrete:
             return -(self.log_q.exp() * log_lik).sum(0) + self.kl
-        return -log_lik.mean(0) + self.kl
+        return -log_lik[self.from_q].mean(0) + self.kl
 
     def iw_bound(self, log_lik: torch.Tensor) -> torch.Tensor:
-        """``-log mean_j exp(log_lik + log p - log q)``; for a discrete z the exact
+        """``-log mean_j exp(log_lik + log p - log proposal)``; for a discrete z the exact
         ``-log sum_z p(z) exp(log_lik)``."""
         if self.discrete:
             return -torch.logsumexp(log_lik + self.log_p, 0)
-        log_w = log_lik + self.log_p - self.log_q
+        log_w = log_lik + self.log_p - self.log_proposal
         return -(torch.logsumexp(log_w, 0) - math.log(log_w.shape[0]))
 
 
