@@ -7,9 +7,15 @@ JSON already exists are skipped, so an interrupted sweep resumes where it stoppe
 dependency sweep on ``pair-p`` draws KL against p with the mutual-information limit
 (``OUT/kl_vs_p.png``).
 
-    python experiments/sweep.py --out results/synthetic                     # issue: core results
-    python experiments/sweep.py --out results/priors --models vmd \\
+    python experiments/sweep.py --out runs/synthetic
+    python experiments/sweep.py --out runs/priors --models vmd \\
         --priors gaussian mog discrete conditional --datasets quad-d1 quad-d2 pair-skewed
+    python experiments/sweep.py --out runs/bounds --objectives joint steps --p-values \\
+        --priors gaussian mog discrete conditional --datasets quad-d1 quad-d2 pair-skewed
+
+With ``--objectives joint steps`` every model is trained with both objectives (``steps`` trains
+B_T at the NFEs it is evaluated at) and ``OUT/bounds_vs_nfe.png`` draws the likelihood bound
+against NFE with the data entropy as the floor.
 """
 from __future__ import annotations
 
@@ -43,6 +49,9 @@ def parse_args(argv=None):
                    default=["quad-d1", "quad-d2", "pair-uniform", "pair-skewed"])
     p.add_argument("--models", nargs="+", default=["mdm", "vmd"], choices=["mdm", "vmd"])
     p.add_argument("--priors", nargs="+", default=["gaussian"])
+    p.add_argument("--objectives", nargs="+", default=["joint"], choices=["joint", "steps"],
+                   help="training objectives (run.py --objective; steps trains B_T at the "
+                        "evaluated NFEs)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--quad-steps", type=int, default=4000, help="training steps on 4-token sets")
     p.add_argument("--pair-steps", type=int, default=1500, help="training steps on pair sets")
@@ -59,9 +68,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=None) -> list:
+def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=None,
+            objective: str = "joint") -> list:
     tag = f"{dataset}{'' if p is None else f'-p{p:.2f}'}-{model}" + \
-        ("" if model == "mdm" else f"-{prior}") + f"-s{seed}"
+        ("" if model == "mdm" else f"-{prior}") + ("" if objective == "joint" else f"-{objective}") \
+        + f"-s{seed}"
     path = out / "runs" / f"{tag}.json"
     reused = Path(args.reuse) / "runs" / f"{tag}.json" if args.reuse else None
     if not path.exists() and reused is not None and reused.exists():
@@ -72,10 +83,13 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
         return []
     if not path.exists():
         quad = dataset.startswith("quad")
+        nfe = list(map(str, QUAD_NFE if quad else PAIR_NFE))
         argv = ["--task", "synthetic", "--dataset", dataset, "--model", model, "--prior", prior,
                 "--seed", str(seed), "--threads", str(args.threads), "--quiet",
                 "--steps", str(args.quad_steps if quad else args.pair_steps),
-                "--nfe", *map(str, QUAD_NFE if quad else PAIR_NFE), "--out", str(path)]
+                "--nfe", *nfe, "--out", str(path), "--objective", objective]
+        if objective == "steps":
+            argv += ["--train-nfe", *nfe]
         if p is not None:
             argv += ["--p", str(p), "--nfe", "1", "--fill", "sample"]
         argv += [a for a in args.extra if a != "--"]
@@ -90,14 +104,16 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
 def summarise(records: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        key = (r["dataset"], r["model"], r["prior"], r["nfe"], r["fill"])
+        key = (r["dataset"], r["model"], r["prior"], objective_of(r), r["nfe"], r["fill"])
         groups.setdefault(key, []).append(r)
     rows = []
-    for (dataset, model, prior, nfe, fill), rs in sorted(groups.items(), key=lambda kv: (
-            kv[0][0], kv[0][1], str(kv[0][2]), kv[0][4], kv[0][3])):
-        row = {"dataset": dataset, "model": model, "prior": prior or "-", "nfe": nfe, "fill": fill,
-               "seeds": len(rs), "kl_estimator": rs[0]["kl_estimator"]}
-        for key in ("accuracy", "kl", "nelbo_bits", "iw_nelbo_bits"):
+    for (dataset, model, prior, objective, nfe, fill), rs in sorted(groups.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], str(kv[0][2]), kv[0][3], kv[0][5], kv[0][4])):
+        row = {"dataset": dataset, "model": model, "prior": prior or "-", "objective": objective,
+               "nfe": nfe, "fill": fill, "seeds": len(rs), "kl_estimator": rs[0]["kl_estimator"],
+               "bound_generator": rs[0].get("bound_generator"),
+               "data_entropy_bits": rs[0].get("data_entropy_bits")}
+        for key in METRICS:
             values = [r[key] for r in rs if r.get(key) is not None]
             if values:
                 row[key] = statistics.fmean(values)
@@ -106,14 +122,22 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
+# Averaged over seeds. nll_bound_bits: B_T at the row's NFE (a bound); nelbo_bits: MDM's continuous
+# NELBO (a bound); objective_bits: VMD's training objective J (not a bound).
+METRICS = ("accuracy", "kl", "nll_bound_bits", "iw_nll_bound_bits", "nelbo_bits", "objective_bits")
+
+
+def objective_of(record: dict) -> str:
+    return record.get("train_config", {}).get("objective", "joint")
+
+
 def table(rows: list[dict]) -> str:
-    cols = ["dataset", "model", "prior", "nfe", "fill", "seeds", "accuracy", "kl", "nelbo_bits",
-            "iw_nelbo_bits"]
+    cols = ["dataset", "model", "prior", "objective", "nfe", "fill", "seeds", *METRICS]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         cells = []
         for c in cols:
-            if c in ("accuracy", "kl", "nelbo_bits", "iw_nelbo_bits") and c in row:
+            if c in METRICS and c in row:
                 scale = 100 if c == "accuracy" else 1
                 digits = 1 if c == "accuracy" else 3
                 cells.append(f"{row[c] * scale:.{digits}f} ± {row[c + '_std'] * scale:.{digits}f}")
@@ -140,6 +164,41 @@ def plot_kl_vs_p(curves: dict, out: Path):
     plt.close(fig)
 
 
+def plot_bounds_vs_nfe(rows: list[dict], out: Path):
+    """Importance-weighted B_T (bits/token, mean over seeds, sd as error bars) against NFE, one panel
+    per data set; MDM's continuous NELBO at the right edge; the data entropy as the floor."""
+    datasets = sorted({r["dataset"] for r in rows})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        sel = [r for r in rows if r["dataset"] == dataset and r["fill"] == "sample"
+               and r.get("iw_nll_bound_bits") is not None]
+        nfes = sorted({r["nfe"] for r in sel})
+        edge = max(nfes) * 2
+        for (model, prior, objective) in sorted({(r["model"], r["prior"], r["objective"])
+                                                 for r in sel}):
+            line = sorted((r["nfe"], r["iw_nll_bound_bits"], r["iw_nll_bound_bits_std"])
+                          for r in sel if (r["model"], r["prior"], r["objective"]) ==
+                          (model, prior, objective))
+            label = ("MDM" if model == "mdm" else f"VMD {prior}") + f", {objective}"
+            style = "-" if objective == "steps" else "--"
+            handle = ax.errorbar([n for n, _, _ in line], [b for _, b, _ in line],
+                                 [s for _, _, s in line], fmt="o" + style, capsize=3, label=label)
+            nelbo = [r["nelbo_bits"] for r in sel if r["model"] == "mdm" and
+                     r["objective"] == objective and r.get("nelbo_bits") is not None]
+            if model == "mdm" and nelbo:
+                ax.plot([edge], [nelbo[0]], "s", color=handle[0].get_color())
+        ax.axhline(sel[0]["data_entropy_bits"], color="k", ls=":", label="data entropy (floor)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(nfes + [edge], [str(n) for n in nfes] + ["cont."])
+        ax.set_xlabel("NFE T (cont. = MDM's continuous-time NELBO, squares)")
+        ax.set_ylabel("bits/token, IW bound on -log p_T (random order, z resample)")
+        ax.set_title(dataset)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "bounds_vs_nfe.png", dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -148,9 +207,11 @@ def main(argv=None):
     model_priors = [(m, p) for m in args.models for p in (["-"] if m == "mdm" else args.priors)]
     for seed in args.seeds:          # seed-major: a cut-short sweep still covers every setting
         for dataset in args.datasets:
-            for model, prior in model_priors:
-                records += run_one(args, out, dataset, model,
-                                   prior if prior != "-" else args.priors[0], seed)
+            for objective in args.objectives:
+                for model, prior in model_priors:
+                    records += run_one(args, out, dataset, model,
+                                       prior if prior != "-" else args.priors[0], seed,
+                                       objective=objective)
     for p in args.p_values:
         for model, prior in model_priors:
             for r in run_one(args, out, "pair-p", model,
@@ -165,6 +226,8 @@ def main(argv=None):
     (out / "table.md").write_text(table(rows) + "\n")
     if curves:
         plot_kl_vs_p(curves, out)
+    if any(r.get("nll_bound_bits") is not None for r in rows):
+        plot_bounds_vs_nfe(rows, out)
     print(table(rows))
 
 
