@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Which levers make the latent earn its keep? One-step (and few-step) decoding on the 4-token sets,
+lever by lever, at the same training budget as ``results/bounds`` (4000 steps of 256, one thread).
+
+    python experiments/latent_ablation.py --out runs/latent
+    python experiments/latent_ablation.py --out runs/latent --levers discrete-steps1 --seeds 0
+    python experiments/latent_ablation.py --out runs/latent --no-run      # summarise what exists
+
+Each lever is a named set of ``experiments/run.py`` options (``LEVERS``); every (lever, data set,
+seed) is one run through ``experiments/sweep.py``'s runner, its JSON under ``OUT/<lever>/runs/``.
+The summary (``OUT/summary.json``, ``OUT/table.md``) gives mean and sd over seeds of accuracy,
+KL(p_data || p_model) and the importance-weighted few-step bound at NFE 1, 2 and 4, for sampled
+tokens and for argmax given z.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sweep  # noqa: E402
+from vmd_pyro.experiment import provenance, write_json  # noqa: E402
+
+# name -> (what it tests, run.py options). K is the number of sequences' worth of discrete codes:
+# quad-d1 has 10 sequences, quad-d2 100; a discrete z with at least that many values can name each.
+LEVERS = {
+    "gaussian-joint": ("baseline: N(0, I) prior, objective J",
+                       ["--prior", "gaussian"]),
+    "gaussian-steps1": ("lever 1: train B_1 (one-step bound) instead of J",
+                        ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1"]),
+    "gaussian8-steps1": ("levers 1 + latent dimension 8",
+                         ["--prior", "gaussian", "--latent-dim", "8", "--objective", "steps",
+                          "--train-nfe", "1"]),
+    "discrete-joint": ("lever 3: enumerated discrete z, K = 128, objective J",
+                       ["--prior", "discrete", "--components", "128"]),
+    "discrete-steps1": ("levers 1 + 3: enumerated discrete z, K = 128, train B_1",
+                        ["--prior", "discrete", "--components", "128", "--objective", "steps",
+                         "--train-nfe", "1"]),
+    "discrete-steps124": ("levers 1 + 3, B_T for T drawn from 1, 2, 4",
+                          ["--prior", "discrete", "--components", "128", "--objective", "steps",
+                           "--train-nfe", "1", "2", "4"]),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    p.add_argument("--datasets", nargs="+", default=["quad-d1", "quad-d2"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-run", action="store_true", help="only summarise existing runs")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out, start, rows = Path(args.out), time.perf_counter(), []
+    for seed in args.seeds:
+        for lever in args.levers:
+            runner = sweep.parse_args(["--out", str(out / lever), "--quad-steps", str(args.steps),
+                                       "--threads", str(args.threads), "--models", "vmd",
+                                       *(["--no-run"] if args.no_run else []),
+                                       "--", *LEVERS[lever][1]])
+            for dataset in args.datasets:
+                objective = "steps" if "steps" in lever else "joint"
+                for r in sweep.run_one(runner, out / lever, dataset, "vmd",
+                                       LEVERS[lever][1][1], seed, objective=objective):
+                    rows.append({**r, "lever": lever})
+    summary = []
+    for lever in args.levers:
+        for row in sweep.summarise([r for r in rows if r["lever"] == lever]):
+            summary.append({"lever": lever, "what": LEVERS[lever][0],
+                            "options": " ".join(LEVERS[lever][1]), **row})
+    write_json(out / "summary.json", {"rows": summary, "levers": {k: {"what": w, "options": o}
+                                                                  for k, (w, o) in LEVERS.items()},
+                                      "sweep_seconds": time.perf_counter() - start,
+                                      **provenance(args.seeds[0])})
+    lines = ["| lever | data | NFE | fill | seeds | accuracy % | KL (nats) | IW bound bits/token | "
+             "H bits/token |", "|" + "---|" * 9]
+    for r in sorted(summary, key=lambda r: (r["dataset"], r["lever"] != "gaussian-joint",
+                                            r["lever"], r["fill"], r["nfe"])):
+        def cell(key, scale=1.0, digits=3):
+            return (f"{r[key] * scale:.{digits}f} ± {r[key + '_std'] * scale:.{digits}f}"
+                    if key in r else "-")
+        lines.append(f"| {r['lever']} | {r['dataset']} | {r['nfe']} | {r['fill']} | {r['seeds']} | "
+                     f"{cell('accuracy', 100, 1)} | {cell('kl')} | {cell('iw_nll_bound_bits')} | "
+                     f"{r['data_entropy_bits']:.3f} |")
+    legend = "\n".join(f"- `{k}`: {w} (`{' '.join(o)}`)" for k, (w, o) in LEVERS.items()
+                       if k in args.levers)
+    (out / "table.md").write_text("\n".join(lines) + "\n\n" + legend + "\n")
+    print("\n".join(lines))
+    print(legend)
+
+
+if __name__ == "__main__":
+    main()
