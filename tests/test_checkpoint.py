@@ -22,8 +22,8 @@ def test_bad_checkpoints_are_refused(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_program(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
         load_program(tmp_path / "junk.pt")
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="convert_checkpoint.py"):
         load_program(tmp_path / "other.pt")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro.checkpoint import read_checkpoint, save_checkpoint
+from vmd_pyro.checkpoint import read_checkpoint, save_checkpoint, write_state
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.training import NonFiniteLoss, TrainConfig, train
@@ -108,7 +108,7 @@ def test_bad_checkpoints_are_refused(tmp_path):
         train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(),
               resume=tmp_path / "ck.pt", run_info={"dataset": "quad-d1"})
     (tmp_path / "junk.pt").write_bytes(os.urandom(100))
-    with pytest.raises(ValueError, match="not a readable vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
         train(program, TASK.sample, config(), resume=tmp_path / "junk.pt")
     save_checkpoint(tmp_path / "model-only.pt", program)
     with pytest.raises(ValueError, match="no training state"):
@@ -225,7 +225,7 @@ def test_checkpoint_from_before_a_config_field_existed_still_resumes(tmp_path):
     for key in ("position_groups", "attention"):
         del state["program_config"]["net"][key]
     del state["train_config"]["free_nats"]
-    torch.save(state, tmp_path / "old.pt")
+    write_state(tmp_path / "old.pt", state)
     history = train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=6),
                     resume=tmp_path / "old.pt")
     assert history[-1]["step"] == 6
