@@ -24,6 +24,7 @@ tensor or a plain value: the NumPy random state is kept as a tensor, not an arra
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -57,30 +58,39 @@ def write_state(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` as a v2 checkpoint, atomically: the file at ``path`` is either the previous
     one or the complete new one, whatever happens meanwhile (a kill, a full disk)."""
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    try:  # refuse now what could never be loaded safely, not when someone needs the file
-        torch.load(io.BytesIO(payload), weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError("a checkpoint may hold only tensors and plain values (dict, list, tuple, "
-                         f"str, numbers, None): {_first_line(err)}") from None
-    header = MAGIC + b"sha256=%s bytes=%d\n" % (hashlib.sha256(payload).hexdigest().encode(),
-                                                len(payload))
     tmp = path.with_name(path.name + ".tmp")
     try:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payload = buffer.getvalue()
+        _check_loadable(payload)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            f.write(header)
-            f.write(payload)
+            f.write(frame(payload))
             f.flush()
             os.fsync(f.fileno())  # on disk before it replaces the old one (power loss, not kills)
         os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise CheckpointWriteError(f"could not write checkpoint {str(path)!r} "
                                    f"({err.strerror or err}); the previous file there, if any, is "
                                    "unchanged") from None
+
+
+def _check_loadable(payload: bytes) -> None:
+    """Refuse now what could never be loaded safely, not when someone needs the file."""
+    try:
+        torch.load(io.BytesIO(payload), weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError("a checkpoint may hold only tensors and plain values (dict, list, tuple, "
+                         f"str, numbers, None): {_first_line(err)}") from None
+
+
+def frame(payload: bytes) -> bytes:
+    """The bytes of a v2 file holding ``payload`` (the header, then the payload)."""
+    digest = hashlib.sha256(payload).hexdigest().encode()
+    return MAGIC + b"sha256=%s bytes=%d\n" % (digest, len(payload)) + payload
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
