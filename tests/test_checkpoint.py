@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro import checkpoint
+from vmd_pyro import checkpoint, faults
 from vmd_pyro.checkpoint import (FORMAT, MAGIC, REQUIRED, RESUMABLE, RNG_STATE, TRAINING_STATE,
                                  CheckpointWriteError, frame, load_program, read_checkpoint,
                                  save_checkpoint, set_rng_state, write_state)
@@ -160,3 +160,56 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         assert (tmp_path / "ck.pt").read_bytes() == before
         assert not (tmp_path / "ck.pt.tmp").exists()
     assert load_program(tmp_path / "ck.pt")[1]["note"] == "first"
+
+
+# --- fuzzing the reader ---
+
+
+def _resume_from(path):
+    """Everything a reader of a checkpoint does: rebuild the program, then resume training."""
+    program, _ = load_program(path)
+    return train(program, TASK.sample, TrainConfig(steps=3, batch_size=8, progress=False),
+                 resume=path)
+
+
+def _mutate_structure(state, rng):
+    """Delete a key or swap a value for one of another type, somewhere in the nested dict."""
+    state = copy.deepcopy(state)
+    holder, key = state, rng.choice(sorted(state, key=str))
+    while isinstance(holder[key], (dict, list)) and holder[key] and rng.random() < 0.6:
+        holder = holder[key]
+        key = rng.choice(sorted(holder, key=str)) if isinstance(holder, dict) else \
+            rng.randrange(len(holder))
+    if isinstance(holder, dict) and rng.random() < 0.4:
+        del holder[key]
+    else:
+        holder[key] = rng.choice([None, 7, -1.5, "x", [], {}, (1, 2), torch.zeros(2, 3),
+                                  torch.tensor([float("nan")])])
+    return state
+
+
+def test_fuzzed_checkpoints_load_correctly_or_fail_with_one_line(tmp_path):
+    rng = random.Random(15)
+    program = tiny_program(vocab=10, seq_len=4)
+    train(program, TASK.sample, TrainConfig(steps=2, batch_size=8, progress=False),
+          save=tmp_path / "good.pt")
+    good = (tmp_path / "good.pt").read_bytes()
+    payload = good[good.index(b"\n", len(MAGIC)) + 1:]
+    state = read_checkpoint(tmp_path / "good.pt")
+    cases = [("random", b) for b in faults.random_blobs(rng, 400, max_len=2000)]
+    cases += [(kind, m) for kind, m in faults.mutations(good, rng, 600)]
+    # near-valid: damaged payloads under a correct digest reach the weights_only unpickler
+    cases += [("reframed " + kind, frame(m)) for kind, m in faults.mutations(payload, rng, 400)]
+    outcomes = {}
+    for i, (kind, data) in enumerate(cases):  # a new file each time: rewriting one is slow
+        (tmp_path / f"case{i}.pt").write_bytes(data)
+        outcome, _ = faults.classify(load_program, tmp_path / f"case{i}.pt")
+        outcomes[kind.split()[0], outcome] = outcomes.get((kind.split()[0], outcome), 0) + 1
+    assert outcomes.get(("random", "parsed"), 0) == 0, outcomes
+    assert not any(outcome == "parsed" for (kind, outcome) in outcomes if kind not in
+                   ("reframed", "random")), outcomes  # the digest catches every plain mutation
+    for i in range(150):  # well-formed files of the wrong shape: refused, or usable to the end
+        write_state(tmp_path / f"shape{i}.pt", _mutate_structure(state, rng))
+        outcome, _ = faults.classify(_resume_from, tmp_path / f"shape{i}.pt")
+        outcomes["shape", outcome] = outcomes.get(("shape", outcome), 0) + 1
+    assert outcomes.get(("shape", "refused"), 0) > 50, outcomes

@@ -167,6 +167,9 @@ def _check_structure(state, name: str) -> None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                for k, v in state["state_dict"].items()):
         raise ValueError(f"checkpoint {name} is malformed: state_dict must map names to tensors")
+    for key in ("program_config", "train_config"):
+        if key in state and not _plain(state[key]):
+            raise ValueError(f"checkpoint {name} is malformed: {key} holds more than plain values")
     if "training_state" in state:
         _require(state, RESUMABLE, name, "")
         training = state["training_state"]
@@ -180,6 +183,15 @@ def _check_structure(state, name: str) -> None:
                 raise ValueError(f"checkpoint {name} is malformed: training_state.rng[{rank}] is "
                                  "not a dict")
             _require(rng, RNG_STATE, name, f"training_state.rng[{rank}].")
+
+
+def _plain(value) -> bool:
+    """Only str-keyed dicts, lists, tuples, strings, numbers, booleans and None (a config)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _require(d: dict, spec: dict, name: str, prefix: str) -> None:
@@ -263,13 +275,23 @@ def check_resumable(path, state: dict, expected: dict) -> dict:
         saved = state.get(key)
         if isinstance(value, dict) and isinstance(saved, dict):
             differences += [f"{key}.{k}: checkpoint {saved.get(k)!r}, this run {v!r}"
-                            for k, v in _flatten(value).items() if _flatten(saved).get(k) != v]
-        elif saved != value:
+                            for k, v in _flatten(value).items() if not _equal(_flatten(saved).get(k), v)]
+        elif not _equal(saved, value):
             differences.append(f"{key}: checkpoint {saved!r}, this run {value!r}")
     if differences:
         raise ValueError(f"cannot resume from {str(path)!r}: it was written by a different "
                          "configuration (" + "; ".join(differences) + ")")
     return state["training_state"]
+
+
+def _equal(saved, value) -> bool:
+    """``saved == value`` for a stored value of any type (a tensor never equals a setting)."""
+    if isinstance(saved, torch.Tensor) or isinstance(value, torch.Tensor):
+        return False
+    try:
+        return bool(saved == value)
+    except Exception:  # noqa: BLE001 - containers of tensors and other oddities: not equal
+        return False
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
