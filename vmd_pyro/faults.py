@@ -162,11 +162,16 @@ def survive_kills(train_once, save: Path, kills: list[Kill]) -> list[dict]:
     for kill in [*kills, None]:
         resume = save if save.exists() else None  # killed before the first save: start afresh
         signal_number = run_child(lambda s, e: train_once(resume, s, e), kill)
-        records.append({"kill": None if kill is None else vars(kill),
-                        "reached": signal_number == signal.SIGKILL,
-                        "checkpoint_step": (checkpoint.read_checkpoint(save)["training_state"]["step"]
-                                            if save.exists() else None)})
-        if kill is not None and not records[-1]["reached"]:
+        record = {"kill": None if kill is None else vars(kill),
+                  "reached": signal_number == signal.SIGKILL, "checkpoint_step": None}
+        records.append(record)
+        try:
+            if save.exists():
+                record["checkpoint_step"] = checkpoint.read_checkpoint(save)["training_state"]["step"]
+        except ValueError as err:  # the kill destroyed the checkpoint: nothing to resume from
+            record["unreadable"] = str(err)
+            break
+        if kill is not None and not record["reached"]:
             break  # training finished before the kill point: nothing left to interrupt
     return records
 
