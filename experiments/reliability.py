@@ -8,9 +8,10 @@ command, the commit and the wall time) into ``--out``. Faults (see vmd_pyro/faul
 
 * SIGKILL at seeded random points of training (mid-step, mid-evaluation, halfway through writing a
   checkpoint, after writing but before the rename), resumed each time, for MDM, a Gaussian VMD, an
-  enumerated discrete VMD and a block VMD. Survived: the end equals an uninterrupted run
-  (parameters, optimiser state, history). Data lost: a completed checkpoint gone or unreadable
-  after a kill, or an end that differs.
+  enumerated discrete VMD and a block VMD; and SIGKILL of a real ``experiments/run.py`` process
+  from outside at random moments, resumed with ``--resume``. Survived: the end equals an
+  uninterrupted run (parameters, optimiser state, history). Data lost: a completed checkpoint gone
+  or unreadable after a kill, or an end that differs.
 * A save that fails with ENOSPC (in serialisation, at fsync, at the rename). Survived: training
   stops with a one-line error and the previous checkpoint is byte for byte intact.
 * A NaN loss injected mid-training. Survived: training stops, the parameters are those before the
@@ -29,6 +30,7 @@ import json
 import os
 import pickle
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -105,6 +107,42 @@ def kills(work: Path, rng: random.Random, per_model: int) -> list[dict]:
                         lost + (not ok), f"kill points: {', '.join(points)}; "
                         f"checkpoint steps after each kill: {steps[:-1]}"))
     return rows
+
+
+def external_kills(work: Path, rng: random.Random, count: int) -> list[dict]:
+    """SIGKILL a real ``experiments/run.py`` process from outside at a random moment (checkpoints
+    every step, so many kills land mid-save), resume it, repeat; compare with an uninterrupted run."""
+    command = [sys.executable, str(Path(__file__).with_name("run.py")), "--dataset", "quad-d1",
+               "--model", "vmd", "--hidden", "8", "--layers", "1", "--latent-dim", "2",
+               "--batch-size", "16", "--steps", "150", "--save-every", "1", "--eval-every", "0",
+               "--nfe", "1", "--num-samples", "20", "--z-samples", "5", "--iw-samples", "0",
+               "--threads", "1", "--quiet"]
+    began = time.perf_counter()
+    subprocess.run(command + ["--save", str(work / "cli-whole.pt")], check=True,
+                   stdout=subprocess.DEVNULL)
+    duration = time.perf_counter() - began
+    ck, reached, steps = work / "cli-killed.pt", 0, []
+    for _ in range(count):
+        resume = ["--resume", str(ck)] if ck.exists() else []
+        proc = subprocess.Popen(command + ["--save", str(ck)] + resume, stdout=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 1.0) * duration)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL
+            proc.wait()
+            reached += 1
+        try:
+            steps.append(read_checkpoint(ck)["training_state"]["step"] if ck.exists() else 0)
+        except ValueError:
+            steps.append(-1)  # unreadable: counted as lost
+    subprocess.run(command + ["--save", str(ck)] + (["--resume", str(ck)] if ck.exists() else []),
+                   check=True, stdout=subprocess.DEVNULL)
+    lost = sum(b < a for a, b in zip([0] + steps, steps))
+    ok = not lost and same_run(read_checkpoint(work / "cli-whole.pt"), read_checkpoint(ck))
+    return [row("SIGKILL from outside at a random time, then --resume",
+                "experiments/run.py (Gaussian VMD, a checkpoint every step)", reached,
+                reached if ok else 0, lost + (not ok),
+                f"checkpoint steps after each kill: {steps}")]
 
 
 def failed_saves(work: Path) -> list[dict]:
@@ -315,18 +353,22 @@ def main(argv=None) -> int:
                                 formatter_class=cli.argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="directory for reliability.json and README.md")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kills", type=int, default=8, help="SIGKILLs per model (default 8)")
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per model (default 20)")
+    parser.add_argument("--external-kills", type=int, default=6,
+                        help="SIGKILLs of a real run.py process (default 6)")
     parser.add_argument("--fuzz-cases", type=int, default=1500,
                         help="fuzzed inputs per reader (default 1500)")
     args = parser.parse_args(argv)
-    if args.kills < 1 or args.fuzz_cases < 3:
-        cli.fail("--kills must be >= 1 and --fuzz-cases >= 3")
+    if args.kills < 1 or args.external_kills < 1 or args.fuzz_cases < 3:
+        cli.fail("--kills and --external-kills must be >= 1, --fuzz-cases >= 3")
     torch.set_num_threads(1)
     start, rng = time.perf_counter(), random.Random(args.seed)
     scenarios = []
     with tempfile.TemporaryDirectory(prefix="vmd-reliability-") as tmp:
         work = Path(tmp)
-        for step in (lambda: kills(work, rng, args.kills), lambda: failed_saves(work),
+        for step in (lambda: kills(work, rng, args.kills),
+                     lambda: external_kills(work, rng, args.external_kills),
+                     lambda: failed_saves(work),
                      lambda: nan_losses(work, rng), lambda: damaged_checkpoints(work, rng),
                      lambda: damaged_caches(work), lambda: fuzzing(work, rng, args.fuzz_cases)):
             scenarios += step()
