@@ -84,7 +84,8 @@ def row(fault, where, injected, survived, data_lost, detail="") -> dict:
 
 # --- training ----------------------------------------------------------------------------------
 def kills(work: Path, rng: random.Random, per_model: int) -> list[dict]:
-    cfg = config(steps=40, save_every=3, eval_every=5, anneal_steps=10)
+    # enough steps that every planned kill lands before training ends (about 5 steps per kill)
+    cfg = config(steps=8 * per_model, save_every=3, eval_every=5, anneal_steps=10)
     rows = []
     for name in faults.MODELS:
         train(faults.make_program(name), TASK.sample, cfg, eval_fn=probe,
@@ -114,7 +115,7 @@ def external_kills(work: Path, rng: random.Random, count: int) -> list[dict]:
     every step, so many kills land mid-save), resume it, repeat; compare with an uninterrupted run."""
     command = [sys.executable, str(Path(__file__).with_name("run.py")), "--dataset", "quad-d1",
                "--model", "vmd", "--hidden", "8", "--layers", "1", "--latent-dim", "2",
-               "--batch-size", "16", "--steps", "150", "--save-every", "1", "--eval-every", "0",
+               "--batch-size", "16", "--steps", "300", "--save-every", "1", "--eval-every", "0",
                "--nfe", "1", "--num-samples", "20", "--z-samples", "5", "--iw-samples", "0",
                "--threads", "1", "--quiet"]
     began = time.perf_counter()
@@ -124,13 +125,16 @@ def external_kills(work: Path, rng: random.Random, count: int) -> list[dict]:
     ck, reached, steps = work / "cli-killed.pt", 0, []
     for _ in range(count):
         resume = ["--resume", str(ck)] if ck.exists() else []
+        before = ck.stat().st_mtime_ns if ck.exists() else None
         proc = subprocess.Popen(command + ["--save", str(ck)] + resume, stdout=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.3, 1.0) * duration)
-        except subprocess.TimeoutExpired:
+        # once training runs (a new checkpoint appeared), kill at a random moment soon after
+        while proc.poll() is None and (ck.stat().st_mtime_ns if ck.exists() else None) == before:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.1) * duration)
+        if proc.poll() is None:
             proc.kill()  # SIGKILL
-            proc.wait()
             reached += 1
+        proc.wait()
         try:
             steps.append(read_checkpoint(ck)["training_state"]["step"] if ck.exists() else 0)
         except ValueError:
