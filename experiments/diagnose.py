@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         diag_start = time.perf_counter()
         diagnosis = diagnose(program, task, cfg, progress=not args.quiet)
     except cli.USER_ERRORS as err:
-        cli.fail(err)
+        return cli.report(err)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "prior": program.cfg.prior,

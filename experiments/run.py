@@ -548,8 +548,7 @@ def main(argv=None) -> int:
     try:
         runs, columns, notes = RUNNERS[args.task](args, device)
     except cli.USER_ERRORS as err:
-        print(f"error: {cli.one_line(err)}", file=sys.stderr)
-        return cli.EXIT_CODE
+        return cli.report(err)
     finally:
         distributed.shutdown()
     if not reports:

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.command](args)
     except cli.USER_ERRORS as err:
-        cli.fail(err)
+        return cli.report(err)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,14 @@ def one_line(message) -> str:
     return " ".join(str(message).split())
 
 
-def fail(message) -> NoReturn:
+def report(message) -> int:
+    """Print the error line; returns the exit status, for a ``main`` that returns its status."""
     print(f"error: {one_line(message)}", file=sys.stderr)
-    raise SystemExit(EXIT_CODE)
+    return EXIT_CODE
+
+
+def fail(message) -> NoReturn:
+    raise SystemExit(report(message))
 
 
 class ArgumentParser(argparse.ArgumentParser):
