@@ -49,8 +49,8 @@ def vmd_checkpoint(tmp_path):
     ("diagnose", ["--mask-rates", "2", "--out", "d"], "--mask-rates must lie in"),
     ("diagnose", ["--checkpoint", "/nonexistent.pt", "--out", "d"], "does not exist"),
     ("sweep", [], "required: --out"),
-    ("block_synthetic", ["--steps", "x"], "invalid int value"),
-    ("text_results", ["--bogus"], "unrecognized arguments"),
+    ("block_synthetic", ["--out-dir", "o", "--steps", "x"], "invalid int value"),
+    ("text_results", ["--out-dir", "o", "--bogus"], "unrecognized arguments"),
     ("convert_checkpoint", ["/nonexistent.pt", "new.pt"], "does not exist"),
 ])
 def test_every_cli_fails_with_one_line_and_status_2(name, argv, message, capsys):
