@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.experiment import provenance, run_commands, write_json  # noqa: E402
 
 PUBLISHED = {("quad-d1", "vmd"): 0.942, ("quad-d2", "vmd"): 0.886,
@@ -35,7 +36,7 @@ DATASETS = ("quad-d1", "quad-d2")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=4000,
@@ -105,8 +106,6 @@ def main(argv=None):
         outs = [out_dir / "runs" / f"{d}-seed{s}.json" for d, s in jobs]
         codes = run_commands([command(d, s, args, o) for (d, s), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)
-        if any(codes):
-            print(f"some runs failed (exit codes {codes}); see {out_dir / 'logs'}", file=sys.stderr)
     rows, table = aggregate(out_dir)
     notes = ("Accuracy: share of 5000 generated sequences inside the data support. Two blocks of 2 "
              "tokens; NFE counts calls for the whole sequence, split evenly over the blocks. "
@@ -122,6 +121,8 @@ def main(argv=None):
     (out_dir / "table.md").write_text(table + "\n\n" + notes + "\n")
     print(table)
     print(notes)
+    if not args.aggregate_only and any(codes):  # the summary above holds the runs that finished
+        cli.fail(f"some runs failed (exit codes {codes}); see {out_dir / 'logs'}")
 
 
 if __name__ == "__main__":

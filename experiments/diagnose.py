@@ -27,18 +27,18 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 
 from models import PRIORS  # noqa: E402
-from vmd_pyro import diagnostic_plots  # noqa: E402
+from vmd_pyro import cli, diagnostic_plots  # noqa: E402
 from vmd_pyro.checkpoint import load_program, save_checkpoint  # noqa: E402
 from vmd_pyro.datasets import synthetic  # noqa: E402
 from vmd_pyro.diagnostics import DiagnosticsConfig, diagnose  # noqa: E402
 from vmd_pyro.experiment import provenance, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ProgramConfig, build_program  # noqa: E402
-from vmd_pyro.training import NonFiniteLoss, TrainConfig, train  # noqa: E402
+from vmd_pyro.training import TrainConfig, train  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="quad-d1", help=f"synthetic set: {', '.join(synthetic.NAMES)}")
     p.add_argument("--p", type=float, default=0.5, help="dependency strength of pair-p")
@@ -133,9 +133,8 @@ def main(argv=None) -> int:
         program, training = obtain_program(args, task)
         diag_start = time.perf_counter()
         diagnosis = diagnose(program, task, cfg, progress=not args.quiet)
-    except (ValueError, NonFiniteLoss) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except cli.USER_ERRORS as err:
+        return cli.report(err)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"dataset": args.dataset, "prior": program.cfg.prior,

@@ -31,20 +31,21 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
-from vmd_pyro import bounds, distributed, metrics  # noqa: E402
+from vmd_pyro import bounds, cli, distributed, metrics  # noqa: E402
 from vmd_pyro.blocks import calls_used, nfe_per_block  # noqa: E402
-from vmd_pyro.checkpoint import load_program, read_checkpoint, save_checkpoint  # noqa: E402
+from vmd_pyro.checkpoint import (checkpoint_model, load_program, read_checkpoint,  # noqa: E402
+                                 save_checkpoint)
 from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
 from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate  # noqa: E402
-from vmd_pyro.training import OBJECTIVES, NonFiniteLoss, TrainConfig, train  # noqa: E402
+from vmd_pyro.training import OBJECTIVES, TrainConfig, train  # noqa: E402
 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("task")
     g.add_argument("--task", default="synthetic", choices=sorted(RUNNERS),
@@ -253,6 +254,12 @@ def check_args(args, parser):
         if values is not None and max(values) > maskable:
             parser.error(f"--{name.replace('_', '-')} {max(values)} is above the {maskable} maskable "
                          f"positions of a sequence of this task (one step per position at most)")
+    for model in args.model:  # a missing, unsafe or wrong checkpoint is refused before any data
+        for path in (checkpoint_path(args.checkpoint, model, args.model),
+                     checkpoint_path(args.resume, model, args.model)):
+            found = checkpoint_model(path) if path else model
+            if found != model:
+                raise ValueError(f"checkpoint {path!r} holds a {found} model, not {model}")
 
 
 # Per-task defaults of the options whose default is None (explicit flags always win).
@@ -631,7 +638,10 @@ def _progress_line(model, record) -> str:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_args(args, parser)
+    try:
+        check_args(args, parser)
+    except ValueError as err:
+        cli.fail(err)
     device = distributed.init_from_env(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -639,9 +649,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         runs, columns, notes = RUNNERS[args.task](args, device)
-    except (ValueError, NonFiniteLoss) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except cli.USER_ERRORS as err:
+        return cli.report(err)
     finally:
         distributed.shutdown()
     if not reports:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.checkpoint import load_program  # noqa: E402
 from vmd_pyro.datasets import sudoku  # noqa: E402
 from vmd_pyro.diagnostics import latent_usage  # noqa: E402
@@ -39,7 +40,7 @@ from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -162,9 +163,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except cli.USER_ERRORS as err:
+        return cli.report(err)
 
 
 if __name__ == "__main__":

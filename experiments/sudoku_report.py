@@ -19,6 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vmd_pyro import cli  # noqa: E402
+
 ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "Top-Prob-Margin"}
 
 
@@ -135,7 +139,7 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="JSON files from run.py --task sudoku")
     p.add_argument("--out-dir", default="results/sudoku")
@@ -143,11 +147,9 @@ def main(argv=None) -> int:
     try:
         runs, commits = load_runs(args.results)
     except (OSError, json.JSONDecodeError) as err:
-        print(f"error: cannot read results: {err}", file=sys.stderr)
-        return 2
+        cli.fail(f"cannot read results: {err}")
     if not runs or any("solve_rate" not in r for r in runs):
-        print("error: these are not Sudoku results (no solve_rate)", file=sys.stderr)
-        return 2
+        cli.fail("these are not Sudoku results (no solve_rate)")
     first = runs[0]
     lo, hi = first["clue_range"]
     setting = (f"{first['num_puzzles']} test puzzles, {lo}-{hi} clues, unique solutions; fill "

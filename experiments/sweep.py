@@ -35,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import run  # noqa: E402
+from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.datasets.synthetic import make_synthetic  # noqa: E402
 from vmd_pyro.experiment import fmt, provenance, write_json  # noqa: E402
 
@@ -42,7 +43,7 @@ QUAD_NFE, PAIR_NFE = (1, 2, 4), (1, 2)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--datasets", nargs="+",
@@ -96,7 +97,7 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
         print(f"== {tag}: python experiments/run.py {' '.join(argv)}", flush=True)
         code = run.main(argv)
         if code != 0:
-            raise SystemExit(f"run {tag} failed with exit code {code}")
+            cli.fail(f"run {tag} failed with exit code {code}")
     data = json.loads(path.read_text())
     return data["runs"] if "runs" in data else [data]
 

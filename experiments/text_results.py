@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.datasets import text  # noqa: E402
 from vmd_pyro.experiment import provenance, run_commands, write_json  # noqa: E402
 
@@ -36,7 +37,7 @@ PUBLISHED = {4: "text8, seq 256: BD 2.873, VMD 2.858", 8: "text8, seq 256: BD 3.
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
+    p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--block-sizes", nargs="+", type=int, default=[4, 8])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -105,8 +106,6 @@ def main(argv=None):
         outs = [out_dir / "runs" / f"bs{b}-{m}.json" for b, m in jobs]
         codes = run_commands([command(b, m, args, o) for (b, m), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)
-        if any(codes):
-            print(f"some runs failed (exit codes {codes}); see {out_dir / 'logs'}", file=sys.stderr)
     rows, table, samples = aggregate(out_dir)
     info = rows[0]["corpus_info"] if rows else {}
     notes = [
@@ -130,6 +129,8 @@ def main(argv=None):
     (out_dir / "samples.md").write_text(samples + "\n")
     print(table)
     print("\n".join(notes))
+    if not args.aggregate_only and any(codes):  # the summary above holds the runs that finished
+        cli.fail(f"some runs failed (exit codes {codes}); see {out_dir / 'logs'}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,25 @@
+import copy
+import errno
+import io
+import os
+import pickle
+import random
+import re
+
+import numpy as np
 import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro.checkpoint import load_program, save_checkpoint
+from vmd_pyro import checkpoint, faults
+from vmd_pyro.checkpoint import (FORMAT, MAGIC, REQUIRED, RESUMABLE, RNG_STATE, TRAINING_STATE,
+                                 CheckpointWriteError, frame, load_program, read_checkpoint,
+                                 save_checkpoint, set_rng_state, write_state)
+from vmd_pyro.datasets import synthetic
 from vmd_pyro.sampling import all_masked, generate
+from vmd_pyro.training import TrainConfig, train
+
+TASK = synthetic.make_synthetic("quad-d1")
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "mog", "discrete", "conditional"])
@@ -22,8 +38,178 @@ def test_bad_checkpoints_are_refused(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_program(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
         load_program(tmp_path / "junk.pt")
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="convert_checkpoint.py"):
         load_program(tmp_path / "other.pt")
+
+
+# --- loading never runs code; damaged files are refused in one line ---------------------------
+
+class _WritesMarker:
+    """Unpickling this calls ``open(marker, "w").write(...)``: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
+
+
+def _refusal(path, match=None) -> str:
+    with pytest.raises(ValueError, match=match) as err:
+        load_program(path)
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 400, message
+    return message
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_crafted_pickle_is_refused_without_running_its_code(tmp_path):
+    marker = tmp_path / "marker"
+    evil = pickle.dumps(_WritesMarker(marker))
+    pickle.loads(evil)  # the payload really does run code when unpickled unsafely...
+    assert marker.exists()
+    marker.unlink()
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "program_config": _WritesMarker(marker), "state_dict": {}},
+               buffer)
+    cases = {"raw pickle": evil, "torch.save file (v1 style)": buffer.getvalue(),
+             # ...and framed with a correct header and digest, so only weights_only stands between
+             "v2 frame around torch.save": frame(buffer.getvalue()), "v2 frame around pickle": frame(evil)}
+    for name, data in cases.items():
+        (tmp_path / "evil.pt").write_bytes(data)
+        _refusal(tmp_path / "evil.pt")
+        assert not marker.exists(), f"{name}: loading ran the file's code"
+
+
+def test_damaged_and_foreign_files_each_get_one_clear_line(tmp_path):
+    save_checkpoint(tmp_path / "good.pt", tiny_program())
+    good = (tmp_path / "good.pt").read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) * 2 // 3] ^= 0x10
+    cases = {"empty": (b"", "empty"),
+             "truncated": (good[:len(good) // 2], "truncated"),
+             "bit flip": (bytes(flipped), "damaged: its content does not match the sha256"),
+             "text": (b"hello, world\n", "not a vmd-pyro checkpoint"),
+             "header only": (good[:len(MAGIC)], "header line is malformed"),
+             "appended": (good + b"\0", "longer than written")}
+    for name, (data, message) in cases.items():
+        (tmp_path / f"{name}.pt").write_bytes(data)
+        _refusal(tmp_path / f"{name}.pt", match=message)
+    (tmp_path / "dir.pt").mkdir()
+    _refusal(tmp_path / "dir.pt", match="does not exist")
+
+
+def test_a_checkpoint_missing_an_expected_key_is_refused(tmp_path):
+    program = tiny_program(vocab=10, seq_len=4)
+    train(program, TASK.sample, TrainConfig(steps=2, batch_size=8, progress=False),
+          save=tmp_path / "ck.pt")
+    state = read_checkpoint(tmp_path / "ck.pt")
+    places = [((), "", REQUIRED), ((), "", RESUMABLE),
+              (("training_state",), "training_state.", TRAINING_STATE),
+              (("training_state", "rng", 0), "training_state.rng[0].", RNG_STATE)]
+    for where, prefix, keys in places:
+        for key in keys:
+            broken = copy.deepcopy(state)
+            holder = broken
+            for step in where:
+                holder = holder[step]
+            del holder[key]
+            write_state(tmp_path / "broken.pt", broken)
+            _refusal(tmp_path / "broken.pt", match=re.escape(f"lacks {prefix}{key}:"))
+
+
+def test_stored_random_states_restore_every_stream(tmp_path):
+    """Random states are stored as tensors and plain values and come back exactly: after
+    restoring, NumPy, Python and torch draw what they drew right after the checkpoint."""
+    program = tiny_program(vocab=10, seq_len=4)
+    train(program, TASK.sample, TrainConfig(steps=2, batch_size=8, progress=False),
+          save=tmp_path / "ck.pt")
+
+    def draws():
+        return np.random.rand(3).tolist(), [random.random() for _ in range(3)], torch.rand(3)
+
+    expected = draws()
+    set_rng_state(read_checkpoint(tmp_path / "ck.pt")["training_state"]["rng"][0],
+                  torch.Generator())
+    again = draws()
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_writing_refuses_values_that_could_not_be_loaded_safely(tmp_path):
+    with pytest.raises(ValueError, match="only tensors and plain values"):
+        save_checkpoint(tmp_path / "ck.pt", tiny_program(), extra=np.zeros(3))
+    assert not (tmp_path / "ck.pt").exists()
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    program = tiny_program()
+    save_checkpoint(tmp_path / "ck.pt", program, note="first")
+    before = (tmp_path / "ck.pt").read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    for target in ("fsync", "replace"):  # after the bytes went out, and at the rename
+        with monkeypatch.context() as patch:
+            patch.setattr(checkpoint.os, target, no_space)
+            with pytest.raises(CheckpointWriteError, match="No space left on device.*unchanged"):
+                save_checkpoint(tmp_path / "ck.pt", program, note="second")
+        assert (tmp_path / "ck.pt").read_bytes() == before
+        assert not (tmp_path / "ck.pt.tmp").exists()
+    assert load_program(tmp_path / "ck.pt")[1]["note"] == "first"
+
+
+# --- fuzzing the reader ---
+
+
+def _resume_from(path):
+    """Everything a reader of a checkpoint does: rebuild the program, then resume training."""
+    program, _ = load_program(path)
+    return train(program, TASK.sample, TrainConfig(steps=3, batch_size=8, progress=False),
+                 resume=path)
+
+
+def _mutate_structure(state, rng):
+    """Delete a key or swap a value for one of another type, somewhere in the nested dict."""
+    state = copy.deepcopy(state)
+    holder, key = state, rng.choice(sorted(state, key=str))
+    while isinstance(holder[key], (dict, list)) and holder[key] and rng.random() < 0.6:
+        holder = holder[key]
+        key = rng.choice(sorted(holder, key=str)) if isinstance(holder, dict) else \
+            rng.randrange(len(holder))
+    if isinstance(holder, dict) and rng.random() < 0.4:
+        del holder[key]
+    else:
+        holder[key] = rng.choice([None, 7, -1.5, "x", [], {}, (1, 2), torch.zeros(2, 3),
+                                  torch.tensor([float("nan")])])
+    return state
+
+
+def test_fuzzed_checkpoints_load_correctly_or_fail_with_one_line(tmp_path):
+    rng = random.Random(15)
+    program = tiny_program(vocab=10, seq_len=4)
+    train(program, TASK.sample, TrainConfig(steps=2, batch_size=8, progress=False),
+          save=tmp_path / "good.pt")
+    good = (tmp_path / "good.pt").read_bytes()
+    payload = good[good.index(b"\n", len(MAGIC)) + 1:]
+    state = read_checkpoint(tmp_path / "good.pt")
+    cases = [("random", b) for b in faults.random_blobs(rng, 400, max_len=2000)]
+    cases += [(kind, m) for kind, m in faults.mutations(good, rng, 600)]
+    # near-valid: damaged payloads under a correct digest reach the weights_only unpickler
+    cases += [("reframed " + kind, frame(m)) for kind, m in faults.mutations(payload, rng, 400)]
+    outcomes = {}
+    for i, (kind, data) in enumerate(cases):  # a new file each time: rewriting one is slow
+        (tmp_path / f"case{i}.pt").write_bytes(data)
+        outcome, _ = faults.classify(load_program, tmp_path / f"case{i}.pt")
+        outcomes[kind.split()[0], outcome] = outcomes.get((kind.split()[0], outcome), 0) + 1
+    assert outcomes.get(("random", "parsed"), 0) == 0, outcomes
+    assert not any(outcome == "parsed" for (kind, outcome) in outcomes if kind not in
+                   ("reframed", "random")), outcomes  # the digest catches every plain mutation
+    for i in range(150):  # well-formed files of the wrong shape: refused, or usable to the end
+        write_state(tmp_path / f"shape{i}.pt", _mutate_structure(state, rng))
+        outcome, _ = faults.classify(_resume_from, tmp_path / f"shape{i}.pt")
+        outcomes["shape", outcome] = outcomes.get(("shape", outcome), 0) + 1
+    assert outcomes.get(("shape", "refused"), 0) > 50, outcomes

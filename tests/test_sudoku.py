@@ -302,3 +302,61 @@ def test_latent_cli_reports_the_closed_form_kl_of_the_guide(tmp_path):
     bad = subprocess.run([sys.executable, "experiments/sudoku.py", "latent", "--checkpoint", str(mdm),
                           "--puzzles", str(puzzle_file)], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "no latent" in bad.stderr
+
+
+# --- damaged caches and fuzzed puzzle files ---
+
+
+@pytest.mark.parametrize("damage", ["flip a digit", "truncate", "garbage", "no checksum"])
+def test_a_damaged_data_cache_is_detected_and_rebuilt(tmp_path, damage, capsys):
+    task = small_task(tmp_path)
+    cache = next(tmp_path.glob("sudoku-*.json"))
+    text = cache.read_text()
+    if damage == "flip a digit":  # still valid JSON of the right shape: only the checksum sees it
+        at = text.index("[[", text.index('"test_puzzles"')) + 2
+        text = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1:]
+    elif damage == "truncate":
+        text = text[:len(text) // 2]
+    elif damage == "garbage":
+        text = "\x00\xff" * 10
+    else:
+        data = json.loads(text)
+        del data["sha256"]
+        text = json.dumps(data)
+    cache.write_text(text, encoding="latin-1")
+    capsys.readouterr()
+    again = small_task(tmp_path)
+    assert "rebuilding it" in capsys.readouterr().err
+    assert again.test[0].equal(task.test[0]) and again.val[1].equal(task.val[1])
+    assert again.pool.equal(task.pool)
+    small_task(tmp_path)  # the rebuilt cache is intact: read without a word
+    assert capsys.readouterr().err == ""
+
+
+def _check_parse(parsed):
+    puzzles, solutions = parsed
+    for i, puzzle in enumerate(puzzles):
+        assert len(puzzle) == 81 and all(0 <= d <= 9 for d in puzzle)
+        assert sudoku._houses(puzzle) is not None
+        if solutions is not None:
+            assert sudoku.is_valid_solution(solutions[i])
+            assert all(p in (0, s) for p, s in zip(puzzle, solutions[i]))
+
+
+def test_fuzzed_puzzle_files_parse_correctly_or_fail_with_one_line(tmp_path):
+    from vmd_pyro import faults
+
+    rng = random.Random(15)
+    puzzles, solutions = sudoku.generate_puzzles(3, (30, 40), seed=1)
+    sudoku.write_puzzles(tmp_path / "good.txt", puzzles, solutions)
+    good = (tmp_path / "good.txt").read_bytes()
+    assert sudoku.read_puzzles(tmp_path / "good.txt") == (puzzles, solutions)
+    cases = list(faults.random_blobs(rng, 600)) + [m for _, m in faults.mutations(good, rng, 900)]
+    outcomes = {"parsed": 0, "refused": 0}
+    for i, data in enumerate(cases):  # a new file each time: rewriting one is slow on ext4
+        (tmp_path / f"case{i}.txt").write_bytes(data)
+        outcome, value = faults.classify(sudoku.read_puzzles, tmp_path / f"case{i}.txt")
+        outcomes[outcome] += 1
+        if outcome == "parsed":
+            _check_parse(value)
+    assert outcomes["parsed"] > 0 and outcomes["refused"] > 1000, outcomes

@@ -1,6 +1,7 @@
 """The text8-format data: normalisation, the alphabet check, the text8 loader's refusals (on small
 files written here) and the offline corpus."""
 import math
+import random
 import zipfile
 
 import pytest
@@ -123,3 +124,52 @@ def test_text_cli_end_to_end(tmp_path, capsys):
         assert set("".join(r["samples"])) <= set(text.ALPHABET)
     assert "objective_bits: VMD's training objective J, not a bound" in capsys.readouterr().out
     assert run.main(["--task", "text", "--corpus", "text8", "--quiet"]) == 2   # no --data-path
+
+
+# --- damaged caches and fuzzed text8 files ---
+
+
+def test_a_damaged_corpus_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, capsys):
+    corpus = "the corpus as built " * 50
+    builds = []
+    monkeypatch.setattr(text, "build_offline_corpus",
+                        lambda max_chars=None: builds.append(1) or corpus)
+    assert text.offline_corpus(tmp_path) == corpus and len(builds) == 1
+    assert text.offline_corpus(tmp_path) == corpus and len(builds) == 1  # from the cache
+    cached = next(tmp_path.glob("stdlib-docs-*.txt"))
+    checksum = cached.with_name(cached.name + ".sha256")
+    damages = {"flip": lambda: cached.write_text(corpus.replace("built", "bulit", 1)),
+               "truncate": lambda: cached.write_text(corpus[:100]),
+               "non-ascii": lambda: cached.write_bytes(b"\xff" * 10),
+               "no checksum": checksum.unlink}
+    for name, damage in damages.items():
+        damage()
+        capsys.readouterr()
+        assert text.offline_corpus(tmp_path) == corpus, name
+        assert "building the corpus afresh" in capsys.readouterr().err, name
+        assert cached.read_text() == corpus and checksum.is_file(), name
+    assert len(builds) == 1 + len(damages)
+
+
+def test_fuzzed_text8_files_parse_correctly_or_fail_with_one_line(tmp_path):
+    from vmd_pyro import faults
+
+    rng = random.Random(15)
+    data = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(300))
+    with zipfile.ZipFile(tmp_path / "good.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("text8", data)
+    good_zip = (tmp_path / "good.zip").read_bytes()
+    outcomes = {"parsed": 0, "refused": 0}
+    cases = [(".zip", m) for _, m in faults.mutations(good_zip, rng, 700)]
+    cases += [("", m) for _, m in faults.mutations(data, rng, 300)]
+    cases += [(".zip" if i % 2 else "", b) for i, b in enumerate(faults.random_blobs(rng, 300))]
+    for i, (suffix, blob) in enumerate(cases):  # a new file each time: rewriting one is slow
+        path = tmp_path / f"case{i}{suffix}"
+        path.write_bytes(blob)
+        # a plain file's size is checked first: give the alphabet check a chance too
+        expected = len(data) if suffix else len(blob)
+        outcome, value = faults.classify(text.read_text8, path, expected)
+        outcomes[outcome] += 1
+        if outcome == "parsed":
+            assert len(value) == expected and text.encode(value).max() < text.VOCAB
+    assert outcomes["parsed"] > 0 and outcomes["refused"] > 500, outcomes

@@ -1,6 +1,8 @@
 """Resumable, fail-safe and multi-process training (vmd_pyro.training, vmd_pyro.checkpoint,
 vmd_pyro.distributed), checked against uninterrupted single-process runs."""
+import errno
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,7 +14,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro.checkpoint import read_checkpoint, save_checkpoint
+from vmd_pyro import checkpoint, faults
+from vmd_pyro.checkpoint import CheckpointWriteError, read_checkpoint, save_checkpoint, write_state
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.training import NonFiniteLoss, TrainConfig, train
@@ -108,7 +111,7 @@ def test_bad_checkpoints_are_refused(tmp_path):
         train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(),
               resume=tmp_path / "ck.pt", run_info={"dataset": "quad-d1"})
     (tmp_path / "junk.pt").write_bytes(os.urandom(100))
-    with pytest.raises(ValueError, match="not a readable vmd-pyro checkpoint"):
+    with pytest.raises(ValueError, match="not a vmd-pyro checkpoint"):
         train(program, TASK.sample, config(), resume=tmp_path / "junk.pt")
     save_checkpoint(tmp_path / "model-only.pt", program)
     with pytest.raises(ValueError, match="no training state"):
@@ -226,10 +229,89 @@ def test_checkpoint_from_before_a_config_field_existed_still_resumes(tmp_path):
     for key in ("position_groups", "attention"):
         del state["program_config"]["net"][key]
     del state["train_config"]["free_nats"]
-    torch.save(state, tmp_path / "old.pt")
+    write_state(tmp_path / "old.pt", state)
     history = train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=6),
                     resume=tmp_path / "old.pt")
     assert history[-1]["step"] == 6
     with pytest.raises(ValueError, match=r"train_config.free_nats: checkpoint 0.0, this run 1.0"):
         train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(steps=6, free_nats=1.0),
               resume=tmp_path / "old.pt")
+
+
+# --- faults: kills at random points, failed saves, poisoned steps ---
+
+
+def _probe(program):
+    return {"probe": float(torch.rand(()))}  # a draw from the global stream: must replay exactly
+
+
+@pytest.mark.parametrize("name", sorted(faults.MODELS))
+def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_run(tmp_path, name):
+    """A child process SIGKILLs itself at seeded random points (mid-step, mid-evaluation, halfway
+    through writing a checkpoint, before the rename), four times, each time resumed from what is on
+    disk; the end matches a run never interrupted: parameters, optimiser state and history."""
+    cfg = config(steps=16, save_every=2, eval_every=4)
+    whole = faults.make_program(name)
+    train(whole, TASK.sample, cfg, eval_fn=_probe, save=tmp_path / "whole.pt")
+    ck = tmp_path / "killed.pt"
+
+    def train_once(resume, wrap_sample, wrap_eval):
+        train(faults.make_program(name), wrap_sample(TASK.sample), cfg, eval_fn=wrap_eval(_probe),
+              save=ck, resume=resume)
+
+    kills = faults.random_kills(random.Random(name), 4)
+    records = faults.survive_kills(train_once, ck, kills)
+    assert [r["reached"] for r in records] == [True] * 4 + [False], records
+    assert {k.point for k in kills} == set(faults.KILL_POINTS)
+    a, b = read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(ck)
+    assert b["training_state"]["step"] == 16
+    assert_same_parameters(a["state_dict"], b["state_dict"])
+    for key, state in a["training_state"]["optimizer"]["state"].items():
+        assert_same_parameters(state, b["training_state"]["optimizer"]["state"][key])
+    timeless = [[{k: v for k, v in r.items() if k != "elapsed"} for r in c["history"]] for c in (a, b)]
+    assert timeless[0] == timeless[1]
+
+
+@pytest.mark.parametrize("broken", ["fsync", "torch.save"])
+def test_a_failed_save_stops_training_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch,
+                                                                        broken):
+    ck = tmp_path / "ck.pt"
+    saves = []
+    target, name = (checkpoint.os, "fsync") if broken == "fsync" else (checkpoint.torch, "save")
+    real = getattr(target, name)
+
+    def disk_fills_up(*args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:  # the second checkpoint (step 8): no space left
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, disk_fills_up)
+    with pytest.raises(CheckpointWriteError) as err:
+        train(tiny_program(vocab=10, seq_len=4), TASK.sample, config(), save=ck)
+    message = str(err.value)
+    assert "No space left on device" in message and "training stopped at step 8" in message
+    assert "the last good checkpoint (step 4) is kept" in message and "\n" not in message
+    assert read_checkpoint(ck)["training_state"]["step"] == 4
+    assert not (tmp_path / "ck.pt.tmp").exists()
+
+
+def test_a_non_finite_loss_stops_before_the_parameters_change(tmp_path):
+    """A batch whose loss is NaN (here: its ELBO weights) never reaches the parameters or the
+    optimiser; the last good checkpoint stays."""
+    program = tiny_program(vocab=10, seq_len=4)
+    real_corrupt, calls, before = program.corrupt, [], {}
+
+    def poisoned(*args, **kwargs):
+        batch = real_corrupt(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 7:
+            before.update({k: v.clone() for k, v in program.state_dict().items()})
+            batch.weight = batch.weight * float("nan")
+        return batch
+
+    program.corrupt = poisoned
+    with pytest.raises(NonFiniteLoss, match=r"loss became nan at step 7; the last good checkpoint"):
+        train(program, TASK.sample, config(validate=False), save=tmp_path / "ck.pt")
+    assert_same_parameters(before, program.state_dict())
+    assert read_checkpoint(tmp_path / "ck.pt")["training_state"]["step"] == 4

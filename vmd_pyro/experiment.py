@@ -32,10 +32,13 @@ def provenance(seed: int) -> dict:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda requested but CUDA is not available on this machine")
+    """The torch device for ``--device``; a one-line error (exit status 2) when it cannot be used."""
+    from vmd_pyro.cli import fail
+
     if name not in ("cpu", "cuda"):
-        raise SystemExit(f"error: unknown device {name!r}; choose cpu or cuda")
+        fail(f"unknown device {name!r}; choose cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda requested but CUDA is not available on this machine")
     return torch.device(name)
 
 

@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vmd_pyro import distributed
-from vmd_pyro.checkpoint import (check_resumable, read_checkpoint, rng_state, save_checkpoint,
-                                 set_rng_state)
+from vmd_pyro.checkpoint import (CheckpointWriteError, check_resumable, read_checkpoint,
+                                 rng_state, save_checkpoint, set_rng_state)
 from vmd_pyro.masking import DiffusionBatch, step_batch
 
 
@@ -170,19 +170,26 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     history, running, first_step, elapsed_before, last_good = [], None, 1, 0.0, None
     if resume is not None:
         state = read_checkpoint(resume)
-        # Configs saved before a field existed get its default (the behaviour they were made with).
-        state["program_config"] = type(program.cfg).from_dict(state["program_config"]).to_dict()
-        if "train_config" in state:
-            state["train_config"] = TrainConfig(**state["train_config"]).to_dict()
+        try:  # configs saved before a field existed get its default (what they were made with)
+            state["program_config"] = type(program.cfg).from_dict(state["program_config"]).to_dict()
+            if "train_config" in state:
+                state["train_config"] = TrainConfig(**state["train_config"]).to_dict()
+        except (TypeError, KeyError) as err:
+            raise ValueError(f"cannot resume from {str(resume)!r}: its configuration is not one "
+                             f"this version knows ({type(err).__name__}: {err})") from None
         resumed = check_resumable(resume, state, expected)
         if len(resumed["rng"]) != world:
             raise ValueError(f"cannot resume from {str(resume)!r}: it was written by "
                              f"{len(resumed['rng'])} process(es), this run has {world}")
-        program.load_state_dict(state["state_dict"])
-        if cfg.engine == "fused":
-            optimizer.load_state_dict(resumed["optimizer"])
-        else:
-            optim.set_state(resumed["optimizer"])
+        try:
+            program.load_state_dict(state["state_dict"])
+            if cfg.engine == "fused":
+                optimizer.load_state_dict(resumed["optimizer"])
+            else:
+                optim.set_state(resumed["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"cannot resume from {str(resume)!r}: its parameters or optimiser "
+                             f"state do not fit this run ({type(err).__name__})") from None
         set_rng_state(resumed["rng"][rank], generator)
         history, running = state["history"], resumed["running"]
         first_step, elapsed_before = resumed["step"] + 1, state["train_seconds"]
@@ -222,10 +229,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         else:
             loss = svi.step(batch, beta)
         if not math.isfinite(loss):
-            kept = (f"the last good checkpoint (step {last_good[1]}) is kept at "
-                    f"{str(last_good[0])!r}" if last_good else "no checkpoint was written")
-            raise NonFiniteLoss(f"loss became {loss} at step {step}; {kept}. Lower the learning "
-                                "rate or raise --anneal-steps")
+            raise NonFiniteLoss(f"loss became {loss} at step {step}; {_kept(last_good)}. Lower "
+                                "the learning rate or raise --anneal-steps")
         per_seq = loss / cfg.batch_size
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}")
@@ -242,9 +247,19 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
                 log(record)
         if save is not None and (step == cfg.steps or out_of_time or (cfg.save_every and
                                                                       step % cfg.save_every == 0)):
-            write_checkpoint(step)
+            try:
+                write_checkpoint(step)
+            except CheckpointWriteError as err:  # stop: going on would train with nothing saved
+                raise CheckpointWriteError(f"{err}; training stopped at step {step}, "
+                                           f"{_kept(last_good)}") from None
             last_good = (save, step)
         if out_of_time:  # equal-time comparisons: the history's last record says how far it got
             break
     program.eval()
     return history
+
+
+def _kept(last_good) -> str:
+    if last_good is None:
+        return "no checkpoint was written"
+    return f"the last good checkpoint (step {last_good[1]}) is kept at {str(last_good[0])!r}"

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -263,8 +265,15 @@ def read_puzzles(path):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"puzzle file {str(path)!r} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ValueError(f"cannot read puzzle file {str(path)!r} ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"puzzle file {str(path)!r} is not text: byte {err.object[err.start]:#04x} "
+                         f"at offset {err.start} is not UTF-8") from None
     puzzles, solutions = [], []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         puzzle, solution = parse_puzzle_line(line, lineno)
@@ -358,7 +367,10 @@ def load_or_build(cfg: SudokuConfig, cache_dir, progress=False) -> dict:
     key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"sudoku-{key}.json" if cache_dir else None
     if path is not None and path.is_file():
-        return json.loads(path.read_text())
+        data, problem = _read_cache(path, cfg)
+        if data is not None:
+            return data
+        print(f"data cache {str(path)!r} {problem}: rebuilding it", file=sys.stderr, flush=True)
     clue_range = (cfg.clue_min, cfg.clue_max)
     if progress:
         print(f"building Sudoku splits ({cfg.num_test} test, {cfg.num_val} validation puzzles, "
@@ -378,10 +390,31 @@ def load_or_build(cfg: SudokuConfig, cache_dir, progress=False) -> dict:
             "val_puzzles": val_p, "val_solutions": val_s, "train_pool": pool}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**data, "sha256": _digest(data)}))
         tmp.replace(path)
     return data
+
+
+def _digest(data: dict) -> str:
+    """A checksum of the splits, stored in the cache: a damaged cache is rebuilt, never used."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cache(path: Path, cfg: SudokuConfig):
+    """``(data, None)`` for an intact cache of ``cfg``, else ``(None, what is wrong)``."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        return None, f"is unreadable ({type(err).__name__})"
+    if not isinstance(data, dict) or "sha256" not in data:
+        return None, "has no checksum (an older version wrote it) or is not a cache"
+    stored = data.pop("sha256")
+    if stored != _digest(data):
+        return None, "is damaged (its checksum does not match)"
+    if data.get("config") != asdict(cfg):
+        return None, "was built for another configuration"
+    return data, None
 
 
 # ------------------------------------------------------------------------------ solving by a model

@@ -81,18 +81,22 @@ def read_text8(path: str | Path, expected_bytes: int = TEXT8_BYTES) -> bytes:
     if not path.is_file():
         raise ValueError(f"text8 file {str(path)!r} not found; {where}")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if "text8" not in archive.namelist():
-                raise ValueError(f"{str(path)!r} has no member 'text8' (members: "
-                                 f"{archive.namelist()[:5]}); {where}")
-            size = archive.getinfo("text8").file_size
-            if size != expected_bytes:
-                raise ValueError(f"member text8 of {str(path)!r} has {size:,} bytes, expected "
-                                 f"{expected_bytes:,}: not the text8 file; {where}")
-            try:
-                data = archive.read("text8")
-            except (zipfile.BadZipFile, OSError) as err:
-                raise ValueError(f"{str(path)!r} is a damaged zip ({err}); {where}") from None
+        names, size, data = [], None, None
+        try:  # a damaged archive can fail in many ways (BadZipFile, zlib.error, EOFError, ...)
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                size = archive.getinfo("text8").file_size if "text8" in names else None
+                if size == expected_bytes:
+                    data = archive.read("text8")
+        except Exception as err:  # noqa: BLE001 - every one of them means "damaged zip"
+            message = " ".join(str(err).split())[:200]
+            raise ValueError(f"{str(path)!r} is a damaged zip ({type(err).__name__}: {message}); "
+                             f"{where}") from None
+        if size is None:
+            raise ValueError(f"{str(path)!r} has no member 'text8' (members: {names[:5]}); {where}")
+        if size != expected_bytes:
+            raise ValueError(f"member text8 of {str(path)!r} has {size:,} bytes, expected "
+                             f"{expected_bytes:,}: not the text8 file; {where}")
     elif path.suffix == ".zip":
         raise ValueError(f"{str(path)!r} is not a valid zip file; {where}")
     else:
@@ -100,7 +104,10 @@ def read_text8(path: str | Path, expected_bytes: int = TEXT8_BYTES) -> bytes:
         if size != expected_bytes:
             raise ValueError(f"{str(path)!r} has {size:,} bytes, expected {expected_bytes:,}: "
                              f"not the text8 file; {where}")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ValueError(f"cannot read {str(path)!r} ({err.strerror or err})") from None
     encode(data)  # alphabet check
     return data
 
@@ -156,16 +163,42 @@ def offline_corpus(cache_dir: str | Path | None = None, max_chars: int | None = 
     cache = Path(cache_dir or Path.home() / ".cache" / "vmd-pyro")
     version = ".".join(map(str, sys.version_info[:3]))
     path = cache / f"stdlib-docs-{version}.txt"
+    checksum = path.with_name(path.name + ".sha256")
     if path.is_file():
-        return path.read_text(encoding="ascii")[:max_chars]
+        corpus, problem = _read_corpus_cache(path, checksum)
+        if corpus is not None:
+            return corpus[:max_chars]
+        print(f"corpus cache {str(path)!r} {problem}: building the corpus afresh", file=sys.stderr,
+              flush=True)
     if max_chars:
         return build_offline_corpus(max_chars)
     corpus = build_offline_corpus()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
-    tmp.write_text(corpus, encoding="ascii")
-    tmp.replace(path)
+    # The corpus, then its checksum (the corpus file keeps its plain format, so older versions
+    # still read it); a crash between the two leaves no checksum: rebuilt next time.
+    for target, content in ((path, corpus), (checksum, _sha256(corpus) + "\n")):
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")  # parallel runs may build it at once
+        tmp.write_text(content, encoding="ascii")
+        tmp.replace(target)
     return corpus
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _read_corpus_cache(path: Path, checksum: Path):
+    """``(corpus, None)`` when the cache matches its checksum file, else ``(None, the problem)``."""
+    try:
+        corpus = path.read_bytes().decode("ascii")
+        expected = checksum.read_text(encoding="ascii").strip() if checksum.is_file() else None
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"is unreadable ({type(err).__name__})"
+    if expected is None:
+        return None, "has no checksum file (an older version or an interrupted build wrote it)"
+    if _sha256(corpus) != expected:
+        return None, "is damaged (its checksum does not match)"
+    return corpus, None
 
 
 @dataclass

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Convert a v1 vmd-pyro checkpoint (a plain ``torch.save`` pickle) to the safe v2 format.
+
+    python experiments/convert_checkpoint.py OLD.pt NEW.pt
+
+Reading a v1 file unpickles it with ``weights_only=False``, which can run any code the file holds:
+convert only files you trust (ones you wrote, or the ones committed to this repository). The new
+file holds the same configuration, parameters, optimiser state and history; NumPy arrays (the
+NumPy random state) become tensors, so it loads with ``weights_only=True``. NEW is written
+atomically and read back with the safe loader before the command reports success. See
+docs/checkpoints.md.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vmd_pyro import cli  # noqa: E402
+from vmd_pyro.checkpoint import (FORMAT, LEGACY_FORMAT, MAGIC, CheckpointWriteError,  # noqa: E402
+                                 read_checkpoint, write_state)
+
+
+def plain(value):
+    """``value`` with NumPy arrays and scalars turned into tensors and Python numbers."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.astype(np.int64) if value.dtype.kind == "u" else value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return type(value)((k, plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+def convert(old: Path, new: Path) -> dict:
+    if not old.is_file():
+        raise ValueError(f"{str(old)!r} does not exist")
+    if old.read_bytes()[:len(MAGIC)] == MAGIC:
+        raise ValueError(f"{str(old)!r} is already a {FORMAT} checkpoint")
+    try:  # the one place a checkpoint is fully unpickled: the user vouched for this file
+        state = torch.load(old, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - anything the unpickler raises: not convertible
+        raise ValueError(f"{str(old)!r} is not a readable torch file ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != LEGACY_FORMAT:
+        raise ValueError(f"{str(old)!r} is not a {LEGACY_FORMAT} checkpoint")
+    write_state(new, {**plain(state), "format": FORMAT})
+    return read_checkpoint(new)  # proves the result loads safely
+
+
+def main(argv=None) -> int:
+    parser = cli.ArgumentParser(description=__doc__,
+                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old", help="v1 checkpoint you trust")
+    parser.add_argument("new", help="where to write the v2 checkpoint (may equal OLD)")
+    args = parser.parse_args(argv)
+    try:
+        state = convert(Path(args.old), Path(args.new))
+    except (ValueError, CheckpointWriteError) as err:
+        cli.fail(str(err))
+    step = state.get("training_state", {}).get("step")
+    print(f"wrote {args.new} ({FORMAT}" + (f", training state at step {step}" if step else "")
+          + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
