@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.checkpoint import load_program  # noqa: E402
 from vmd_pyro.datasets import sudoku  # noqa: E402
-from vmd_pyro.diagnostics import latent_usage  # noqa: E402
+from vmd_pyro.latent_usage import latent_usage  # noqa: E402
 from vmd_pyro.experiment import provenance, resolve_device, write_json  # noqa: E402
 from vmd_pyro.masking import corrupt  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES  # noqa: E402

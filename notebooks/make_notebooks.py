@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vmd_pyro import diagnostics, metrics
+from vmd_pyro import diagnostics, latent_usage, metrics
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.experiment import markdown_table
 from vmd_pyro.networks import NetConfig
@@ -112,8 +112,8 @@ def latent_priors():
         new_code_cell(
             'from vmd_pyro.diagnostic_plots import plot_latent_space\n\n'
             'RATES = (0.25, 0.5, 1.0)\n'
-            'pairs, items = diagnostics.held_out_pairs(task, RATES, 60 if SMOKE else 300, task.vocab_size,\n'
-            '                                          torch.Generator().manual_seed(2))\n'
+            'pairs, items = latent_usage.held_out_pairs(task, RATES, 60 if SMOKE else 300,\n'
+            '                                            task.vocab_size, torch.Generator().manual_seed(2))\n'
             'fig, axes = plt.subplots(len(PRIORS), len(RATES), figsize=(10, 2.9 * len(PRIORS)))\n'
             'for row, prior in zip(axes, PRIORS):\n'
             '    with torch.no_grad():\n'

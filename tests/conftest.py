@@ -2,6 +2,7 @@ import pyro
 import pytest
 import torch
 
+from vmd_pyro.masking import corrupt
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 
@@ -19,3 +20,15 @@ def tiny_program(model="vmd", prior="gaussian", vocab=5, seq_len=4, latent_dim=3
     net = NetConfig(vocab_size=vocab, seq_len=seq_len, arch=arch, hidden=16, layers=1, heads=2)
     return build_program(ProgramConfig(net=net, model=model, prior=prior, latent_dim=latent_dim,
                                        components=components, **kw))
+
+
+def pairs(program, n=6, seed=0, t=0.6):
+    """``n`` pairs ``(x0, xt)`` at mask rate ``t``, each with position 0 masked so that every example
+    observes something (a non-trivial posterior)."""
+    g = torch.Generator().manual_seed(seed)
+    net = program.cfg.net
+    x0 = torch.randint(0, net.vocab_size, (n, net.seq_len), generator=g)
+    batch = corrupt(x0, program.mask_id, generator=g, t=torch.full((n,), t))
+    batch.masked[:, 0] = True
+    batch.xt[:, 0] = program.mask_id
+    return batch

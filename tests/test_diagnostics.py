@@ -1,6 +1,6 @@
-"""Posterior diagnostics, checked against closed forms and independent computations: quadrature
-for a one-dimensional latent, Pyro's own enumeration for a discrete one, Gaussian toys for k-hat,
-the energy distance and the mutual information."""
+"""The posterior check (vmd_pyro.diagnostics), checked against closed forms and independent
+computations: quadrature for a one-dimensional latent, Pyro's own enumeration for a discrete one,
+Gaussian toys for k-hat and the energy distance."""
 import math
 
 import numpy as np
@@ -10,30 +10,8 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import TraceEnum_ELBO, config_enumerate
 
-from tests.conftest import tiny_program
+from tests.conftest import pairs, tiny_program
 from vmd_pyro import diagnostics as D
-from vmd_pyro.datasets import synthetic
-from vmd_pyro.masking import corrupt
-
-
-def pairs(program, n=6, seed=0, t=0.6):
-    g = torch.Generator().manual_seed(seed)
-    net = program.cfg.net
-    x0 = torch.randint(0, net.vocab_size, (n, net.seq_len), generator=g)
-    batch = corrupt(x0, program.mask_id, generator=g, t=torch.full((n,), t))
-    batch.masked[:, 0] = True  # every example observes something: a non-trivial posterior
-    batch.xt[:, 0] = program.mask_id
-    return batch
-
-
-def test_held_out_pairs_cover_every_item_at_every_rate():
-    task = synthetic.make_synthetic("quad-d1")
-    batch, items = D.held_out_pairs(task, (0.5, 1.0), 10, 10, torch.Generator().manual_seed(0))
-    assert len(batch) == 20 and torch.equal(items[:10], torch.arange(10))
-    assert torch.equal(batch.x0, task.sequences[items])
-    assert torch.all(batch.t[:10] == 0.5) and batch.masked[10:].all()  # t = 1 masks everything
-    with pytest.raises(ValueError, match="mask rates"):
-        D.held_out_pairs(task, (0.0,), 10, 10)
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "discrete"])
@@ -149,46 +127,3 @@ def test_energy_distance_matches_closed_form_for_shifted_normals():
     exact = 2 * e_xy - 2 * 2 / math.sqrt(math.pi)
     assert D.energy_distance(x, torch.randn(3000, 1, generator=g) + m) == pytest.approx(
         exact, abs=0.05)
-
-
-def test_mutual_information_limits():
-    """Identical posteriors carry no information; well-separated ones carry log B nats."""
-    same = dist.Normal(torch.zeros(6, 2), 1.0).to_event(1)
-    apart = dist.Normal(torch.arange(6.0).unsqueeze(-1).expand(6, 2) * 50, 1.0).to_event(1)
-    assert D.mutual_information(same) == pytest.approx(0.0, abs=1e-6)
-    assert D.mutual_information(apart) == pytest.approx(math.log(6), abs=1e-4)
-    probs = torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
-    assert D.mutual_information(dist.Categorical(probs=probs)) == pytest.approx(0.0, abs=1e-6)
-    one_hot = torch.eye(3)
-    assert D.mutual_information(dist.Categorical(probs=one_hot)) == pytest.approx(math.log(3))
-
-
-def test_coordinate_marginals_of_a_mixture_integrate_the_other_coordinate():
-    program = tiny_program(prior="mog", latent_dim=2, components=3)
-    xt = torch.full((1, 4), program.mask_id)
-    prior = program.prior_dist(xt)
-    grid = torch.linspace(-12, 12, 4001)
-    z0 = torch.tensor([0.3])
-    pts = torch.stack([z0.expand_as(grid), grid], -1).unsqueeze(1)     # (G, 1, 2)
-    by_quadrature = torch.trapezoid(prior.log_prob(pts).exp().squeeze(-1).detach(), grid)
-    marginal = D.coordinate_marginals(prior)
-    assert marginal.batch_shape == (1, 2)
-    assert float(marginal.log_prob(torch.tensor([[0.3, 0.0]]))[0, 0].exp().detach()) == pytest.approx(
-        float(by_quadrature), rel=1e-4)
-
-
-@pytest.mark.parametrize("prior", ["gaussian", "mog", "discrete"])
-def test_latent_usage_reports_every_rate(prior):
-    program = tiny_program(prior=prior, latent_dim=3, components=4)
-    batch = pairs(program, n=12)
-    batch.t[6:] = 0.9
-    usage = D.latent_usage(program, batch)
-    units = 4 if prior == "discrete" else 3
-    assert len(usage["activity"]) == units and usage["units"] == units
-    assert len(usage["kl_per_dim"]) == (1 if prior == "discrete" else 3)
-    assert all(k >= -0.05 for k in usage["kl_per_dim"])  # MC noise aside, a KL is non-negative
-    assert [r["mask_rate"] for r in usage["per_mask_rate"]] == pytest.approx([0.6, 0.9])
-    if prior == "gaussian":  # analytic per-coordinate KL of a diagonal Normal to N(0, 1)
-        q = program.guide_dist(batch.x0, batch.masked).base_dist
-        hand = 0.5 * (q.scale ** 2 + q.loc ** 2 - 1 - 2 * q.scale.log())
-        np.testing.assert_allclose(usage["kl_per_dim"], hand.mean(0).detach(), rtol=1e-5)

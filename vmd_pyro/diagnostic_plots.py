@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vmd_pyro.diagnostics import posterior_means, select
+from vmd_pyro.latent_usage import posterior_means
 
 RATE_COLOURS = plt.get_cmap("viridis")
 

@@ -6,7 +6,7 @@ ELBO weight ``w(t) = -alpha'_t / (1 - alpha_t)`` is exactly ``1 / t`` (DESIGN.md
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -87,6 +87,10 @@ class DiffusionBatch:
 
     def __len__(self) -> int:
         return self.x0.shape[0]
+
+    def select(self, index) -> "DiffusionBatch":
+        """The examples ``index`` (a slice, bool mask or index tensor) of every field."""
+        return DiffusionBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def latent_used(self, block_size: int = 0) -> torch.Tensor:
         """Bool per example (per block in block models, given ``block_size``): does any token get

@@ -110,8 +110,7 @@ def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatc
     rank, world = distributed.rank_and_world()
     if world == 1:
         return batch
-    rows = slice(rank * len(batch) // world, (rank + 1) * len(batch) // world)
-    return DiffusionBatch(**{f.name: getattr(batch, f.name)[rows] for f in fields(batch)})
+    return batch.select(slice(rank * len(batch) // world, (rank + 1) * len(batch) // world))
 
 
 def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=None,
