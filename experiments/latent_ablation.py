@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sweep  # noqa: E402
 from vmd_pyro.experiment import provenance, write_json  # noqa: E402
 
-# name -> (what it tests, run.py options). K is the number of sequences' worth of discrete codes:
-# quad-d1 has 10 sequences, quad-d2 100; a discrete z with at least that many values can name each.
+# name -> (what it tests, run.py options). A discrete z with at least as many values as the data set
+# has sequences (quad-d1 10, quad-d2 100) can name each one.
 LEVERS = {
     "gaussian-joint": ("baseline: N(0, I) prior, objective J",
                        ["--prior", "gaussian"]),
@@ -35,14 +35,14 @@ LEVERS = {
     "gaussian8-steps1": ("levers 1 + latent dimension 8",
                          ["--prior", "gaussian", "--latent-dim", "8", "--objective", "steps",
                           "--train-nfe", "1"]),
-    "discrete-joint": ("lever 3: enumerated discrete z, K = 128, objective J",
-                       ["--prior", "discrete", "--components", "128"]),
-    "discrete-steps1": ("levers 1 + 3: enumerated discrete z, K = 128, train B_1",
-                        ["--prior", "discrete", "--components", "128", "--objective", "steps",
-                         "--train-nfe", "1"]),
-    "discrete-steps124": ("levers 1 + 3, B_T for T drawn from 1, 2, 4",
-                          ["--prior", "discrete", "--components", "128", "--objective", "steps",
-                           "--train-nfe", "1", "2", "4"]),
+    "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
+                          "sequences), train B_1",
+                          ["--prior", "discrete", "--components", "16", "--objective", "steps",
+                           "--train-nfe", "1"]),
+    "discrete128-steps1": ("levers 1 + 3: enumerated discrete z, K = 128 (quad-d2 has 100 "
+                           "sequences), train B_1; 128 network passes per example per step",
+                           ["--prior", "discrete", "--components", "128", "--objective", "steps",
+                            "--train-nfe", "1"]),
 }
 
 
@@ -56,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-run", action="store_true", help="only summarise existing runs")
+    p.add_argument("--reuse", default=None,
+                   help="a results/bounds-style sweep folder: take identical runs (gaussian-joint "
+                        "is results/bounds' Gaussian VMD) from it instead of training them again")
     return p.parse_args(argv)
 
 
@@ -67,6 +70,8 @@ def main(argv=None):
             runner = sweep.parse_args(["--out", str(out / lever), "--quad-steps", str(args.steps),
                                        "--threads", str(args.threads), "--models", "vmd",
                                        *(["--no-run"] if args.no_run else []),
+                                       *(["--reuse", args.reuse] if args.reuse and
+                                         lever == "gaussian-joint" else []),
                                        "--", *LEVERS[lever][1]])
             for dataset in args.datasets:
                 objective = "steps" if "steps" in lever else "joint"
