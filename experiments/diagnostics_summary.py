@@ -1,17 +1,18 @@
 #!/usr/bin/env python
-"""Collects results/diagnostics/*/diagnostics.json into results/diagnostics/summary.md: per prior and
+"""Collects DIR/*/diagnostics.json into DIR/summary.md: per prior and
 mask rate, the PSIS k-hat of the guide, its distance to the reference posterior and the latent usage.
 
-    python results/diagnostics/summarize.py
+    python experiments/diagnostics_summary.py DIR      # e.g. runs/diagnostics
 """
+import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.experiment import markdown_table  # noqa: E402
 
 
@@ -36,13 +37,19 @@ def rows_for(report):
         yield row
 
 
-def main():
-    reports = [json.loads(p.read_text()) for p in sorted(HERE.glob("*/diagnostics.json"))]
+def main(argv=None):
+    parser = cli.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir", help="the folder diagnostics_results.sh wrote (DIR/<prior>/...)")
+    out = Path(parser.parse_args(argv).dir)
+    if not out.is_dir():
+        cli.fail(f"{str(out)!r} is not a folder of diagnose.py outputs (DIR/<prior>/diagnostics.json)")
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("*/diagnostics.json"))]
     rows = [row for report in reports for row in rows_for(report)]
     columns = ["prior", "t", "k-hat median", "k-hat max", "max p/q", "guide vs reference", "floor",
                "KL gap",
                "KL(q||prior)", "I(z;x)", "active units"]
-    lines = ["# Posterior diagnostics on quad-d1 (from `results/diagnostics/run.sh`)", "",
+    lines = ["# Posterior diagnostics on quad-d1 (from `experiments/diagnostics_results.sh`)", "",
              markdown_table(rows, columns), "",
              "Per mask rate t: k-hat over the 10 held-out pairs (one per data sequence). "
              "`guide vs reference`: continuous z, median energy distance between guide and NUTS "
@@ -58,7 +65,7 @@ def main():
         lines.append(f"- {r['prior']}: reference {mcmc}; active units {r['active_units']} of "
                      f"{r['latent_usage']['units']}; commit {r['git_commit']}, seed {r['seed']}, "
                      f"wall {r['wall_seconds']:.0f} s ({r['threads']} thread)")
-    (HERE / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
