@@ -257,6 +257,11 @@ def check_args(args, parser):
     for model in args.model:  # a missing, unsafe or wrong checkpoint is refused before any data
         for path in (checkpoint_path(args.checkpoint, model, args.model),
                      checkpoint_path(args.resume, model, args.model)):
+            if path and len(args.model) > 1 and not Path(path).exists():
+                given = args.checkpoint or args.resume
+                raise ValueError(f"with several --model values, {given!r} stands for one file per "
+                                 f"model: {path!r} does not exist (pass --model {model} to use "
+                                 f"{given!r} itself)")
             found = checkpoint_model(path) if path else model
             if found != model:
                 raise ValueError(f"checkpoint {path!r} holds a {found} model, not {model}")

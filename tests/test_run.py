@@ -70,6 +70,7 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
     (["--p", "2"], r"--p must lie in \[0, 1\]"),
     (["--prior", "gaussian", "--guide", "categorical", "--model", "vmd"], "cannot match prior"),
     (["--checkpoint", "/nonexistent.pt", "--model", "vmd"], "does not exist"),
+    (["--checkpoint", "/tmp/m.pt"], "one file per model: '/tmp/m-mdm.pt' does not exist"),
     (["--bound-nfe", "0"], "--bound-nfe must be >= 1"),
     (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
