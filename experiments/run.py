@@ -32,7 +32,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from models import PRIORS  # noqa: E402
 from vmd_pyro import bounds, cli, distributed, metrics  # noqa: E402
-from vmd_pyro.blocks import calls_used, nfe_per_block  # noqa: E402
+from vmd_pyro.blocks import nfe_per_block  # noqa: E402
 from vmd_pyro.checkpoint import (checkpoint_model, load_program, read_checkpoint,  # noqa: E402
                                  save_checkpoint)
 from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
@@ -322,9 +322,9 @@ def evaluate_synthetic(program, task, args, generator) -> list[dict]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # nfe clamping is reported in the record instead
                 x = all_masked(args.num_samples, task.seq_len, program.mask_id, device)
-                samples = generate(program, x, nfe=nfe, order=args.order[0], fill=fill,
-                                   z_strategy=args.z_strategy, generator=generator)
-            record = {"nfe": nfe, "nfe_used": nfe_used(program, nfe), "fill": fill,
+                samples, used = generate(program, x, nfe=nfe, order=args.order[0], fill=fill,
+                                         z_strategy=args.z_strategy, generator=generator)
+            record = {"nfe": nfe, "nfe_used": used, "fill": fill,
                       "accuracy": metrics.accuracy(task, samples),
                       "kl_plugin": metrics.kl_plugin(task, samples), "_samples": samples.cpu()}
             if nfe == 1 and fill == "sample" and not program.block_size:
@@ -373,14 +373,6 @@ def attach_bounds(rows: list[dict], found: list[dict]) -> None:
         if match:
             row.update({k: match[0][k] for k in ("nll_bound_bits", "iw_nll_bound_bits",
                                                  "bound_generator")})
-
-
-def nfe_used(program, nfe: int) -> int:
-    """Network calls decoding from all-mask really makes for a requested ``nfe``."""
-    net = program.cfg.net
-    if program.block_size:
-        return calls_used(nfe, net.num_blocks, net.block_size)
-    return min(nfe, net.seq_len)
 
 
 def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
@@ -586,16 +578,17 @@ def run_text(args, device):
         for nfe in args.nfe:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                samples = generate(program, all_masked(args.num_samples, task.seq_len,
-                                                       program.mask_id, device),
-                                   nfe=nfe, order=args.order[0], fill=args.fill[0],
-                                   z_strategy=args.z_strategy, generator=generator).cpu()
+                samples, used = generate(program, all_masked(args.num_samples, task.seq_len,
+                                                             program.mask_id, device),
+                                         nfe=nfe, order=args.order[0], fill=args.fill[0],
+                                         z_strategy=args.z_strategy, generator=generator)
+            samples = samples.cpu()
             texts = [text.decode(row) for row in samples.tolist()]
             shown.append((model, nfe, texts[:args.show_samples]))
             rows.append({
                 "model": model, "prior": program.cfg.prior if program.has_latent else None,
                 "corpus": args.corpus, "block_size": args.block_size or task.seq_len,
-                "seq_len": task.seq_len, "nfe": nfe, "nfe_used": nfe_used(program, nfe),
+                "seq_len": task.seq_len, "nfe": nfe, "nfe_used": used,
                 "steps_done": history[-1]["step"] if history else None,
                 "nfe_per_block": (nfe_per_block(max(nfe, net.num_blocks), net.num_blocks)[0]
                                   if program.block_size else nfe),

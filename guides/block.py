@@ -5,7 +5,7 @@ from pyro import poutine
 
 def block_latent_guide(batch, guide_net, beta=1.0):
     """``q_phi(z_b | x0_{<=b}, mask of block b)`` for every block, amortised by ``guide_net`` (whose
-    encoder is block-causal, :class:`vmd_pyro.blocks.BlockSequenceEncoder`). The ``z`` site carries
+    encoder is block-causal, :class:`vmd_pyro.networks.BlockSequenceEncoder`). The ``z`` site carries
     the model's scales ``w(t_b) * beta``."""
     pyro.module("guide", guide_net)
     infer = {"enumerate": "parallel"} if guide_net.enumerate else {}

@@ -5,7 +5,8 @@ import pyro.distributions as dist
 from torch import nn
 
 from models.registry import Prior, register_prior
-from vmd_pyro.networks import TransformerTrunk
+from vmd_pyro.blocks import clean_causal_mask, pool_blocks
+from vmd_pyro.networks import TransformerTrunk, check_block_config, run_trunk
 
 
 @register_prior
@@ -27,7 +28,6 @@ class BlockConditionalPrior(Prior):
         self.start = nn.Parameter(torch.cat([torch.zeros(d), torch.full((d,), 0.5413)]))
         self.net = net
         if net.block_size:
-            from vmd_pyro.blocks import check_block_config
             check_block_config(net)
             self.trunk = TransformerTrunk(net, net.vocab_size + 1)
             self.out = nn.Linear(net.hidden, 2 * d)
@@ -41,10 +41,8 @@ class BlockConditionalPrior(Prior):
         """Without blocks there is nothing earlier: the learned first-block prior."""
         return self._normal(self.start.expand(xt.shape[0], -1))
 
-    def block_distribution(self, x0):
+    def block_distribution(self, x0, num_blocks):
         """``p(z_b | x0_{<b})`` for all blocks, batch shape ``(B, num_blocks)``."""
-        from vmd_pyro.blocks import clean_causal_mask, pool_blocks, run_trunk
-
         net = self.net
         h = run_trunk(self.trunk, x0, clean_causal_mask(net.seq_len, net.block_size, x0.device))
         upto = self.out(pool_blocks(h, net.block_size))          # block b: summary of x0_{<=b}

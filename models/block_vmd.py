@@ -4,27 +4,9 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
-
-def check_block_prior(prior):
-    """Refuse priors ``p(z | xt)`` of the whole sequence: block ``b`` may not see later blocks."""
-    if prior.depends_on_xt and not hasattr(prior, "block_distribution"):
-        raise ValueError(f"prior {prior.name!r} conditions on the whole xt and has no block form; "
-                         "in block models use 'block-conditional' or an independent prior")
-
-
-def block_prior(prior, x0, num_blocks):
-    """``p(z_b | .)`` for every block of every sequence, batch shape ``(B, num_blocks)``.
-
-    A prior with ``block_distribution(x0)`` conditions block ``b`` on the clean earlier blocks
-    ``x0_{<b}`` (``block-conditional``); a prior that ignores ``xt`` (``gaussian``, ``mog``,
-    ``discrete``) is used independently per block, as in the original method.
-    """
-    if hasattr(prior, "block_distribution"):
-        return prior.block_distribution(x0)
-    check_block_prior(prior)
-    first = x0[:1]  # such a prior reads only the batch size from its arguments
-    return prior.distribution(first, torch.zeros_like(first, dtype=torch.bool)).expand(
-        (x0.shape[0], num_blocks))
+from guides.block import block_latent_guide
+from guides.amortized import empty_guide
+from vmd_pyro.registry import PAIRS, Pair, register
 
 
 def _tokens(batch, logits, num_blocks):
@@ -51,7 +33,7 @@ def block_vmd_model(batch, denoiser, prior, beta=1.0):
     with pyro.plate("sequences", len(batch), dim=-2), pyro.plate("blocks", num_blocks, dim=-1), \
             poutine.scale(scale=batch.weight):
         with poutine.scale(scale=beta):
-            z = pyro.sample("z", block_prior(prior, batch.x0, num_blocks).mask(
+            z = pyro.sample("z", prior.block_distribution(batch.x0, num_blocks).mask(
                 batch.latent_used(batch.x0.shape[-1] // num_blocks)))
         logits = denoiser(batch.xt, prior.decoder_input(z), batch.x0)
         tokens, obs = _tokens(batch, logits, num_blocks)
@@ -68,3 +50,7 @@ def block_mdm_model(batch, denoiser, beta=1.0):
             poutine.scale(scale=batch.weight):
         tokens, obs = _tokens(batch, denoiser(batch.xt, None, batch.x0), num_blocks)
         pyro.sample("x0", tokens, obs=obs)
+
+
+register(PAIRS, "block-vmd", Pair(block_vmd_model, block_latent_guide))
+register(PAIRS, "block-mdm", Pair(block_mdm_model, empty_guide))

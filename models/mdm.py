@@ -3,6 +3,9 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
+from guides.amortized import empty_guide
+from vmd_pyro.registry import PAIRS, Pair, register
+
 
 def mdm_model(batch, denoiser, beta=1.0):
     """Masked diffusion model, one forward-process draw per sequence.
@@ -20,3 +23,6 @@ def mdm_model(batch, denoiser, beta=1.0):
         logits = denoiser(batch.xt)
         pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.scored).to_event(1),
                     obs=batch.x0)
+
+
+register(PAIRS, "mdm", Pair(mdm_model, empty_guide))

@@ -4,24 +4,17 @@ A prior is a small ``nn.Module`` that says what ``p(z | .)`` is (:meth:`Prior.di
 value of ``z`` is fed to the denoiser (:meth:`Prior.decoder_input`), which guide family matches it and
 which ELBO estimator fits it. Adding a prior is adding one file under ``models/`` that defines a
 subclass decorated with :func:`register_prior`; ``models/__init__.py`` imports every module of the
-package, so nothing else changes.
+package, so nothing else changes. The table itself is :data:`vmd_pyro.registry.PRIORS`, where
+:class:`~vmd_pyro.program.DiffusionProgram` looks priors up.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from vmd_pyro.networks import NetConfig
-
-PRIORS: dict[str, type["Prior"]] = {}
-
-
-@dataclass
-class LatentConfig:
-    latent_dim: int = 8      # dimension of a continuous z, or of the embedding of a discrete z
-    components: int = 10     # K: mixture components (mog) or values of a discrete z
+from vmd_pyro.program import LatentConfig
+from vmd_pyro.registry import PRIORS, register
 
 
 class Prior(nn.Module):
@@ -36,6 +29,10 @@ class Prior(nn.Module):
     def __init__(self, latent: LatentConfig, net: NetConfig):
         super().__init__()
         self.latent = latent
+        if net.block_size and self.depends_on_xt and (
+                type(self).block_distribution is Prior.block_distribution):
+            raise ValueError(f"prior {self.name!r} conditions on the whole xt and has no block form;"
+                             " in block models use 'block-conditional' or an independent prior")
 
     @property
     def decoder_dim(self) -> int:
@@ -46,6 +43,15 @@ class Prior(nn.Module):
         """``p(z | xt)`` with batch shape ``(B,)``."""
         raise NotImplementedError
 
+    def block_distribution(self, x0: torch.Tensor, num_blocks: int):
+        """``p(z_b | .)`` for every block of every sequence, batch shape ``(B, num_blocks)``. This
+        default is for priors that ignore ``xt`` (``gaussian``, ``mog``, ``discrete``): one
+        independent draw per block, as in the original method. A prior may override it to condition
+        block ``b`` on the clean earlier blocks ``x0_{<b}`` (``block-conditional``)."""
+        first = x0[:1]  # such a prior reads only the batch size from its arguments
+        return self.distribution(first, torch.zeros_like(first, dtype=torch.bool)).expand(
+            (x0.shape[0], num_blocks))
+
     def decoder_input(self, z: torch.Tensor) -> torch.Tensor:
         """Map a value of ``z`` to the denoiser's conditioning vector (identity for vectors)."""
         return z
@@ -54,14 +60,5 @@ class Prior(nn.Module):
 def register_prior(cls: type[Prior]) -> type[Prior]:
     if not cls.name:
         raise ValueError(f"{cls.__name__} must set a class attribute `name`")
-    if cls.name in PRIORS and PRIORS[cls.name] is not cls:
-        raise ValueError(f"prior name {cls.name!r} is registered twice")
-    PRIORS[cls.name] = cls
+    register(PRIORS, cls.name, cls)
     return cls
-
-
-def get_prior_class(name: str) -> type[Prior]:
-    try:
-        return PRIORS[name]
-    except KeyError:
-        raise ValueError(f"unknown prior {name!r}; available: {', '.join(sorted(PRIORS))}") from None

@@ -3,6 +3,9 @@ import pyro
 import pyro.distributions as dist
 from pyro import poutine
 
+from guides.amortized import latent_guide
+from vmd_pyro.registry import PAIRS, Pair, register
+
 
 def vmd_model(batch, denoiser, prior, beta=1.0):
     """Variational masked diffusion model, one forward-process draw per sequence.
@@ -28,3 +31,6 @@ def vmd_model(batch, denoiser, prior, beta=1.0):
         logits = denoiser(batch.xt, prior.decoder_input(z))
         pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.scored).to_event(1),
                     obs=batch.x0)
+
+
+register(PAIRS, "vmd", Pair(vmd_model, latent_guide))

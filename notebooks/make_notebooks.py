@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
 from vmd_pyro import diagnostics, latent_usage, metrics
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.experiment import markdown_table
@@ -92,8 +93,8 @@ def latent_priors():
             'for name, program in programs.items():\n'
             '    row = {"model": name}\n'
             '    for nfe in (1, 2):\n'
-            '        x = generate(program, all_masked(NUM_SAMPLES, task.seq_len, program.mask_id),\n'
-            '                     nfe=nfe, generator=generator)\n'
+            '        x, _ = generate(program, all_masked(NUM_SAMPLES, task.seq_len, program.mask_id),\n'
+            '                        nfe=nfe, generator=generator)\n'
             '        row[f"accuracy NFE {nfe}"] = metrics.accuracy(task, x)\n'
             '    probs = metrics.one_step_model_probs(program, task, z_samples=200 if SMOKE else 2000,\n'
             '                                         generator=generator)\n'

@@ -2,6 +2,7 @@ import pyro
 import pytest
 import torch
 
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
 from vmd_pyro.masking import corrupt
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program

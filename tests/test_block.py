@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro.blocks import block_causal_mask, corrupt_blocks, nfe_per_block
-from vmd_pyro.masking import corrupt
+from vmd_pyro.blocks import block_causal_mask, nfe_per_block
+from vmd_pyro.masking import corrupt, corrupt_blocks
 from vmd_pyro.program import build_program
 from vmd_pyro.sampling import all_masked, generate
 
@@ -187,9 +187,9 @@ def test_block_decoding_spends_its_calls_per_block_and_keeps_given_tokens(nfe, c
     x = all_masked(5, SEQ_LEN, program.mask_id)
     x[:, 3] = 2  # a given token
     with pytest.warns(UserWarning) if nfe < 4 else _nothing():
-        out = generate(program, x, nfe=nfe, generator=torch.Generator().manual_seed(0))
+        out, used = generate(program, x, nfe=nfe, generator=torch.Generator().manual_seed(0))
     hook.remove()
-    assert len(counted) == calls
+    assert len(counted) == calls == used
     assert (out < VOCAB).all() and (out[:, 3] == 2).all()
 
 

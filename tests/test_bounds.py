@@ -108,7 +108,7 @@ def test_sampler_frequencies_match_exact_p_T_and_the_check_can_fail():
     p2, p1 = exact_p_T(program, 2), exact_p_T(program, 1)
     assert float((p2 - p1).abs().sum()) > 0.1  # the two generators really differ here
     n = 40000
-    samples = generate(program, all_masked(n, L, program.mask_id), nfe=2, order="random",
+    samples, _ = generate(program, all_masked(n, L, program.mask_id), nfe=2, order="random",
                        fill="sample", z_strategy="resample",
                        generator=torch.Generator().manual_seed(5))
     counts = torch.bincount(synthetic.encode(samples, V), minlength=V ** L).double()

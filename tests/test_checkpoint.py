@@ -29,8 +29,8 @@ def test_round_trip_gives_identical_samples(tmp_path, prior):
     loaded, state = load_program(tmp_path / "ck.pt")
     assert state["note"] == "hello"
     x = all_masked(20, 4, program.mask_id)
-    a = generate(program, x, nfe=2, generator=torch.Generator().manual_seed(0))
-    b = generate(loaded, x, nfe=2, generator=torch.Generator().manual_seed(0))
+    a, _ = generate(program, x, nfe=2, generator=torch.Generator().manual_seed(0))
+    b, _ = generate(loaded, x, nfe=2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
 
 

@@ -91,7 +91,7 @@ def test_one_step_model_probs_match_sampling_frequencies():
         probs = metrics.one_step_model_probs(program, task, z_samples=20000,
                                              generator=torch.Generator().manual_seed(0))
         assert probs.sum() == pytest.approx(1.0, abs=1e-6)  # float32 prior weights
-        samples = generate(program, all_masked(40000, 2, program.mask_id), nfe=1,
+        samples, _ = generate(program, all_masked(40000, 2, program.mask_id), nfe=1,
                            generator=torch.Generator().manual_seed(1))
         freq = torch.bincount(samples[:, 0] * 10 + samples[:, 1], minlength=100).double() / 40000
         assert (freq - probs).abs().max() < 0.01

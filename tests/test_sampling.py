@@ -40,8 +40,8 @@ def count_calls(program):
 def test_exactly_nfe_network_calls(model, z_strategy, nfe):
     program = tiny_program(model=model, seq_len=5)
     calls = count_calls(program)
-    out = generate(program, all_masked(7, 5, program.mask_id), nfe=nfe, z_strategy=z_strategy)
-    assert len(calls) == nfe
+    out, used = generate(program, all_masked(7, 5, program.mask_id), nfe=nfe, z_strategy=z_strategy)
+    assert len(calls) == nfe == used
     assert (out != program.mask_id).all()
 
 
@@ -51,8 +51,8 @@ def test_nfe_above_masked_positions_is_clamped_with_warning():
     x = all_masked(3, 4, program.mask_id)
     x[:, :2] = 1  # only two masked positions per row
     with pytest.warns(UserWarning, match="exceeds the 2 masked"):
-        generate(program, x, nfe=10)
-    assert len(calls) == 2
+        _, used = generate(program, x, nfe=10)
+    assert len(calls) == 2 == used
 
 
 @pytest.mark.parametrize("order", ["random", "top-prob", "top-prob-margin"])
@@ -62,7 +62,7 @@ def test_given_tokens_never_change(order):
     x = torch.randint(0, 5, (50, 6), generator=g)
     given = torch.rand(50, 6, generator=g) < 0.5
     x = torch.where(given, x, torch.full_like(x, program.mask_id))
-    out = generate(program, x, nfe=3, order=order, z_strategy="posterior", generator=g)
+    out, _ = generate(program, x, nfe=3, order=order, z_strategy="posterior", generator=g)
     assert torch.equal(out[given], x[given])
     assert (out != program.mask_id).all()
 
@@ -101,7 +101,7 @@ def test_sampling_fill_matches_probabilities():
     probs = torch.tensor([[0.7, 0.2, 0.1]])
     program = program_with_logits(probs.log())
     g = torch.Generator().manual_seed(0)
-    out = generate(program, all_masked(20000, 1, program.mask_id), nfe=1, generator=g)
+    out, _ = generate(program, all_masked(20000, 1, program.mask_id), nfe=1, generator=g)
     freq = torch.bincount(out[:, 0], minlength=3).double() / 20000
     assert torch.allclose(freq, probs[0].double(), atol=0.015)
 
@@ -109,8 +109,8 @@ def test_sampling_fill_matches_probabilities():
 def test_seeded_generator_reproduces_samples():
     program = tiny_program(model="vmd")
     x = all_masked(10, 4, program.mask_id)
-    a = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
-    b = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
+    a, _ = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
+    b, _ = generate(program, x, nfe=2, z_strategy="resample", generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
 
 
@@ -133,5 +133,5 @@ def test_prior_strategy_with_conditional_prior():
     program = tiny_program(model="vmd", prior="conditional")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = generate(program, all_masked(5, 4, program.mask_id), nfe=2, z_strategy="prior")
+        out, _ = generate(program, all_masked(5, 4, program.mask_id), nfe=2, z_strategy="prior")
     assert (out != program.mask_id).all()

@@ -77,7 +77,7 @@ def check_options(program, opts: BoundOptions) -> None:
 
 def segments(program, nfe: int, device) -> list[tuple[torch.Tensor, int, int | None]]:
     """``(positions, calls, block)`` per decoding segment: the whole sequence in ``nfe`` calls, or
-    each block with its share of the calls (as :func:`vmd_pyro.blocks.generate_blocks`)."""
+    each block with its share of the calls (as :func:`vmd_pyro.sampling.generate_blocks`)."""
     net = program.cfg.net
     if not program.block_size:
         return [(torch.ones(net.seq_len, dtype=torch.bool, device=device), nfe, None)]

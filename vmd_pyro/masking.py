@@ -112,6 +112,27 @@ def corrupt(x0: torch.Tensor, mask_id: int, *, maskable: torch.Tensor | None = N
     return DiffusionBatch(x0=x0, xt=xt, masked=masked, weight=schedule.weight(t), t=t)
 
 
+def corrupt_blocks(x0: torch.Tensor, mask_id: int, block_size: int, *,
+                   maskable: torch.Tensor | None = None,
+                   schedule: LogLinearSchedule = LogLinearSchedule(), antithetic: bool = True,
+                   generator=None) -> DiffusionBatch:
+    """The forward process with one time ``t_b`` per block: ``t`` and ``weight`` have shape
+    ``(B, num_blocks)``. Each block position is stratified over the batch on its own, so every block
+    sees the whole of ``(0, 1]`` (stratifying all ``B * num_blocks`` times at once and handing the
+    low strata to early blocks would bias the bound). With one block this draws exactly what
+    :func:`vmd_pyro.masking.corrupt` draws."""
+    batch_size, seq_len = x0.shape
+    num_blocks = seq_len // block_size
+    t = torch.stack([sample_times(batch_size, antithetic=antithetic, generator=generator,
+                                  device=x0.device) for _ in range(num_blocks)], -1)
+    p = schedule.mask_prob(t).repeat_interleave(block_size, -1)
+    masked = torch.rand(x0.shape, generator=generator, device=x0.device) < p
+    if maskable is not None:
+        masked = masked & maskable
+    xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
+    return DiffusionBatch(x0=x0, xt=xt, masked=masked, weight=schedule.weight(t), t=t)
+
+
 def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.Tensor):
     """The sampler's exactly-k schedule: with ``num_masked`` positions to fill in ``steps`` calls,
     step ``j`` reveals ``ceil(remaining_j / (steps - j))``. Returns ``(remaining, revealed)`` before

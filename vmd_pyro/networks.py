@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from vmd_pyro.blocks import block_causal_mask, pool_blocks
 
 
 @dataclass
@@ -177,9 +180,66 @@ class SequenceEncoder(nn.Module):
         return self.out(h)
 
 
+# --- block diffusion (vmd_pyro.blocks): the block-causal transformer over [xt ; x0] -------------
+def check_block_config(cfg: NetConfig) -> None:
+    if cfg.block_size < 1 or cfg.seq_len % cfg.block_size:
+        raise ValueError(f"--block-size must be a positive divisor of the sequence length "
+                         f"{cfg.seq_len}, got {cfg.block_size}")
+    if cfg.arch != "transformer":
+        raise ValueError("block diffusion needs the block-causal transformer: use --arch transformer")
+    if cfg.attention != "full":
+        raise ValueError("block diffusion has its own (block-causal) attention mask: use attention='full'")
+
+
+def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,
+              cond: torch.Tensor | None = None) -> torch.Tensor:
+    """A :class:`~vmd_pyro.networks.TransformerTrunk` under an attention mask. ``tokens`` has length
+    ``L`` or ``2L`` (the position embeddings repeat per copy); ``cond`` is added per token."""
+    pos = trunk.positions().repeat(tokens.shape[-1] // trunk.pos.shape[0], 1)
+    h = trunk.embed(tokens) + pos
+    if cond is not None:
+        h = h + cond
+    lead = h.shape[:-2]
+    h = trunk.layers(h.reshape(-1, *h.shape[-2:]), mask=attn_mask)
+    return trunk.norm(h).reshape(*lead, *h.shape[-2:])
+
+
+class BlockTransformerDenoiser(TransformerDenoiser):
+    """``p(x0_b^i | xt_b, x0_{<b}, z_b)`` for every block at once (same parameters as the plain
+    transformer). ``z`` has shape ``(*S, B, num_blocks, D)``; ``z_b`` is added to block ``b``'s noisy
+    tokens only."""
+
+    def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None,
+                x0: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        if x0 is None:
+            raise ValueError("the block denoiser needs the clean sequence x0 (earlier blocks)")
+        cond = None
+        if z is not None:
+            c = self.z_proj(z)                                         # (*S, B, nb or 1, H)
+            lead = c.shape[:-2]
+            c = c.unsqueeze(-2).expand(*lead, cfg.num_blocks, cfg.block_size, cfg.hidden)
+            cond = F.pad(c.reshape(*lead, cfg.seq_len, cfg.hidden), (0, 0, 0, cfg.seq_len))
+        mask = block_causal_mask(cfg.seq_len, cfg.block_size, xt.device)
+        h = run_trunk(self.trunk, torch.cat([xt, x0], -1), mask, cond)
+        return self.out(h[..., :cfg.seq_len, :])
+
+
+class BlockSequenceEncoder(SequenceEncoder):
+    """One feature vector per block for guides: block ``b`` summarises ``x0_{<=b}`` and the mask
+    pattern of block ``b`` (the same ``[noisy ; clean]`` layout and mask as the denoiser, the noisy
+    copy carrying ``x0`` plus the mask flags). Output ``(B, num_blocks, out_dim)``."""
+
+    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        flagged = tokens + (cfg.vocab_size + 1) * masked.long()
+        mask = block_causal_mask(cfg.seq_len, cfg.block_size, tokens.device)
+        h = run_trunk(self.trunk, torch.cat([flagged, tokens], -1), mask)
+        return self.out(pool_blocks(h[..., :cfg.seq_len, :], cfg.block_size))
+
+
 def make_denoiser(cfg: NetConfig) -> nn.Module:
     if cfg.block_size:
-        from vmd_pyro.blocks import BlockTransformerDenoiser, check_block_config
         check_block_config(cfg)
         return BlockTransformerDenoiser(cfg)
     if cfg.arch == "mlp":
@@ -192,7 +252,6 @@ def make_denoiser(cfg: NetConfig) -> nn.Module:
 def make_encoder(cfg: NetConfig, out_dim: int) -> nn.Module:
     """The sequence encoder of guides: one vector per sequence, or per block with ``block_size``."""
     if cfg.block_size:
-        from vmd_pyro.blocks import BlockSequenceEncoder, check_block_config
         check_block_config(cfg)
         return BlockSequenceEncoder(cfg, out_dim)
     return SequenceEncoder(cfg, out_dim)

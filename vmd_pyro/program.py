@@ -10,10 +10,17 @@ import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from vmd_pyro.masking import DiffusionBatch, corrupt
+from vmd_pyro.masking import DiffusionBatch, corrupt, corrupt_blocks
 from vmd_pyro.networks import NetConfig, make_denoiser
+from vmd_pyro.registry import GUIDES, PAIRS, PRIORS, lookup
 
 ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO, "enum": TraceEnum_ELBO}
+
+
+@dataclass
+class LatentConfig:
+    latent_dim: int = 8      # dimension of a continuous z, or of the embedding of a discrete z
+    components: int = 10     # K: mixture components (mog) or values of a discrete z
 
 
 @dataclass
@@ -39,36 +46,25 @@ class DiffusionProgram(nn.Module):
 
     def __init__(self, cfg: ProgramConfig):
         super().__init__()
-        # Imported here: the models/guides packages import vmd_pyro, not the other way round.
-        from guides import empty_guide, latent_guide, make_guide
-        from guides.block import block_latent_guide
-        from models import LatentConfig, get_prior_class, mdm_model, vmd_model
-        from models.block_vmd import block_mdm_model, block_vmd_model, check_block_prior
-
         if cfg.model not in ("vmd", "mdm"):
             raise ValueError(f"unknown model {cfg.model!r}; choose 'vmd' or 'mdm'")
         self.cfg = cfg
         self.mask_id = cfg.net.mask_id
         # Block diffusion (vmd_pyro.blocks): one latent and one diffusion time per block.
         self.block_size = cfg.net.block_size
+        self._model, self._guide = lookup(
+            PAIRS, ("block-" if self.block_size else "") + cfg.model, "Pyro model")
         if cfg.model == "mdm":
             self.prior = None
             self.guide_net = None
             self.denoiser = make_denoiser(cfg.net)
-            self._model = block_mdm_model if self.block_size else mdm_model
-            self._guide = empty_guide
-            self._extra = ()
             self.elbo_name = "trace"
         else:
             latent = LatentConfig(cfg.latent_dim, cfg.components)
-            self.prior = get_prior_class(cfg.prior)(latent, cfg.net)
-            if self.block_size:
-                check_block_prior(self.prior)
+            self.prior = lookup(PRIORS, cfg.prior, "prior")(latent, cfg.net)
             self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior, cfg.net)
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
             self.denoiser = make_denoiser(net_cfg)
-            self._model, self._guide = ((block_vmd_model, block_latent_guide) if self.block_size
-                                        else (vmd_model, latent_guide))
             self.elbo_name = cfg.elbo or self.prior.elbo
             if self.guide_net.enumerate and self.elbo_name != "enum":
                 raise ValueError(f"guide {cfg.guide!r} enumerates z and needs elbo 'enum'")
@@ -98,7 +94,6 @@ class DiffusionProgram(nn.Module):
                 antithetic: bool = True, generator=None) -> DiffusionBatch:
         """Draw ``t`` (one per block in block models) and ``xt ~ q(xt | x0)``."""
         if self.block_size:
-            from vmd_pyro.blocks import corrupt_blocks
             return corrupt_blocks(x0, self.mask_id, self.block_size, maskable=maskable,
                                   antithetic=antithetic, generator=generator)
         return corrupt(x0, self.mask_id, maskable=maskable, antithetic=antithetic,
@@ -118,8 +113,7 @@ class DiffusionProgram(nn.Module):
     def prior_dist(self, xt: torch.Tensor):
         """``p(z | xt)``; in block models ``p(z_b | x^{<b})`` for every block, shape (B, blocks)."""
         if self.block_size:
-            from models.block_vmd import block_prior
-            return block_prior(self.prior, xt, self.cfg.net.num_blocks)
+            return self.prior.block_distribution(xt, self.cfg.net.num_blocks)
         return self.prior.distribution(xt, xt == self.mask_id)
 
     def batch_prior(self, batch: DiffusionBatch):
@@ -135,8 +129,19 @@ class DiffusionProgram(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def make_guide(name: str, prior, net_cfg: NetConfig) -> nn.Module:
+    """Guide family ``name`` for ``prior``, refusing a family that cannot match the prior."""
+    cls = lookup(GUIDES, name, "guide")
+    if cls.support != prior.support:
+        raise ValueError(
+            f"guide {name!r} ({cls.support} z) cannot match prior {prior.name!r} ({prior.support} z); "
+            f"use --guide {prior.default_guide}")
+    return cls(prior.latent, net_cfg)
+
+
 def build_program(cfg: ProgramConfig) -> DiffusionProgram:
-    """Build a fresh program. Clears Pyro's global parameter store, so that stale parameters from
-    an earlier model (a notebook cell run twice) can never leak into this one."""
+    """Build a fresh program (after ``import models``: :mod:`vmd_pyro.registry`). Clears Pyro's
+    global parameter store, so that stale parameters from an earlier model (a notebook cell run
+    twice) can never leak into this one."""
     pyro.clear_param_store()
     return DiffusionProgram(cfg)

@@ -22,6 +22,8 @@ import warnings
 
 import torch
 
+from vmd_pyro.blocks import block_of, nfe_per_block
+
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
 Z_STRATEGIES = ("fixed", "resample", "posterior", "prior")
@@ -66,11 +68,13 @@ def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"
 
 @torch.no_grad()
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
-             z_strategy: str = "fixed", generator=None) -> torch.Tensor:
-    """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls; returns the new tensor.
+             z_strategy: str = "fixed", generator=None) -> tuple[torch.Tensor, int]:
+    """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
+    calls)``: the new tensor and the denoiser calls really made, which callers record.
 
-    ``nfe`` above the largest number of masked positions is clamped with a warning (a step that
-    reveals nothing would waste a call).
+    This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
+    positions (a step that reveals nothing would waste a call), and in block models to at least
+    one call per block, each block's share capped by its own masks (:func:`generate_blocks`).
     """
     net = program.cfg.net
     check_tokens(x, net.vocab_size, net.seq_len)
@@ -83,7 +87,6 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     if z_strategy not in Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
     if program.block_size:
-        from vmd_pyro.blocks import generate_blocks
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
                                z_strategy=z_strategy, generator=generator)
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
@@ -95,13 +98,12 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     masked = x == mask_id
     max_masked = int(masked.sum(-1).max()) if x.numel() else 0
     if max_masked == 0:
-        return x
+        return x, 0
     if nfe > max_masked:
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
-
     return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
-                        generator=generator)
+                        generator=generator), nfe
 
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
@@ -125,6 +127,34 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
                 x0_hat = torch.where(masked, logits.argmax(-1), x)
                 z = _draw(program.guide_dist(x0_hat, masked), generator)
     return x
+
+
+def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
+                    generator=None) -> tuple[torch.Tensor, int]:
+    """Block-by-block decoding: block ``b`` is filled in its share of the ``nfe`` calls
+    (:func:`nfe_per_block`, at least one per block), conditioned on the decoded earlier blocks.
+    ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
+    ``p(z_b | x^{<b})``, ``resample`` redraws it every step, ``posterior`` draws it from
+    ``q(z_b | x0_hat, mask)``. Called by :func:`generate`, which validates the arguments; returns
+``(samples, calls)`` like it."""
+    net = program.cfg.net
+    if z_strategy == "prior":
+        raise ValueError("z strategy 'prior' is for priors p(z | xt) without blocks; in block "
+                         "models use 'fixed' or 'resample' (a block prior already sees x^{<b})")
+    if nfe < net.num_blocks:
+        warnings.warn(f"nfe={nfe} is below the {net.num_blocks} blocks; using one call per block")
+        nfe = net.num_blocks
+    mask_id, x = program.mask_id, x.clone()
+    blk = block_of(net.seq_len, net.block_size, x.device)
+    used = 0
+    for b, calls in enumerate(nfe_per_block(nfe, net.num_blocks)):
+        masked = (x == mask_id) & (blk == b)
+        steps = min(calls, int(masked.sum(-1).max()))
+        # logits(x, z) reads x as the clean copy too: only its blocks < b are attended to
+        x = decode_steps(program, x, masked, steps, order=order, fill=fill,
+                         z_strategy=z_strategy, generator=generator)
+        used += steps
+    return x, used
 
 
 def _draw_prior(program, x, generator):

@@ -428,7 +428,7 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
 
     device = next(program.parameters()).device
     out = [generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
-                    z_strategy=z_strategy, generator=generator).cpu()
+                    z_strategy=z_strategy, generator=generator)[0].cpu()
            for chunk in puzzles.split(batch_size)]
     return torch.cat(out)
 
