@@ -26,19 +26,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pyro
+import torch
+import torch.nn.functional as F
+from torch.distributions import Normal, kl_divergence
+from tqdm.auto import tqdm
 
-import pyro  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.distributions import Normal, kl_divergence  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from vmd_pyro.experiment import provenance, write_json  # noqa: E402
-from vmd_pyro.masking import corrupt  # noqa: E402
-from vmd_pyro.networks import NetConfig  # noqa: E402
-from vmd_pyro.program import ProgramConfig, build_program  # noqa: E402
-from vmd_pyro.sampling import all_masked, generate  # noqa: E402
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
+from vmd_pyro.experiment import provenance, write_json
+from vmd_pyro.masking import corrupt
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ProgramConfig, build_program
+from vmd_pyro.sampling import all_masked, generate
 
 NETWORKS = {
     "mlp-synthetic": NetConfig(vocab_size=10, seq_len=4, arch="mlp", hidden=256, layers=2),

@@ -25,10 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from vmd_pyro import cli  # noqa: E402
-from vmd_pyro.experiment import provenance, run_commands, write_json  # noqa: E402
+from vmd_pyro import cli
+from vmd_pyro.experiment import provenance, run_commands, write_json
 
 PUBLISHED = {("quad-d1", "vmd"): 0.942, ("quad-d2", "vmd"): 0.886,
              ("quad-d1", "mdm"): 0.101, ("quad-d2", "mdm"): 0.011}   # two blocks of 2, NFE 2

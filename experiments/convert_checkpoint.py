@@ -15,13 +15,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from vmd_pyro import cli  # noqa: E402
-from vmd_pyro.checkpoint import (FORMAT, LEGACY_FORMAT, MAGIC, CheckpointWriteError,  # noqa: E402
+from vmd_pyro import cli
+from vmd_pyro.checkpoint import (FORMAT, LEGACY_FORMAT, MAGIC, CheckpointWriteError,
                                  read_checkpoint, write_state)
 
 

@@ -7,13 +7,10 @@ mask rate, the PSIS k-hat of the guide, its distance to the reference posterior 
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from vmd_pyro import cli  # noqa: E402
-from vmd_pyro.experiment import markdown_table  # noqa: E402
+from vmd_pyro import cli
+from vmd_pyro.experiment import markdown_table
 
 
 def rows_for(report):

@@ -15,15 +15,12 @@ tokens and for argmax given z.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vmd_pyro.experiment import load_script, provenance, write_json
 
-import sweep  # noqa: E402
-from vmd_pyro.experiment import provenance, write_json  # noqa: E402
+sweep = load_script("sweep")
 
 # name -> (what it tests, run.py options). A discrete z with at least as many values as the data set
 # has sequences (quad-d1 10, quad-d2 100) can name each one.

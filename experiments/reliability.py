@@ -40,16 +40,15 @@ from contextlib import redirect_stderr
 from pathlib import Path
 from unittest import mock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from vmd_pyro import checkpoint, cli, faults  # noqa: E402
-from vmd_pyro.checkpoint import (CheckpointWriteError, frame, load_program,  # noqa: E402
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
+from vmd_pyro import checkpoint, cli, faults
+from vmd_pyro.checkpoint import (CheckpointWriteError, frame, load_program,
                                  read_checkpoint)
-from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
-from vmd_pyro.experiment import git_commit, write_json  # noqa: E402
-from vmd_pyro.training import NonFiniteLoss, TrainConfig, train  # noqa: E402
+from vmd_pyro.datasets import sudoku, synthetic, text
+from vmd_pyro.experiment import git_commit, write_json
+from vmd_pyro.training import NonFiniteLoss, TrainConfig, train
 
 TASK = synthetic.make_synthetic("quad-d1")
 

@@ -24,23 +24,21 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pyro
+import torch
+from tqdm.auto import tqdm
 
-import pyro  # noqa: E402
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from models import PRIORS  # noqa: E402
-from vmd_pyro import bounds, cli, distributed, metrics  # noqa: E402
-from vmd_pyro.blocks import nfe_per_block  # noqa: E402
-from vmd_pyro.checkpoint import (checkpoint_model, load_program, read_checkpoint,  # noqa: E402
+from models import PRIORS
+from vmd_pyro import bounds, cli, distributed, metrics
+from vmd_pyro.blocks import nfe_per_block
+from vmd_pyro.checkpoint import (checkpoint_model, load_program, read_checkpoint,
                                  save_checkpoint)
-from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
-from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
-from vmd_pyro.networks import NetConfig  # noqa: E402
-from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
-from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate  # noqa: E402
-from vmd_pyro.training import OBJECTIVES, TrainConfig, train  # noqa: E402
+from vmd_pyro.datasets import sudoku, synthetic, text
+from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ELBOS, ProgramConfig, build_program
+from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate
+from vmd_pyro.training import OBJECTIVES, TrainConfig, train
 
 
 

@@ -26,17 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from vmd_pyro import cli  # noqa: E402
-from vmd_pyro.checkpoint import load_program  # noqa: E402
-from vmd_pyro.datasets import sudoku  # noqa: E402
-from vmd_pyro.latent_usage import latent_usage  # noqa: E402
-from vmd_pyro.experiment import provenance, resolve_device, write_json  # noqa: E402
-from vmd_pyro.masking import corrupt  # noqa: E402
-from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES  # noqa: E402
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
+from vmd_pyro import cli
+from vmd_pyro.checkpoint import load_program
+from vmd_pyro.datasets import sudoku
+from vmd_pyro.latent_usage import latent_usage
+from vmd_pyro.experiment import provenance, resolve_device, write_json
+from vmd_pyro.masking import corrupt
+from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
 
 
 def build_parser() -> argparse.ArgumentParser:

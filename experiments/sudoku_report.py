@@ -19,8 +19,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from vmd_pyro import cli  # noqa: E402
 
 ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "Top-Prob-Margin"}

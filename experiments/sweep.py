@@ -26,18 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-import run  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.datasets.synthetic import make_synthetic  # noqa: E402
-from vmd_pyro.experiment import fmt, provenance, write_json  # noqa: E402
+from vmd_pyro.experiment import fmt, load_script, provenance, write_json  # noqa: E402
+
+run = load_script("run")
 
 QUAD_NFE, PAIR_NFE = (1, 2, 4), (1, 2)
 

@@ -23,11 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from vmd_pyro import cli  # noqa: E402
-from vmd_pyro.datasets import text  # noqa: E402
-from vmd_pyro.experiment import provenance, run_commands, write_json  # noqa: E402
+from vmd_pyro import cli
+from vmd_pyro.datasets import text
+from vmd_pyro.experiment import provenance, run_commands, write_json
 
 MODELS = {"bd": ["--model", "mdm"], "vmd-gaussian": ["--model", "vmd", "--prior", "gaussian"],
           "vmd-block-conditional": ["--model", "vmd", "--prior", "block-conditional"]}

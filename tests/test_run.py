@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from vmd_pyro.experiment import load_script
+
 RUN = Path(__file__).resolve().parent.parent / "experiments" / "run.py"
 TINY = ["--steps", "30", "--hidden", "16", "--num-samples", "300", "--z-samples", "50",
         "--iw-samples", "4", "--quiet", "--threads", "1", "--eval-every", "0"]
@@ -81,8 +83,7 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     # In-process (the subprocess tests above cover the real command line): argparse errors exit
     # with status 2, errors found later are caught by main() and also give status 2.
-    sys.path.insert(0, str(RUN.parent))
-    import run
+    run = load_script("run")
     try:
         code = run.main([*args, *TINY])
     except SystemExit as exit_:
@@ -94,8 +95,7 @@ def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
 
 
 def test_free_nats_apply_to_vmd_only():
-    sys.path.insert(0, str(RUN.parent))
-    import run
+    run = load_script("run")
     parser = run.build_parser()
     args = parser.parse_args(["--model", "mdm", "vmd", "--free-nats", "1.5"])
     run.check_args(args, parser)

@@ -12,6 +12,7 @@ import torch
 from tests.conftest import tiny_program
 from vmd_pyro.checkpoint import save_checkpoint
 from vmd_pyro.datasets import sudoku
+from vmd_pyro.experiment import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -203,8 +204,8 @@ def test_model_solving_never_changes_a_clue(tmp_path):
 
 
 def test_full_config_builds_and_takes_a_training_step():
-    sys.path.insert(0, str(REPO / "experiments"))
-    from run import build_parser, check_args, program_config
+    run = load_script("run")
+    build_parser, check_args, program_config = run.build_parser, run.check_args, run.program_config
     from vmd_pyro.masking import corrupt
     from vmd_pyro.program import build_program
 
@@ -242,8 +243,7 @@ def test_run_cli_trains_and_reports_sudoku(tmp_path):
 
 
 def test_report_tables_each_model_and_z_strategy(tmp_path):
-    sys.path.insert(0, str(REPO / "experiments"))
-    import sudoku_report
+    sudoku_report = load_script("sudoku_report")
 
     def run(model, prior, order, nfe, solve, z):
         return {"model": model, "prior": prior, "order": order, "nfe": nfe, "solve_rate": solve,

@@ -1,12 +1,14 @@
 """Helpers shared by the experiment scripts: provenance, JSON output and markdown tables."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pyro
 import torch
@@ -29,6 +31,16 @@ def git_commit() -> str:
 def provenance(seed: int) -> dict:
     return {"seed": seed, "git_commit": git_commit(), "command": " ".join([sys.executable.split("/")[-1]] + sys.argv),
             "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads()}
+
+
+def load_script(name: str) -> ModuleType:
+    """``experiments/NAME.py`` as a module (``sweep`` calls ``run.main``). The scripts are not a
+    package: this loads one by its path instead of putting ``experiments/`` on ``sys.path``."""
+    path = REPO / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def resolve_device(name: str) -> torch.device:
