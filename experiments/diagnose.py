@@ -2,12 +2,12 @@
 """Posterior diagnostics of a VMD model: how close is the guide q(z | x0, xt) to the posterior?
 
 Trains a small VMD model on a synthetic set (or loads one saved by `experiments/run.py --save`),
-then writes to --out: diagnostics.json (PSIS k-hat per example, guide vs reference posterior, KL to
+with run.py's model and training options and defaults (the same code builds it), then writes to --out: diagnostics.json (PSIS k-hat per example, guide vs reference posterior, KL to
 the prior per latent coordinate, active units, mutual information, each per mask rate),
 inference_data.nc (ArviZ: guide draws in `posterior`, reference draws in `reference_posterior`)
 and PNG plots.
 
-    python experiments/diagnose.py --dataset quad-d1 --prior gaussian --threads 1 --out results/diagnostics/gaussian
+    python experiments/diagnose.py --dataset quad-d1 --prior gaussian --threads 1 --out runs/diagnostics/gaussian
     python experiments/diagnose.py --checkpoint model.pt --out diag/
 """
 from __future__ import annotations
@@ -21,38 +21,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pyro  # noqa: E402
 import torch  # noqa: E402
 
-from models import PRIORS  # noqa: E402
+import models  # noqa: E402,F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
 from vmd_pyro import cli, diagnostic_plots  # noqa: E402
-from vmd_pyro.checkpoint import load_program, save_checkpoint  # noqa: E402
-from vmd_pyro.datasets import synthetic  # noqa: E402
 from vmd_pyro.diagnostics import DiagnosticsConfig, diagnose  # noqa: E402
-from vmd_pyro.experiment import provenance, write_json  # noqa: E402
-from vmd_pyro.networks import NetConfig  # noqa: E402
-from vmd_pyro.program import ProgramConfig, build_program  # noqa: E402
-from vmd_pyro.training import TrainConfig, train  # noqa: E402
+from vmd_pyro.experiment import provenance, resolve_device, write_json  # noqa: E402
+from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints,  # noqa: E402
+                                   check_program_args, obtain_program)
+from vmd_pyro.tasks.synthetic import Synthetic  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="quad-d1", help=f"synthetic set: {', '.join(synthetic.NAMES)}")
-    p.add_argument("--p", type=float, default=0.5, help="dependency strength of pair-p")
-    p.add_argument("--prior", default="gaussian", help=f"latent prior: {', '.join(sorted(PRIORS))}")
-    p.add_argument("--checkpoint", default=None,
-                   help="load this trained model (from run.py --save) instead of training")
-    p.add_argument("--save", default=None, help="save the trained model here")
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output directory")
-    g = p.add_argument_group("model and training (ignored with --checkpoint)")
-    g.add_argument("--latent-dim", type=int, default=8)
-    g.add_argument("--components", type=int, default=10, help="K of mog / discrete")
-    g.add_argument("--hidden", type=int, default=128)
-    g.add_argument("--layers", type=int, default=2)
-    g.add_argument("--steps", type=int, default=2500)
-    g.add_argument("--batch-size", type=int, default=256)
-    g.add_argument("--lr", type=float, default=2e-3)
+    Synthetic.add_arguments(p)
+    add_program_arguments(p)  # run.py's model, training and checkpoint options
+    p.set_defaults(task=Synthetic.name, model=["vmd"])
     g = p.add_argument_group("diagnostics")
     g.add_argument("--mask-rates", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     g.add_argument("--examples-per-rate", type=int, default=10,
@@ -63,74 +49,55 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chains", type=int, default=4, help="NUTS chains (run one after another)")
     g.add_argument("--warmup", type=int, default=300)
     g.add_argument("--samples", type=int, default=500, help="NUTS draws per chain")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def check_args(args, parser):
-    if args.checkpoint is None and args.prior not in PRIORS:
-        parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
-    if args.dataset not in synthetic.NAMES:
-        parser.error(f"unknown dataset {args.dataset!r}; available: {', '.join(synthetic.NAMES)}")
+    check_program_args(args, parser)
+    Synthetic.check(args, parser)
     if any(not 0.0 < t <= 1.0 for t in args.mask_rates):
         parser.error(f"--mask-rates must lie in (0, 1], got {args.mask_rates}")
-    for name in ("latent_dim", "components", "hidden", "steps", "batch_size", "examples_per_rate",
-                 "population_per_rate", "guide_draws", "chains", "samples"):
+    for name in ("examples_per_rate", "population_per_rate", "guide_draws", "chains", "samples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.population_per_rate < 2:
         parser.error("--population-per-rate must be >= 2 (activity is a variance over examples)")
+    Synthetic.fill_defaults(args)
 
 
-def obtain_program(args, task):
-    """Returns ``(program, training record)``."""
+def trained_vmd(args, task, device):
+    """The VMD to diagnose, trained or loaded as run.py would: ``(program, training record)``."""
+    check_checkpoints(args)
+    trained = obtain_program(args, "vmd", task, device)
     if args.checkpoint:
-        program, state = load_program(args.checkpoint)
-        if not program.has_latent:
-            raise ValueError(f"checkpoint {args.checkpoint!r} holds an MDM: nothing to diagnose")
-        net = program.cfg.net
-        if (net.vocab_size, net.seq_len) != (task.vocab_size, task.seq_len):
+        net = trained.program.cfg.net
+        if (net.vocab_size, net.seq_len) != (task.data.vocab_size, task.data.seq_len):
             raise ValueError(f"checkpoint {args.checkpoint!r} was trained for vocabulary "
                              f"{net.vocab_size} and length {net.seq_len}, not {args.dataset}")
-        return program, {"checkpoint": args.checkpoint, "history": state.get("history", [])}
-    pyro.set_rng_seed(args.seed)  # the networks' initial weights come from the global RNG
-    net = NetConfig(vocab_size=task.vocab_size, seq_len=task.seq_len, hidden=args.hidden,
-                    layers=args.layers)
-    program = build_program(ProgramConfig(net=net, model="vmd", prior=args.prior,
-                                          latent_dim=args.latent_dim,
-                                          components=args.components))
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      anneal_steps=args.steps // 5, eval_every=0, seed=args.seed,
-                      validate=False, progress=not args.quiet)
-    start = time.perf_counter()
-    history = train(program, task.sample, cfg)
-    seconds = time.perf_counter() - start
-    if args.save:
-        save_checkpoint(args.save, program, history=history, train_seconds=seconds,
-                        train_config=cfg.to_dict(), task="synthetic", dataset=args.dataset)
-    return program, {"train_config": cfg.to_dict(), "train_seconds": seconds,
-                     "final_train_loss": history[-1]["train_loss"]}
+        return trained.program, {"checkpoint": args.checkpoint, "history": trained.history}
+    return trained.program, {"train_config": trained.train_config,
+                             "train_seconds": trained.train_seconds,
+                             "final_train_loss": trained.history[-1]["train_loss"]}
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    task = synthetic.make_synthetic(args.dataset, args.p)
     cfg = DiagnosticsConfig(mask_rates=tuple(args.mask_rates),
                             examples_per_rate=args.examples_per_rate,
                             population_per_rate=args.population_per_rate,
                             guide_draws=args.guide_draws, chains=args.chains,
                             warmup=args.warmup, samples=args.samples, seed=args.seed)
     try:
-        program, training = obtain_program(args, task)
+        task = Synthetic(args, device)
+        program, training = trained_vmd(args, task, device)
         diag_start = time.perf_counter()
-        diagnosis = diagnose(program, task, cfg, progress=not args.quiet)
+        diagnosis = diagnose(program, task.data, cfg, progress=not args.quiet)
     except cli.USER_ERRORS as err:
         return cli.report(err)
     out = Path(args.out)

@@ -10,7 +10,7 @@ OUT=${1:-runs/diagnostics}
 scratch=$(mktemp -d)
 for prior in gaussian mog discrete; do
     python experiments/diagnose.py --dataset quad-d1 --prior "$prior" --steps 2500 --seed 0 \
-        --warmup 200 --samples 400 --threads 1 --out "$scratch/$prior"
+        --latent-dim 8 --lr 2e-3 --eval-every 0 --warmup 200 --samples 400 --threads 1 --out "$scratch/$prior"
 done
 for prior in gaussian mog discrete; do
     mkdir -p "$OUT/$prior"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vmd_pyro.experiment import load_script
+from vmd_pyro.tasks.runner import train_config
 
 RUN = Path(__file__).resolve().parent.parent / "experiments" / "run.py"
 TINY = ["--steps", "30", "--hidden", "16", "--num-samples", "300", "--z-samples", "50",
@@ -99,5 +100,5 @@ def test_free_nats_apply_to_vmd_only():
     parser = run.build_parser()
     args = parser.parse_args(["--model", "mdm", "vmd", "--free-nats", "1.5"])
     run.check_args(args, parser)
-    assert run.train_config(args, "vmd").free_nats == 1.5
-    assert run.train_config(args, "mdm").free_nats == 0.0
+    assert train_config(args, "vmd").free_nats == 1.5
+    assert train_config(args, "mdm").free_nats == 0.0

@@ -13,6 +13,7 @@ from tests.conftest import tiny_program
 from vmd_pyro.checkpoint import save_checkpoint
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.experiment import load_script
+from vmd_pyro.tasks.runner import program_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -205,13 +206,12 @@ def test_model_solving_never_changes_a_clue(tmp_path):
 
 def test_full_config_builds_and_takes_a_training_step():
     run = load_script("run")
-    build_parser, check_args, program_config = run.build_parser, run.check_args, run.program_config
     from vmd_pyro.masking import corrupt
     from vmd_pyro.program import build_program
 
-    parser = build_parser()
+    parser = run.build_parser()
     args = parser.parse_args(["--task", "sudoku", "--sudoku-config", "full"])
-    check_args(args, parser)
+    run.check_args(args, parser)
     program = build_program(program_config(args, "mdm", sudoku.SudokuTask))
     assert program.cfg.net.attention == "full" and not program.cfg.net.position_groups
     assert 5.5e6 < program.num_parameters() < 6.5e6

@@ -1,0 +1,206 @@
+"""From command-line options to a trained program, shared by ``experiments/run.py`` and
+``experiments/diagnose.py`` (same options, same defaults, same code): the model, training and
+checkpoint options, the program and training configurations they give, and train-or-load.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pyro
+from torch import nn
+
+from vmd_pyro.checkpoint import checkpoint_model, load_program
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ELBOS, ProgramConfig, build_program
+from vmd_pyro.registry import PRIORS
+from vmd_pyro.training import OBJECTIVES, TrainConfig, train
+
+
+def add_program_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``model``, ``training`` and ``run`` option groups (all but ``--model`` and ``--out``)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--prior", default="gaussian",
+                   help=f"latent prior for vmd: {', '.join(sorted(PRIORS))} (default gaussian)")
+    g.add_argument("--guide", default=None, help="guide family (default: the prior's own)")
+    g.add_argument("--elbo", default=None, choices=sorted(ELBOS),
+                   help="ELBO estimator (default: the prior's own: analytic KL where possible)")
+    g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
+    g.add_argument("--components", type=int, default=10,
+                   help="K: mixture components (mog) or values of z (discrete) (default 10)")
+    g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
+                   help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
+    g.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (default 128, text 256; sudoku: from --sudoku-config)")
+    g.add_argument("--layers", type=int, default=None,
+                   help="hidden layers (default 2; sudoku: from --sudoku-config)")
+    g.add_argument("--heads", type=int, default=None,
+                   help="attention heads (default 4; sudoku: from --sudoku-config)")
+    g.add_argument("--structure", default=None, choices=["none", "embed", "attend"],
+                   help="transformer knowledge of the task's position groups (Sudoku rows, columns, "
+                        "boxes): none; embed = a learned vector per group added to the position "
+                        "embedding; attend = embed, and attention only between positions that share "
+                        "a group (default none; sudoku: from --sudoku-config)")
+    g.add_argument("--block-size", type=int, default=0,
+                   help="block diffusion with blocks of this many tokens (needs --arch transformer;"
+                        " default 0 = no blocks; the sequence length = one block)")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=4000, help="optimisation steps (default 4000)")
+    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--lr", type=float, default=3e-3)
+    g.add_argument("--clip-norm", type=float, default=1.0, help="gradient norm clip (0 = off)")
+    g.add_argument("--anneal-steps", type=int, default=None,
+                   help="KL annealing length, beta 0 -> 1 (default: a fifth of --steps)")
+    g.add_argument("--free-nats", type=float, default=0.0,
+                   help="VMD: the first F nats of KL(q || p) per sequence are free, w(t) max(KL, F) "
+                        "in place of w(t) KL, against posterior collapse (free bits; the objective "
+                        "is then not a bound; reported NELBOs stay the plain ones; default 0 = off)")
+    g.add_argument("--objective", default="joint", choices=OBJECTIVES,
+                   help="joint: the original method's objective J (one forward-process draw per "
+                        "sequence, weight w(t); for VMD not a likelihood bound); steps: the few-step "
+                        "bound B_T of the T-call random-order sampler (one random step per sequence, "
+                        "weight T; MDM and VMD; not for block models) (default joint)")
+    g.add_argument("--train-nfe", nargs="+", type=int, default=None, metavar="T",
+                   help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
+                        "B_T is trained (default: the evaluated --nfe values)")
+    g.add_argument("--engine", default="fused", choices=["fused", "svi"],
+                   help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
+    g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
+    g.add_argument("--time-budget", type=float, default=0.0,
+                   help="stop training after this many seconds (equal-time comparisons; 0 = off)")
+    g.add_argument("--validate", action=argparse.BooleanOptionalAction, default=False,
+                   help="Pyro's distribution and shape validation (slower; off by default)")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--save", default=None,
+                   help="save the trained model and its training state here (PATH-MODEL.pt when "
+                        "several models are run)")
+    g.add_argument("--save-every", type=int, default=0,
+                   help="with --save (or --resume): also checkpoint every N steps (default: only "
+                        "at the end)")
+    g.add_argument("--resume", default=None,
+                   help="continue training from this checkpoint (same configuration required); "
+                        "checkpoints go to --save, else back to this path")
+    g.add_argument("--checkpoint", default=None,
+                   help="load a trained model instead of training (PATH-MODEL.pt as for --save)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_program_args(args, parser) -> None:
+    """Refuse bad model, training and checkpoint options (``parser.error``: one line, status 2)."""
+    if args.prior not in PRIORS:
+        parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
+    for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.save_every < 0:
+        parser.error("--save-every must be >= 0")
+    if args.resume and args.checkpoint:
+        parser.error("--resume continues training, --checkpoint skips it: give one of them")
+    if args.train_nfe is not None and any(t < 1 for t in args.train_nfe):
+        parser.error(f"--train-nfe must be >= 1, got {args.train_nfe}")
+    if args.train_nfe is not None and args.objective != "steps":
+        parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
+    if args.objective == "steps" and args.block_size:
+        parser.error("--objective steps is not implemented for block models (--block-size); "
+                     "use --objective joint")
+    if args.block_size < 0:
+        parser.error("--block-size must be >= 0")
+
+
+def check_checkpoints(args) -> None:
+    """A missing, unsafe or wrong checkpoint is refused before any data is built."""
+    for model in args.model:
+        for path in (checkpoint_path(args.checkpoint, model, args.model),
+                     checkpoint_path(args.resume, model, args.model)):
+            if path and len(args.model) > 1 and not Path(path).exists():
+                given = args.checkpoint or args.resume
+                raise ValueError(f"with several --model values, {given!r} stands for one file per "
+                                 f"model: {path!r} does not exist (pass --model {model} to use "
+                                 f"{given!r} itself)")
+            found = checkpoint_model(path) if path else model
+            if found != model:
+                raise ValueError(f"checkpoint {path!r} holds a {found} model, not {model}")
+
+
+def program_config(args, model: str, data) -> ProgramConfig:
+    """The program of ``model`` for ``data`` (its vocabulary, length and position groups)."""
+    if args.block_size and data.seq_len % args.block_size:
+        raise ValueError(f"--block-size {args.block_size} does not divide the sequence length "
+                         f"{data.seq_len}")
+    groups = data.position_groups if args.structure in ("embed", "attend") else ()
+    net = NetConfig(vocab_size=data.vocab_size, seq_len=data.seq_len, arch=args.arch,
+                    hidden=args.hidden, layers=args.layers, heads=args.heads,
+                    block_size=args.block_size, position_groups=groups,
+                    attention="groups" if args.structure == "attend" else "full")
+    return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
+                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
+
+
+def train_config(args, model: str) -> TrainConfig:
+    """The training settings of ``model`` (``--free-nats`` applies to VMD only)."""
+    anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
+    return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                       clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
+                       seed=args.seed, engine=args.engine, validate=args.validate,
+                       progress=not args.quiet, save_every=args.save_every,
+                       free_nats=args.free_nats if model == "vmd" else 0.0,
+                       time_budget=args.time_budget, objective=args.objective,
+                       train_nfe=tuple(args.train_nfe or args.nfe))
+
+
+def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
+    if path is None or len(models) == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{model}{p.suffix or '.pt'}"))
+
+
+class Trained(NamedTuple):
+    """A program and how it was trained: read from the checkpoint when one was loaded."""
+
+    program: nn.Module
+    history: list[dict]
+    train_seconds: float | None
+    train_config: dict
+
+
+def obtain_program(args, model: str, task, device) -> Trained:
+    """Train ``model`` on ``task`` (a :class:`vmd_pyro.tasks.Task`) or load it with
+    ``--checkpoint``, saving it with ``--save`` and resuming with ``--resume``.
+
+    In a multi-process run every rank trains; only ``distributed.is_main_process()`` evaluates."""
+    sample, monitor = task.training(model)  # also when loading: it starts the model's streams
+    load = checkpoint_path(args.checkpoint, model, args.model)
+    if load:
+        program, state = load_program(load, map_location=device)
+        if program.cfg.model != model:
+            raise ValueError(f"checkpoint {load!r} holds a {program.cfg.model} model, not {model}")
+        return Trained(program, state.get("history", []), state.get("train_seconds"),
+                       state.get("train_config", {}))
+    pyro.set_rng_seed(args.seed)  # the initialisation is part of the run: seed it
+    program = build_program(program_config(args, model, task.data)).to(device)
+    resume = checkpoint_path(args.resume, model, args.model)
+    cfg = train_config(args, model)
+    start = time.perf_counter()
+    history = train(program, sample, cfg, eval_fn=monitor,
+                    log=None if args.quiet else lambda r: print(progress_line(model, r)),
+                    save=checkpoint_path(args.save, model, args.model) or resume, resume=resume,
+                    run_info={"task": task.name, **task.run_info})
+    return Trained(program, history, time.perf_counter() - start, cfg.to_dict())
+
+
+def progress_line(model, record) -> str:
+    parts = [f"[{model}] step {record['step']}", f"train loss {record['train_loss']:.3f} nats"]
+    if "nelbo_bits" in record:
+        parts.append(f"eval NELBO {record['nelbo_bits']:.4f} bits/token")
+    if "objective_bits" in record:
+        parts.append(f"eval objective {record['objective_bits']:.4f} bits/token")
+    parts += [f"{key} {value:.3f}" for key, value in record.items() if key.startswith("val_")]
+    return ", ".join(parts)
