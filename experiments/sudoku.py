@@ -17,14 +17,13 @@ solve rate (valid grid keeping every clue, checked by the rules) and the cell ac
 
 ``latent`` asks whether a VMD model uses its latent on Sudoku: the blanks of each puzzle (with its
 solution as ``x0``) are masked at each ``--mask-rates`` value and the guide ``q(z | x0, xt)`` is
-compared with the prior: KL per coordinate, active units and ``I(z; x)`` (vmd_pyro.diagnostics).
+compared with the prior: KL per coordinate, active units and ``I(z; x)`` (vmd_pyro.latent_usage).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 

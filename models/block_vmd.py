@@ -1,5 +1,4 @@
 """Block diffusion with one latent per block (block VMD), and block diffusion without a latent."""
-import torch
 import pyro
 import pyro.distributions as dist
 from pyro import poutine

@@ -158,7 +158,7 @@ def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monk
     assert ((81 - maskable.sum(-1)) >= 30).all() and ((81 - maskable.sum(-1)) <= 40).all()
     # With symmetries switched off and held-out grids planted in the pool, the filter must still
     # return only the one legitimate grid.
-    monkeypatch.setattr(sudoku, "random_symmetry", lambda grids, generator=None: grids)
+    monkeypatch.setattr(sudoku.task, "random_symmetry", lambda grids, generator=None: grids)
     task.pool = torch.cat([sudoku.to_digits(task.test[1]), task.pool[:1]])
     x0, _ = task.sample(16, torch.Generator().manual_seed(0))
     assert (x0 + 1 == task.pool[-1]).all()
@@ -337,7 +337,7 @@ def _check_parse(parsed):
     puzzles, solutions = parsed
     for i, puzzle in enumerate(puzzles):
         assert len(puzzle) == 81 and all(0 <= d <= 9 for d in puzzle)
-        assert sudoku._houses(puzzle) is not None
+        assert sudoku.rules._houses(puzzle) is not None
         if solutions is not None:
             assert sudoku.is_valid_solution(solutions[i])
             assert all(p in (0, s) for p, s in zip(puzzle, solutions[i]))

@@ -13,6 +13,8 @@ from types import ModuleType
 import pyro
 import torch
 
+from vmd_pyro.cli import fail
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -45,8 +47,6 @@ def load_script(name: str) -> ModuleType:
 
 def resolve_device(name: str) -> torch.device:
     """The torch device for ``--device``; a one-line error (exit status 2) when it cannot be used."""
-    from vmd_pyro.cli import fail
-
     if name not in ("cpu", "cuda"):
         fail(f"unknown device {name!r}; choose cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():

@@ -3,7 +3,7 @@ and ELBO. Training, sampling, metrics and diagnostics all go through it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import pyro
 import torch

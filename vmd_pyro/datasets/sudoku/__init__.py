@@ -1,0 +1,18 @@
+"""Sudoku (docs/sudoku.md), in three parts: the rules and a puzzle generator (:mod:`.rules`:
+solver, validity, generation, symmetries), puzzle files (:mod:`.puzzle_files`) and the task
+(:mod:`.task`: tokens, cached splits, the training stream, filling and scoring with a model). The
+names below are the public ones, importable from here."""
+from vmd_pyro.datasets.sudoku import puzzle_files, rules, task  # noqa: F401
+from vmd_pyro.datasets.sudoku.puzzle_files import parse_puzzle_line, read_puzzles, write_puzzles
+from vmd_pyro.datasets.sudoku.rules import (BOX, COL, ROW, SIZE, check_clue_range, check_grid,
+                                            count_solutions, generate_puzzles, grid_string,
+                                            is_valid_solution, make_puzzle, random_grid,
+                                            random_symmetry, solve, valid_solutions)
+from vmd_pyro.datasets.sudoku.task import (MASK_ID, VOCAB, SudokuConfig, SudokuTask, fill_puzzles,
+                                           load_or_build, score, solved, to_digits, to_tokens)
+
+__all__ = ["BOX", "COL", "MASK_ID", "ROW", "SIZE", "VOCAB", "SudokuConfig", "SudokuTask",
+           "check_clue_range", "check_grid", "count_solutions", "fill_puzzles", "generate_puzzles",
+           "grid_string", "is_valid_solution", "load_or_build", "make_puzzle", "parse_puzzle_line",
+           "random_grid", "random_symmetry", "read_puzzles", "score", "solve", "solved",
+           "to_digits", "to_tokens", "valid_solutions", "write_puzzles"]

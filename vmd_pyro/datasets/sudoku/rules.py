@@ -1,0 +1,213 @@
+"""The rules of Sudoku and a puzzle generator.
+
+Grids are lists (or rows of tensors) of 81 cells in row-major order holding ``1..9`` for digits and
+``0`` for blanks.
+
+* :func:`count_solutions` / :func:`solve`: a bitmask backtracking solver that always branches on
+  the blank with the fewest candidates (so forced cells are filled first: constraint propagation by
+  "naked singles"), stopping once it has found ``cap`` solutions. A cap of 2 decides uniqueness.
+* :func:`is_valid_solution` / :func:`valid_solutions`: a complete grid checked by the rules.
+* :func:`random_grid` draws a complete grid by the solver with random digit order; :func:`make_puzzle`
+  removes clues from it in random order, keeping each removal only while the solution stays unique,
+  until the clue count drawn from the requested range is reached; :func:`random_symmetry` maps
+  grids to equally valid ones.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from tqdm.auto import tqdm
+
+SIZE = 81
+ALL = 0x3FE  # bits 1..9: every digit allowed
+
+ROW = [i // 9 for i in range(SIZE)]
+COL = [i % 9 for i in range(SIZE)]
+BOX = [(i // 27) * 3 + (i % 9) // 3 for i in range(SIZE)]
+DIGITS_OF = {mask: [d for d in range(1, 10) if mask >> d & 1] for mask in range(1 << 10)}
+POPCOUNT = [bin(m).count("1") for m in range(1 << 10)]
+
+
+
+# ------------------------------------------------------------------------------------- the solver
+
+def _houses(grid):
+    """Used-digit bitmasks per row, column and box, or ``None`` if two clues clash."""
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    for i, d in enumerate(grid):
+        if d:
+            bit = 1 << d
+            if (rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]]) & bit:
+                return None
+            rows[ROW[i]] |= bit
+            cols[COL[i]] |= bit
+            boxes[BOX[i]] |= bit
+    return rows, cols, boxes
+
+
+def _search(grid, rows, cols, boxes, blanks, cap, found, rng):
+    """Depth-first search filling ``blanks``; appends solutions to ``found`` until it holds ``cap``."""
+    if not blanks:
+        found.append(list(grid))
+        return
+    best, best_mask, best_count = -1, 0, 10
+    for k, i in enumerate(blanks):  # most constrained blank first
+        mask = ALL & ~(rows[ROW[i]] | cols[COL[i]] | boxes[BOX[i]])
+        n = POPCOUNT[mask]
+        if n < best_count:
+            best, best_mask, best_count = k, mask, n
+            if n <= 1:
+                break
+    if best_count == 0:
+        return
+    i = blanks[best]
+    rest = blanks[:best] + blanks[best + 1:]
+    digits = DIGITS_OF[best_mask]
+    if rng is not None:
+        digits = rng.sample(digits, len(digits))
+    r, c, b = ROW[i], COL[i], BOX[i]
+    for d in digits:
+        bit = 1 << d
+        grid[i] = d
+        rows[r] |= bit
+        cols[c] |= bit
+        boxes[b] |= bit
+        _search(grid, rows, cols, boxes, rest, cap, found, rng)
+        rows[r] ^= bit
+        cols[c] ^= bit
+        boxes[b] ^= bit
+        if len(found) >= cap:
+            break
+    grid[i] = 0
+
+
+def _solutions(grid, cap: int, rng=None) -> list[list[int]]:
+    grid = check_grid(grid)
+    houses = _houses(grid)
+    if houses is None:
+        return []
+    found = []
+    _search(grid, *houses, [i for i in range(SIZE) if not grid[i]], cap, found, rng)
+    return found
+
+
+def count_solutions(grid, cap: int = 2) -> int:
+    """Number of completions of ``grid`` (0 = blank), counted up to ``cap``."""
+    return len(_solutions(grid, cap))
+
+
+def solve(grid) -> list[int] | None:
+    """The unique-or-first completion of ``grid``, or ``None`` if it has none."""
+    found = _solutions(grid, 1)
+    return found[0] if found else None
+
+
+def check_grid(grid) -> list[int]:
+    grid = [int(d) for d in grid]
+    if len(grid) != SIZE or any(not 0 <= d <= 9 for d in grid):
+        raise ValueError("a Sudoku grid has 81 cells holding 0 (blank) or 1..9")
+    return grid
+
+
+def is_valid_solution(grid) -> bool:
+    """Every row, column and box holds 1..9 exactly once (checked by the rules, not an answer)."""
+    grid = list(grid)
+    if len(grid) != SIZE or any(not 1 <= d <= 9 for d in grid):
+        return False
+    return _houses(grid) is not None
+
+
+def valid_solutions(grids: torch.Tensor) -> torch.Tensor:
+    """Vectorised :func:`is_valid_solution` for a (B, 81) tensor of digits 1..9 (or token ids
+    0..8 plus one): bool (B,)."""
+    g = grids.long().reshape(-1, 9, 9)
+    boxes = g.reshape(-1, 3, 3, 3, 3).permute(0, 1, 3, 2, 4).reshape(-1, 9, 9)
+    ok = (g >= 1).all((1, 2)) & (g <= 9).all((1, 2))
+    for houses in (g, g.transpose(1, 2), boxes):
+        onehot = torch.nn.functional.one_hot(houses.clamp(1, 9) - 1, 9).sum(-2)
+        ok &= (onehot == 1).all((1, 2))
+    return ok
+
+
+def grid_string(grid) -> str:
+    return "".join(str(int(d)) for d in grid)
+
+
+
+# ----------------------------------------------------------------------------------- generation
+
+def random_grid(rng: random.Random) -> list[int]:
+    """A complete grid drawn by the solver with random branching order."""
+    return _solutions([0] * SIZE, 1, rng)[0]
+
+
+def make_puzzle(solution, num_clues: int, rng: random.Random) -> list[int]:
+    """Blank cells of ``solution`` in random order while the puzzle keeps a unique solution, until
+    ``num_clues`` remain. Raises if no unique puzzle that small is reached (greedy removal reaches
+    about 22-26 clues, so ranges above that always succeed)."""
+    puzzle = list(solution)
+    clues = SIZE
+    for i in rng.sample(range(SIZE), SIZE):
+        if clues == num_clues:
+            return puzzle
+        puzzle[i] = 0
+        if count_solutions(puzzle, 2) == 1:
+            clues -= 1
+        else:
+            puzzle[i] = solution[i]
+    if clues != num_clues:
+        raise ValueError(f"could not reach {num_clues} clues with a unique solution (stuck at {clues})")
+    return puzzle
+
+
+def generate_puzzles(count: int, clue_range: tuple[int, int], seed: int, exclude=(),
+                     progress: bool = False):
+    """``count`` unique-solution puzzles with a clue count uniform in ``clue_range`` (inclusive),
+    on distinct grids none of which is in ``exclude`` (a set of 81-digit strings). Returns
+    ``(puzzles, solutions)`` as lists of 81-int lists."""
+    lo, hi = check_clue_range(clue_range)
+    rng = random.Random(seed)
+    seen = set(exclude)
+    puzzles, solutions = [], []
+    bar = tqdm(total=count, desc="puzzles", disable=not progress, leave=False)
+    while len(puzzles) < count:
+        solution = random_grid(rng)
+        key = grid_string(solution)
+        if key in seen:
+            continue
+        seen.add(key)
+        puzzles.append(make_puzzle(solution, rng.randint(lo, hi), rng))
+        solutions.append(solution)
+        bar.update()
+    bar.close()
+    return puzzles, solutions
+
+
+def check_clue_range(clue_range) -> tuple[int, int]:
+    lo, hi = (int(v) for v in clue_range)
+    if not 17 <= lo <= hi <= SIZE:
+        raise ValueError(f"clue range must satisfy 17 <= min <= max <= 81, got {lo}-{hi}")
+    return lo, hi
+
+
+def random_symmetry(grids: torch.Tensor, generator=None) -> torch.Tensor:
+    """Apply an independent random validity-preserving symmetry to each grid of (B, 81) digits:
+    digit relabelling, row permutation within bands and of bands, the same for columns/stacks,
+    and a transpose with probability 1/2."""
+    b = grids.shape[0]
+    g = grids.reshape(b, 9, 9)
+
+    def line_perm():
+        band = torch.rand(b, 3, generator=generator).argsort(-1)
+        within = torch.rand(b, 3, 3, generator=generator).argsort(-1)
+        return (band.unsqueeze(-1) * 3 + within).reshape(b, 9)
+
+    rows, cols = line_perm(), line_perm()
+    g = g.gather(1, rows.unsqueeze(-1).expand(b, 9, 9))
+    g = g.gather(2, cols.unsqueeze(1).expand(b, 9, 9))
+    flip = torch.rand(b, generator=generator) < 0.5
+    g = torch.where(flip.view(b, 1, 1), g.transpose(1, 2), g)
+    relabel = torch.cat([torch.zeros(b, 1, dtype=torch.long),
+                         torch.rand(b, 9, generator=generator).argsort(-1) + 1], 1)
+    return relabel.gather(1, g.reshape(b, SIZE))

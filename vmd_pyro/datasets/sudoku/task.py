@@ -1,0 +1,179 @@
+"""Sudoku as a masked-diffusion task: tokens, the data splits (cached), the training stream, and
+filling and scoring puzzles with a model.
+
+As model tokens, digit ``d`` is id ``d - 1`` (vocabulary 9) and the mask is id 9.
+:class:`SudokuTask` holds validation / test splits of genuine unique-solution puzzles, and a training
+stream of complete grids (a pool of random grids, each draw transformed by a random
+validity-preserving symmetry) with a random subset of cells as non-maskable clues. No training grid
+ever equals a validation or test grid (checked per draw), and validation and test share none.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from vmd_pyro.datasets.sudoku.rules import (BOX, COL, ROW, SIZE, check_clue_range,
+                                            generate_puzzles, grid_string, random_grid,
+                                            random_symmetry, valid_solutions)
+from vmd_pyro.sampling import generate
+
+VOCAB = 9
+MASK_ID = VOCAB
+
+
+# ---------------------------------------------------------------------------------------- tokens
+
+def to_tokens(puzzles) -> torch.Tensor:
+    """Grids of 0..9 (0 blank) -> token ids: digit d -> d - 1, blank -> mask (9)."""
+    g = torch.as_tensor(puzzles, dtype=torch.long).reshape(-1, SIZE)
+    return torch.where(g == 0, torch.full_like(g, MASK_ID), g - 1)
+
+
+def to_digits(tokens: torch.Tensor) -> torch.Tensor:
+    """Token ids -> digits 1..9 (mask -> 0)."""
+    return torch.where(tokens == MASK_ID, torch.zeros_like(tokens), tokens + 1)
+
+
+def solved(puzzles: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """Bool per puzzle: ``filled`` (token ids) is a valid grid and keeps every clue of ``puzzles``."""
+    clues = puzzles != MASK_ID
+    keeps = ((filled == puzzles) | ~clues).all(-1)
+    return keeps & valid_solutions(to_digits(filled))
+
+
+# ------------------------------------------------------------------------------------------ task
+
+@dataclass
+class SudokuConfig:
+    clue_min: int = 30
+    clue_max: int = 40
+    num_val: int = 200
+    num_test: int = 1000
+    train_pool: int = 4000     # random grids that the training stream transforms by symmetries
+    seed: int = 0
+
+
+class SudokuTask:
+    """Sudoku as a masked-diffusion task: 81 cells, vocabulary 9, clues never masked."""
+
+    vocab_size = VOCAB
+    seq_len = SIZE
+    name = "sudoku"
+    position_groups = (tuple(ROW), tuple(COL), tuple(BOX))  # the three constraints of every cell
+
+    def __init__(self, cfg: SudokuConfig = SudokuConfig(), cache_dir="data_cache", progress=False):
+        check_clue_range((cfg.clue_min, cfg.clue_max))
+        self.cfg = cfg
+        data = load_or_build(cfg, cache_dir, progress)
+        self.val = (to_tokens(data["val_puzzles"]), to_tokens(data["val_solutions"]))
+        self.test = (to_tokens(data["test_puzzles"]), to_tokens(data["test_solutions"]))
+        self.pool = torch.tensor(data["train_pool"], dtype=torch.long)
+        self.held_out = {_grid_key(s) for s in data["val_solutions"] + data["test_solutions"]}
+
+    def sample(self, batch_size: int, generator=None):
+        """``(x0, maskable)``: pool grids under random symmetries, none of them a held-out grid;
+        a clue count uniform in the clue range, the clues at random cells (not maskable)."""
+        rows = []
+        while len(rows) < batch_size:
+            idx = torch.randint(len(self.pool), (batch_size,), generator=generator)
+            grids = random_symmetry(self.pool[idx], generator)
+            rows += [g for g, key in zip(grids, grids.to(torch.uint8).numpy())
+                     if key.tobytes() not in self.held_out]
+        x0 = torch.stack(rows[:batch_size]) - 1
+        clues = torch.randint(self.cfg.clue_min, self.cfg.clue_max + 1, (batch_size, 1),
+                              generator=generator)
+        rank = torch.rand(batch_size, SIZE, generator=generator).argsort(-1).argsort(-1)
+        return x0, rank >= clues
+
+
+def _grid_key(grid) -> bytes:
+    """A hashable key of a grid of digits, cheap to compute for a batch (one byte per cell)."""
+    return bytes(int(d) for d in grid)
+
+
+def load_or_build(cfg: SudokuConfig, cache_dir, progress=False) -> dict:
+    """The splits for ``cfg``, built once and cached as JSON under ``cache_dir`` keyed by the config."""
+    key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"sudoku-{key}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        data, problem = _read_cache(path, cfg)
+        if data is not None:
+            return data
+        print(f"data cache {str(path)!r} {problem}: rebuilding it", file=sys.stderr, flush=True)
+    clue_range = (cfg.clue_min, cfg.clue_max)
+    if progress:
+        print(f"building Sudoku splits ({cfg.num_test} test, {cfg.num_val} validation puzzles, "
+              f"{cfg.train_pool} training grids)...", flush=True)
+    test_p, test_s = generate_puzzles(cfg.num_test, clue_range, seed=cfg.seed * 3 + 1,
+                                      progress=progress)
+    val_p, val_s = generate_puzzles(cfg.num_val, clue_range, seed=cfg.seed * 3 + 2,
+                                    exclude={grid_string(s) for s in test_s}, progress=progress)
+    held_out = {grid_string(s) for s in test_s + val_s}
+    rng = random.Random(cfg.seed * 3 + 3)
+    pool = []
+    while len(pool) < cfg.train_pool:
+        grid = random_grid(rng)
+        if grid_string(grid) not in held_out:
+            pool.append(grid)
+    data = {"config": asdict(cfg), "test_puzzles": test_p, "test_solutions": test_s,
+            "val_puzzles": val_p, "val_solutions": val_s, "train_pool": pool}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**data, "sha256": _digest(data)}))
+        tmp.replace(path)
+    return data
+
+
+def _digest(data: dict) -> str:
+    """A checksum of the splits, stored in the cache: a damaged cache is rebuilt, never used."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cache(path: Path, cfg: SudokuConfig):
+    """``(data, None)`` for an intact cache of ``cfg``, else ``(None, what is wrong)``."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        return None, f"is unreadable ({type(err).__name__})"
+    if not isinstance(data, dict) or "sha256" not in data:
+        return None, "has no checksum (an older version wrote it) or is not a cache"
+    stored = data.pop("sha256")
+    if stored != _digest(data):
+        return None, "is damaged (its checksum does not match)"
+    if data.get("config") != asdict(cfg):
+        return None, "was built for another configuration"
+    return data, None
+
+
+# ------------------------------------------------------------------------------ solving by a model
+
+def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: str = "sample",
+                 z_strategy: str = "fixed", generator=None, batch_size: int = 500) -> torch.Tensor:
+    """Fill the blanks (mask tokens) of ``puzzles`` (B, 81) with the model in ``nfe`` denoiser calls
+    per puzzle, ``batch_size`` puzzles at a time; clues are never changed (``generate`` keeps every
+    given token)."""
+    device = next(program.parameters()).device
+    out = [generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
+                    z_strategy=z_strategy, generator=generator)[0].cpu()
+           for chunk in puzzles.split(batch_size)]
+    return torch.cat(out)
+
+
+def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor | None = None) -> dict:
+    """Solve rate (valid grid keeping the clues: checked by the rules) and, with reference
+    ``solutions``, the accuracy over the blank cells (for unique-solution puzzles every valid grid
+    is the reference one)."""
+    out = {"solve_rate": float(solved(puzzles, filled).double().mean()),
+           "num_puzzles": int(puzzles.shape[0])}
+    if solutions is not None:
+        blanks = puzzles == MASK_ID
+        out["cell_accuracy"] = float(((filled == solutions) & blanks).sum() / blanks.sum())
+    return out
