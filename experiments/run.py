@@ -106,17 +106,16 @@ def check_args(args, parser):
     for name in ("bound_orders", "bound_sequences", "bound_iw_samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    several = lambda flag: " / ".join(n for n, t in sorted(TASKS.items()) if getattr(t, flag))  # noqa: E731
     if not task.several_orders and args.order is not None and len(args.order) > 1:
         parser.error(f"several --order values are only supported with --task "
-                     f"{several('several_orders')}")
+                     f"{tasks_with('several_orders')}")
     if not task.several_fills and args.fill is not None and len(args.fill) > 1:
         parser.error(f"--task {args.task} takes one --fill value")
     task.fill_defaults(args)
     if args.block_size and args.arch != "transformer":
         parser.error("--block-size needs the block-causal transformer: add --arch transformer")
     if args.structure != "none" and not (task.has_position_groups and args.arch == "transformer"):
-        parser.error(f"--structure embed/attend needs --task {several('has_position_groups')} "
+        parser.error(f"--structure embed/attend needs --task {tasks_with('has_position_groups')} "
                      "(the task with position groups) and --arch transformer")
     maskable = task.maskable(args)  # a T above it has no sampler
     for name in ("bound_nfe", "train_nfe"):
@@ -125,6 +124,11 @@ def check_args(args, parser):
             parser.error(f"--{name.replace('_', '-')} {max(values)} is above the {maskable} maskable "
                          f"positions of a sequence of this task (one step per position at most)")
     check_checkpoints(args)
+
+
+def tasks_with(flag: str) -> str:
+    """The tasks whose class sets ``flag``, for error messages."""
+    return " / ".join(name for name, task in sorted(TASKS.items()) if getattr(task, flag))
 
 
 def run_task(args, device):

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -88,8 +89,6 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 def run_commands(commands: list[list[str]], log_paths: list[Path], jobs: int = 1) -> list[int]:
     """Run experiment commands (``jobs`` at a time, each its own process), stdout+stderr to its
     log; returns the exit codes. For sweeps of ``experiments/run.py``."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def one(item):
         cmd, log = item
         log.parent.mkdir(parents=True, exist_ok=True)

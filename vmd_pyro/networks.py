@@ -181,6 +181,7 @@ class SequenceEncoder(nn.Module):
 
 
 # --- block diffusion (vmd_pyro.blocks): the block-causal transformer over [xt ; x0] -------------
+
 def check_block_config(cfg: NetConfig) -> None:
     if cfg.block_size < 1 or cfg.seq_len % cfg.block_size:
         raise ValueError(f"--block-size must be a positive divisor of the sequence length "
