@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
     g.add_argument("--components", type=int, default=10,
                    help="K: mixture components (mog) or values of z (discrete) (default 10)")
+    g.add_argument("--guide-hidden", type=int, default=None,
+                   help="width of the guide's encoder q(z | x0, xt) (default: a quarter of "
+                        "--hidden, at least 16; give --hidden for a guide as wide as the denoiser)")
+    g.add_argument("--guide-layers", type=int, default=None,
+                   help="transformer layers of the guide's encoder (default: a third of --layers, "
+                        "at least 1)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
                    help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
@@ -177,7 +183,7 @@ def check_args(args, parser):
     if args.nfe is not None and any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
     for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden",
-                 "layers", "heads", "test_puzzles", "val_puzzles", "train_pool", "seq_len",
+                 "layers", "heads", "guide_hidden", "guide_layers", "test_puzzles", "val_puzzles", "train_pool", "seq_len",
                  "eval_batches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -238,7 +244,8 @@ def program_config(args, model: str, task) -> ProgramConfig:
                     block_size=args.block_size, position_groups=groups,
                     attention="groups" if args.structure == "attend" else "full")
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
-                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
+                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo,
+                         guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
 
 
 def train_config(args, model: str) -> TrainConfig:
