@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -62,6 +63,28 @@ def _broadcast_batch(h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor
     return h + cond.reshape(cond.shape[:-1] + (1,) * extra + cond.shape[-1:])
 
 
+def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
+                         tokens: torch.Tensor) -> torch.Tensor:
+    """``linear(embed(tokens).flatten(-2))`` for ``tokens (..., L)``, computed cheaply.
+
+    The first layer of an MLP over embedded tokens is linear in the one-hot tokens, so it equals a
+    sum over positions of rows of one ``(L, V, H_out)`` table, ``table[i, v] = W_i @ E[v]``.
+    Building the table costs ``L V H_in H_out`` multiply-adds once per call instead of
+    ``B L H_in H_out``: for the synthetic MLP (batch 256, 11 token ids) this layer was two thirds
+    of the denoiser's FLOPs. Same parameters, same function and gradients (up to float rounding).
+    """
+    length = tokens.shape[-1]
+    num_ids, width = embed.weight.shape
+    rows = tokens.reshape(-1, length)
+    if rows.shape[0] <= num_ids:  # a few sequences (sampling one puzzle): the plain way is cheaper
+        return linear(embed(tokens).flatten(-2))
+    weight = linear.weight.view(linear.out_features, length, width).permute(1, 2, 0)
+    table = torch.matmul(embed.weight, weight).reshape(length * num_ids, linear.out_features)
+    offsets = torch.arange(length, device=tokens.device) * num_ids
+    h = F.embedding_bag(rows + offsets, table, mode="sum") + linear.bias
+    return h.reshape(*tokens.shape[:-1], linear.out_features)
+
+
 class MLPDenoiser(nn.Module):
     """Flatten the embedded sequence, add the projected latent, MLP, per-position logits."""
 
@@ -78,7 +101,7 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(cfg.hidden, cfg.seq_len * cfg.vocab_size)
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.inp(self.embed(xt).flatten(-2))
+        h = embed_flatten_linear(self.embed, self.inp, xt)
         h = _broadcast_batch(h, self.z_proj(z) if z is not None else None)
         logits = self.out(self.body(h))
         return logits.unflatten(-1, (self.cfg.seq_len, self.cfg.vocab_size))
@@ -173,7 +196,7 @@ class SequenceEncoder(nn.Module):
         if self.trunk is not None:
             h = self.trunk(ids).mean(-2)
         else:
-            h = self.mlp(self.embed(ids).flatten(-2))
+            h = self.mlp[1:](embed_flatten_linear(self.embed, self.mlp[0], ids))
         return self.out(h)
 
 
