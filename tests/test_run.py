@@ -17,6 +17,7 @@ def run_cli(*args):
                           timeout=300)
 
 
+@pytest.mark.slow  # two subprocesses training VMD with a mixture prior
 def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
     out, samples, ck = tmp_path / "r.json", tmp_path / "s.txt", tmp_path / "m.pt"
     proc = run_cli("--dataset", "pair-skewed", "--model", "vmd", "--prior", "mog", "--nfe", "1",
@@ -43,6 +44,7 @@ def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
         assert reloaded[key] == record[key], key
 
 
+@pytest.mark.slow  # a subprocess training MDM and VMD
 def test_comparison_lists_every_model_and_nfe(tmp_path):
     out = tmp_path / "cmp.json"
     proc = run_cli("--dataset", "quad-d1", "--nfe", "1", "2", "--out", str(out), *TINY)
