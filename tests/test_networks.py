@@ -106,3 +106,23 @@ def test_configs_saved_before_guide_sizes_load_with_a_full_size_guide():
     cfg = ProgramConfig.from_dict(old)
     assert (cfg.guide_hidden, cfg.guide_layers) == (64, 3)
     assert ProgramConfig.from_dict(ProgramConfig(net=net).to_dict()) == ProgramConfig(net=net)
+
+
+@pytest.mark.parametrize("attention", ["full", "groups"])
+def test_training_path_of_the_trunk_equals_the_stock_encoder(attention):
+    # TransformerTrunk.encode runs its own layer function when gradients are on; it must compute
+    # what nn.TransformerEncoder computes, values and gradients.
+    torch.manual_seed(0)
+    net = TransformerDenoiser(sudoku_net(attention=attention, latent_dim=2))
+    x, z = torch.randint(0, 10, (3, 81)), torch.randn(3, 2)
+    fast = net(x, z)
+    trunk = net.trunk
+    h = trunk.embed(x) + trunk.positions() + net.z_proj(z)[:, None]
+    stock = net.out(trunk.norm(trunk.layers(h, mask=trunk.attn_mask)))
+    assert torch.allclose(fast, stock, atol=1e-5)
+    params = list(net.parameters())
+    for a, b in zip(torch.autograd.grad(fast.square().sum(), params),
+                    torch.autograd.grad(stock.square().sum(), params)):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # sampling: the stock module's inference path
+        assert torch.allclose(net.eval()(x, z), stock, atol=1e-5)
