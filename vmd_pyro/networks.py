@@ -78,8 +78,11 @@ def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
     rows = tokens.reshape(-1, length)
     if rows.shape[0] <= num_ids:  # a few sequences (sampling one puzzle): the plain way is cheaper
         return linear(embed(tokens).flatten(-2))
-    weight = linear.weight.view(linear.out_features, length, width).permute(1, 2, 0)
-    table = torch.matmul(embed.weight, weight).reshape(length * num_ids, linear.out_features)
+    # (ids, out * L) from the weight's transposed view (no copy of the weight), then the small
+    # table is laid out as (L * ids, out) rows for embedding_bag.
+    table = embed.weight @ linear.weight.view(-1, width).T
+    table = table.view(num_ids, linear.out_features, length).permute(2, 0, 1).reshape(
+        length * num_ids, linear.out_features)
     offsets = torch.arange(length, device=tokens.device) * num_ids
     h = F.embedding_bag(rows + offsets, table, mode="sum") + linear.bias
     return h.reshape(*tokens.shape[:-1], linear.out_features)
