@@ -7,9 +7,12 @@ Compares, on the same networks and the same batches:
     PyTorch step computing the same NELBO and gradients (checked to agree before timing), for the
     synthetic MLP network (seq_len 4) and a Sudoku-scale transformer (seq_len 81, vocab 9);
 (b) a VMD training step against an MDM training step (both Pyro; and both hand-written, to separate
-    the cost of VMD's extra guide network from Pyro's);
+    the cost of VMD's extra guide network from Pyro's), with the default small guide encoder and,
+    for reference, with a guide as wide and deep as the denoiser;
 (c) VMD sampling against MDM sampling at the same number of denoiser calls (NFE);
-(d) step time as the sequence length and the batch grow (Pyro and hand-written).
+(d) step time as the sequence length and the batch grow (Pyro and hand-written);
+(e) the achieved GFLOP/s of the MDM and VMD training steps (FLOPs counted by FlopCounterMode)
+    against the float32 matmul peak of this machine and thread count, measured interleaved.
 
 Each comparison alternates the two contenders inside every repeat (the machine may be shared and
 noisy), and reports the median ratio with its interquartile range over repeats. Writes JSON and a
