@@ -4,7 +4,10 @@
 Starts ``--burners`` busy-loop processes (``python -c "while True: pass"``), runs each job
 (``python experiments/run.py`` and ``python experiments/run.py --prior mog`` by default, with their
 default thread choice and output folder) one after the other, stops the burners, and writes the
-wall times, the machine's load and each job's accuracy and KL to ``--out``:
+wall times, the CPU time each job used, the machine's load (other users' processes count too) and
+each job's accuracy and KL to ``--out``. With ``B`` burners on ``C`` cores and nothing else
+running, a one-thread job gets ``C / (B + 1)`` of a core, so its wall time is about its CPU time
+times ``(B + 1) / C``:
 
     python benchmarks/default_job_under_load.py --burners 2
 """
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -26,12 +30,21 @@ from vmd_pyro.experiment import REPO, provenance, write_json  # noqa: E402
 JOBS = [[], ["--prior", "mog"]]
 
 
+def runnable_processes() -> int:
+    """Processes running or ready to run on the whole machine now (``/proc/loadavg``), this
+    script's own included: the competition a job really had, beyond the burners."""
+    return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+
+
 def run_job(extra: list[str]) -> dict:
     cmd = [sys.executable, "experiments/run.py", "--quiet", *extra]
-    load_before = os.getloadavg()
+    load_before, running_before = os.getloadavg(), runnable_processes()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
     written = re.search(r"^wrote (\S+result\.json)$", proc.stdout, re.MULTILINE)
@@ -39,7 +52,9 @@ def run_job(extra: list[str]) -> dict:
         raise SystemExit(f"{' '.join(cmd)} did not say where it wrote its results")
     runs = json.loads((REPO / written.group(1)).read_text())["runs"]
     return {"command": "python " + " ".join(cmd[1:]), "wall_seconds": wall,
-            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "cpu_seconds": cpu, "load_average_before": load_before,
+            "load_average_after": os.getloadavg(), "runnable_before": running_before,
+            "runnable_after": runnable_processes(),
             "result_file": written.group(1), "threads": runs[0]["threads"],
             "train_seconds": {r["model"]: r["train_seconds"] for r in runs},
             "results": [{k: r[k] for k in ("model", "prior", "nfe", "fill", "accuracy", "kl",
@@ -62,7 +77,8 @@ def main(argv=None) -> int:
             jobs.append(run_job(extra))
             print(f"{jobs[-1]['command']}: {jobs[-1]['wall_seconds']:.1f} s "
                   f"({jobs[-1]['threads']} thread(s), load {jobs[-1]['load_average_before'][0]:.1f}"
-                  f" before), results in {jobs[-1]['result_file']}", flush=True)
+                  f" before, {jobs[-1]['runnable_before']} runnable), {jobs[-1]['cpu_seconds']:.1f}"
+                  f" s CPU, results in {jobs[-1]['result_file']}", flush=True)
     finally:
         for b in burners:
             b.kill()
