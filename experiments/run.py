@@ -2,7 +2,10 @@
 """Train and evaluate MDM / VMD models: the entry point of vmd-pyro.
 
 With no arguments it runs a small default comparison (MDM against VMD with a Gaussian prior on the
-4-token set quad-d1, decoded in 1 and 2 steps) that finishes in a few minutes on 2 CPU cores:
+4-token set quad-d1, decoded in 1 and 2 steps) on one torch thread (the thread count follows the
+network's size and the machine's load unless ``--threads`` is given), and writes its JSON to
+``runs/<time>-<data set>-<models>/result.json`` unless ``--out`` is given
+(timings under load: ``results/bench/default_job_under_load.json``):
 
     python experiments/run.py
     python experiments/run.py --prior mog
