@@ -37,7 +37,7 @@ def runnable_processes() -> int:
 
 
 def run_job(extra: list[str]) -> dict:
-    cmd = [sys.executable, "experiments/run.py", "--quiet", *extra]
+    cmd = [sys.executable, "experiments/run.py", *extra]  # as a user runs it (progress bar on)
     load_before, running_before = os.getloadavg(), runnable_processes()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
