@@ -159,7 +159,8 @@ class TransformerTrunk(nn.Module):
 
         With gradients (training) each layer runs through :func:`encoder_layer`, the same
         computation as ``nn.TransformerEncoderLayer`` without the layout copies of
-        ``nn.MultiheadAttention`` (about 10% of a Sudoku-scale training step). Without gradients
+        ``nn.MultiheadAttention`` (copies were the largest non-matmul cost in the profile of a
+        Sudoku-scale step, ``benchmarks/profile_step.py``). Without gradients
         (sampling) the stock module keeps its fused inference kernels.
         """
         if not torch.is_grad_enabled():
