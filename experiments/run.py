@@ -2,7 +2,10 @@
 """Train and evaluate MDM / VMD models: the entry point of vmd-pyro.
 
 With no arguments it runs a small default comparison (MDM against VMD with a Gaussian prior on the
-4-token set quad-d1, decoded in 1 and 2 steps) that finishes in a few minutes on 2 CPU cores:
+4-token set quad-d1, decoded in 1 and 2 steps) on one torch thread (the thread count follows the
+network's size and the machine's load unless ``--threads`` is given), and writes its JSON to
+``runs/<time>-<data set>-<models>/result.json`` unless ``--out`` is given
+(timings under load: ``results/bench/default_job_under_load.json``):
 
     python experiments/run.py
     python experiments/run.py --prior mog
@@ -36,7 +39,8 @@ from vmd_pyro.blocks import calls_used, nfe_per_block  # noqa: E402
 from vmd_pyro.checkpoint import (checkpoint_model, load_program, read_checkpoint,  # noqa: E402
                                  save_checkpoint)
 from vmd_pyro.datasets import sudoku, synthetic, text  # noqa: E402
-from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json  # noqa: E402
+from vmd_pyro.experiment import (choose_threads, markdown_table, provenance,  # noqa: E402
+                                 resolve_device, training_step_flops, write_json)
 from vmd_pyro.networks import NetConfig  # noqa: E402
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program  # noqa: E402
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, all_masked, generate  # noqa: E402
@@ -78,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
     g.add_argument("--components", type=int, default=10,
                    help="K: mixture components (mog) or values of z (discrete) (default 10)")
+    g.add_argument("--guide-hidden", type=int, default=None,
+                   help="width of the guide's encoder q(z | x0, xt) (default: a quarter of "
+                        "--hidden, at least 16; give --hidden for a guide as wide as the denoiser)")
+    g.add_argument("--guide-layers", type=int, default=None,
+                   help="transformer layers of the guide's encoder (default: a third of --layers, "
+                        "at least 1)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
                    help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
@@ -179,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 for small networks such as the synthetic "
+                        "MLP, else the cores not kept busy by other processes)")
     g.add_argument("--save", default=None,
                    help="save the trained model and its training state here (PATH-MODEL.pt when "
                         "several models are run)")
@@ -191,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoints go to --save, else back to this path")
     g.add_argument("--checkpoint", default=None,
                    help="load a trained model instead of training (PATH-MODEL.pt as for --save)")
-    g.add_argument("--out", default=None, help="write results as JSON to this path")
+    g.add_argument("--out", default=None,
+                   help="write results as JSON to this path (default: "
+                        "runs/<time>-<dataset or task>-<models>/result.json)")
     g.add_argument("--samples-out", default=None,
                    help="write the generated sequences (first NFE) here, one per line")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -204,7 +218,7 @@ def check_args(args, parser):
     if args.nfe is not None and any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
     for name in ("steps", "batch_size", "num_samples", "latent_dim", "components", "hidden",
-                 "layers", "heads", "test_puzzles", "val_puzzles", "train_pool", "seq_len",
+                 "layers", "heads", "guide_hidden", "guide_layers", "threads", "test_puzzles", "val_puzzles", "train_pool", "seq_len",
                  "eval_batches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -296,7 +310,8 @@ def program_config(args, model: str, task) -> ProgramConfig:
                     block_size=args.block_size, position_groups=groups,
                     attention="groups" if args.structure == "attend" else "full")
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
-                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
+                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo,
+                         guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
 
 
 def train_config(args, model: str) -> TrainConfig:
@@ -630,6 +645,23 @@ def run_text(args, device):
 RUNNERS = {"synthetic": run_synthetic, "sudoku": run_sudoku, "text": run_text}
 
 
+def auto_threads(args) -> int:
+    """Threads for this run when ``--threads`` is not given: from the network's size and the load
+    of the machine (``vmd_pyro.experiment.choose_threads``)."""
+    seq_len = {"sudoku": 81, "text": args.seq_len}.get(args.task, 4)  # 4: the longest synthetic set
+    vocab = {"sudoku": 9, "text": 27}.get(args.task, 10)
+    return choose_threads(training_step_flops(args.arch, args.hidden, args.layers, seq_len, vocab,
+                                              args.batch_size))
+
+
+def default_out(args) -> str:
+    """Without ``--out``: ``runs/<time>-<task>-<models>/result.json`` (untracked), so that every
+    run leaves its numbers somewhere without touching the committed ``results/``."""
+    what = args.dataset if args.task == "synthetic" else args.task
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / f"{stamp}-{what}-{'-'.join(args.model)}" / "result.json")
+
+
 def _progress_line(model, record) -> str:
     parts = [f"[{model}] step {record['step']}", f"train loss {record['train_loss']:.3f} nats"]
     if "nelbo_bits" in record:
@@ -648,8 +680,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         cli.fail(err)
     device = distributed.init_from_env(resolve_device(args.device))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or auto_threads(args))
     reports = distributed.is_main_process()  # ranks > 0 only train; rank 0 reports
     start = time.perf_counter()
     try:
@@ -671,10 +702,9 @@ def main(argv=None) -> int:
     for note in notes:
         print(note)
     print(f"wall time {wall:.1f} s, seed {args.seed}, commit {meta['git_commit']}")
-    if args.out:
-        write_json(args.out, runs[0] if len(runs) == 1 else {"runs": runs, **meta,
-                                                              "wall_seconds": wall})
-        print(f"wrote {args.out}")
+    out = args.out or default_out(args)
+    write_json(out, runs[0] if len(runs) == 1 else {"runs": runs, **meta, "wall_seconds": wall})
+    print(f"wrote {out}")
     if args.samples_out and samples[0] is not None:
         Path(args.samples_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.samples_out).write_text(

@@ -66,7 +66,7 @@ def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,
     if cond is not None:
         h = h + cond
     lead = h.shape[:-2]
-    h = trunk.layers(h.reshape(-1, *h.shape[-2:]), mask=attn_mask)
+    h = trunk.encode(h.reshape(-1, *h.shape[-2:]), attn_mask)
     return trunk.norm(h).reshape(*lead, *h.shape[-2:])
 
 
