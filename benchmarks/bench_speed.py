@@ -7,9 +7,12 @@ Compares, on the same networks and the same batches:
     PyTorch step computing the same NELBO and gradients (checked to agree before timing), for the
     synthetic MLP network (seq_len 4) and a Sudoku-scale transformer (seq_len 81, vocab 9);
 (b) a VMD training step against an MDM training step (both Pyro; and both hand-written, to separate
-    the cost of VMD's extra guide network from Pyro's);
+    the cost of VMD's extra guide network from Pyro's), with the default small guide encoder and,
+    for reference, with a guide as wide and deep as the denoiser;
 (c) VMD sampling against MDM sampling at the same number of denoiser calls (NFE);
-(d) step time as the sequence length and the batch grow (Pyro and hand-written).
+(d) step time as the sequence length and the batch grow (Pyro and hand-written);
+(e) the achieved GFLOP/s of the MDM and VMD training steps (FLOPs counted by FlopCounterMode)
+    against the float32 matmul peak of this machine and thread count, measured interleaved.
 
 Each comparison alternates the two contenders inside every repeat (the machine may be shared and
 noisy), and reports the median ratio with its interquartile range over repeats. Writes JSON and a
@@ -73,11 +76,13 @@ def pyro_loss(program, batch, beta=1.0, elbo=None) -> torch.Tensor:
 
 
 class Stepper:
-    """One optimisation step (zero_grad, loss, backward, global clip, AdamW) with a given loss."""
+    """One optimisation step (zero_grad, loss, backward, global clip, AdamW) with a given loss.
+    AdamW is fused by default, as in ``vmd_pyro.training``."""
 
-    def __init__(self, program, loss_fn, batch):
+    def __init__(self, program, loss_fn, batch, optimizer_kwargs=None):
         self.program, self.loss_fn, self.batch = program, loss_fn, batch
-        self.optimizer = torch.optim.AdamW(program.parameters(), lr=1e-4)
+        self.optimizer = torch.optim.AdamW(program.parameters(), lr=1e-4,
+                                           **(optimizer_kwargs or {"fused": True}))
 
     def __call__(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -87,10 +92,48 @@ class Stepper:
         self.optimizer.step()
 
 
-def make_program(net: NetConfig, model: str, seed: int = 0):
+def make_program(net: NetConfig, model: str, seed: int = 0, guide: str = "small"):
+    """``guide``: "small" is the library's default guide encoder (ProgramConfig.guide_hidden /
+    guide_layers left to their defaults); "full" is as wide and deep as the denoiser."""
     pyro.set_rng_seed(seed)
+    sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers} if guide == "full" else {}
     return build_program(ProgramConfig(net=net, model=model, prior="gaussian",
-                                       latent_dim=LATENT_DIM))
+                                       latent_dim=LATENT_DIM, **sizes))
+
+
+def step_flops(step) -> int:
+    """Floating-point operations of one call of ``step``, counted by torch's FlopCounterMode
+    (matrix products and attention, forward and backward: the operations that bound a step)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+class Matmul:
+    """A float32 ``n x n`` matrix product: the reference for the peak of this machine and thread
+    count, timed interleaved with the training step so both see the same load."""
+
+    def __init__(self, n: int = 1024):
+        g = torch.Generator().manual_seed(0)
+        self.a, self.b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+        self.out, self.flops = torch.empty(n, n), 2 * n ** 3
+
+    def __call__(self):
+        torch.mm(self.a, self.b, out=self.out)
+
+
+def throughput(step, *, repeats: int, steps: int) -> dict:
+    """Achieved GFLOP/s of ``step`` and its share of the matmul peak measured in the same run;
+    the share is computed per repeat (step and matmul timed in adjacent pairs)."""
+    flops, matmul = step_flops(step), Matmul()
+    r = compare(step, matmul, repeats=repeats, steps=steps)
+    shares = [flops / matmul.flops / ratio for ratio in r["ratios"]]
+    return {"step_flops": flops, "step_seconds_median": r["a_seconds_median"],
+            "achieved_gflops": flops / r["a_seconds_median"] / 1e9,
+            "matmul_peak_gflops": matmul.flops / r["b_seconds_median"] / 1e9,
+            "matmul_size": matmul.a.shape[0], "share_of_peak_median": statistics.median(shares),
+            "share_of_peak_iqr": iqr(shares), "repeats": repeats, "steps": steps}
 
 
 def make_batch(net: NetConfig, batch_size: int, seed: int = 0):
@@ -99,9 +142,9 @@ def make_batch(net: NetConfig, batch_size: int, seed: int = 0):
     return corrupt(x0, net.mask_id, generator=g)
 
 
-def pyro_stepper(program, batch):
+def pyro_stepper(program, batch, optimizer_kwargs=None):
     elbo = program.make_elbo()
-    return Stepper(program, lambda p, b: pyro_loss(p, b, elbo=elbo), batch)
+    return Stepper(program, lambda p, b: pyro_loss(p, b, elbo=elbo), batch, optimizer_kwargs)
 
 
 def agreement(program, batch) -> dict:
@@ -183,7 +226,7 @@ def main(argv=None) -> int:
     results = {"networks": {k: {**vars(v), "batch_size": BATCH[k]} for k, v in NETWORKS.items()},
                "latent": {"prior": "gaussian", "guide": "normal", "latent_dim": LATENT_DIM},
                "step": "zero_grad + loss + backward + global-norm clip + AdamW step",
-               "comparisons": {}, "scaling": {}}
+               "comparisons": {}, "throughput": {}, "scaling": {}}
     comps = results["comparisons"]
     report = []
     targets = {"mlp-synthetic": 1.30, "transformer-sudoku": 1.10}
@@ -194,6 +237,8 @@ def main(argv=None) -> int:
         vmd, mdm = make_program(net, "vmd"), make_program(net, "mdm")
         results["networks"][name]["parameters"] = {"vmd": vmd.num_parameters(),
                                                    "mdm": mdm.num_parameters()}
+        results["networks"][name]["guide"] = {"hidden": vmd.cfg.guide_hidden,
+                                              "layers": vmd.cfg.guide_layers}
         results["networks"][name]["agreement"] = checks = {"vmd": agreement(vmd, batch),
                                                            "mdm": agreement(mdm, batch)}
         for model, c in checks.items():  # timing two different computations would mean nothing
@@ -212,6 +257,11 @@ def main(argv=None) -> int:
         comps[key] = compare(pyro_stepper(vmd, batch), pyro_stepper(mdm, batch),
                              repeats=repeats, steps=steps)
         report.append(line(key, comps[key], 1.3))
+        key = f"{name}: vmd with a full-size guide/mdm training step (pyro)"
+        full = make_program(net, "vmd", guide="full")
+        comps[key] = compare(pyro_stepper(full, batch), pyro_stepper(mdm, batch),
+                             repeats=repeats, steps=steps)
+        report.append(line(key, comps[key]))
         key = f"{name}: vmd/mdm training step (hand-written torch)"
         comps[key] = compare(Stepper(vmd, reference_loss, batch), Stepper(mdm, reference_loss, batch),
                              repeats=repeats, steps=steps)
@@ -223,7 +273,15 @@ def main(argv=None) -> int:
                              lambda: generate(mdm, x, nfe=nfe, generator=torch.Generator()),
                              repeats=repeats, steps=steps)
         report.append(line(key, comps[key], 1.05))
-        print("\n".join(report[-5:]), flush=True)
+        for model, program in (("mdm", mdm), ("vmd", vmd)):
+            key = f"{name}: {model} training step"
+            t = results["throughput"][key] = throughput(pyro_stepper(program, batch),
+                                                        repeats=repeats, steps=steps)
+            report.append(f"{key:58s} {t['achieved_gflops']:.1f} GFLOP/s = "
+                          f"{100 * t['share_of_peak_median']:.0f}% of the {t['matmul_peak_gflops']:.1f}"
+                          f" GFLOP/s matmul peak (IQR {100 * t['share_of_peak_iqr'][0]:.0f}-"
+                          f"{100 * t['share_of_peak_iqr'][1]:.0f}%)")
+        print("\n".join(report[-8:]), flush=True)
 
     lengths = [64, 256, 1024] if args.quick else [64, 128, 256, 512, 1024]
     batches = [8, 32] if args.quick else [4, 8, 16, 32, 64]

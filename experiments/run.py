@@ -2,7 +2,10 @@
 """Train and evaluate MDM / VMD models: the entry point of vmd-pyro.
 
 With no arguments it runs a small default comparison (MDM against VMD with a Gaussian prior on the
-4-token set quad-d1, decoded in 1 and 2 steps) that finishes in a few minutes on 2 CPU cores:
+4-token set quad-d1, decoded in 1 and 2 steps) on one torch thread (the thread count follows the
+network's size and the machine's load unless ``--threads`` is given), and writes its JSON to
+``runs/<time>-<data set>-<models>/result.json`` unless ``--out`` is given
+(timings under load: ``results/bench/default_job_under_load.json``):
 
     python experiments/run.py
     python experiments/run.py --prior mog
@@ -26,7 +29,8 @@ import torch
 
 import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
 from vmd_pyro import bounds, cli, distributed
-from vmd_pyro.experiment import markdown_table, provenance, resolve_device, write_json
+from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, resolve_device,
+                                 training_step_flops, write_json)
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
@@ -83,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "64 text)")
 
     g = p.add_argument_group("output")
-    g.add_argument("--out", default=None, help="write results as JSON to this path")
+    g.add_argument("--out", default=None,
+                   help="write results as JSON to this path (default: "
+                        "runs/<time>-<dataset or task>-<models>/result.json)")
     g.add_argument("--samples-out", default=None,
                    help="write the generated sequences (first NFE) here, one per line")
     return p
@@ -126,6 +132,23 @@ def check_args(args, parser):
     check_checkpoints(args)
 
 
+def auto_threads(args) -> int:
+    """Threads for this run when ``--threads`` is not given: from the network's size and the load
+    of the machine (``vmd_pyro.experiment.choose_threads``)."""
+    seq_len = {"sudoku": 81, "text": args.seq_len}.get(args.task, 4)  # 4: the longest synthetic set
+    vocab = {"sudoku": 9, "text": 27}.get(args.task, 10)
+    return choose_threads(training_step_flops(args.arch, args.hidden, args.layers, seq_len, vocab,
+                                              args.batch_size))
+
+
+def default_out(args) -> str:
+    """Without ``--out``: ``runs/<time>-<task>-<models>/result.json`` (untracked), so that every
+    run leaves its numbers somewhere without touching the committed ``results/``."""
+    what = args.dataset if args.task == "synthetic" else args.task
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / f"{stamp}-{what}-{'-'.join(args.model)}" / "result.json")
+
+
 def tasks_with(flag: str) -> str:
     """The tasks whose class sets ``flag``, for error messages."""
     return " / ".join(name for name, task in sorted(TASKS.items()) if getattr(task, flag))
@@ -150,8 +173,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         cli.fail(err)
     device = distributed.init_from_env(resolve_device(args.device))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or auto_threads(args))
     reports = distributed.is_main_process()  # rank 0 reports
     start = time.perf_counter()
     try:
@@ -173,10 +195,9 @@ def main(argv=None) -> int:
     for note in task.notes(runs):
         print(note)
     print(f"wall time {wall:.1f} s, seed {args.seed}, commit {meta['git_commit']}")
-    if args.out:
-        write_json(args.out, runs[0] if len(runs) == 1 else {"runs": runs, **meta,
-                                                              "wall_seconds": wall})
-        print(f"wrote {args.out}")
+    out = args.out or default_out(args)
+    write_json(out, runs[0] if len(runs) == 1 else {"runs": runs, **meta, "wall_seconds": wall})
+    print(f"wrote {out}")
     if args.samples_out and samples[0] is not None:
         Path(args.samples_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.samples_out).write_text(

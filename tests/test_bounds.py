@@ -116,6 +116,7 @@ def test_sampler_frequencies_match_exact_p_T_and_the_check_can_fail():
     assert stats.chisquare(counts.numpy(), (n * p1).numpy()).pvalue < 1e-8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", ["discrete", "gaussian"])
 @pytest.mark.parametrize("T", [1, 2, 3])
 def test_bound_is_above_exact_and_iw_converges_to_it(prior, T):
@@ -137,6 +138,7 @@ def test_bound_is_above_exact_and_iw_converges_to_it(prior, T):
         assert float((iw - exact).abs().max()) < 0.02
 
 
+@pytest.mark.slow
 def test_iw_bound_is_non_increasing_in_K():
     """E[IW_K] decreases with K towards -log p_T (Gaussian z, T = 2, averaged over repeats)."""
     program = latent_program("gaussian", latent_dim=1)

@@ -188,6 +188,7 @@ def _mutate_structure(state, rng):
     return state
 
 
+@pytest.mark.slow
 def test_fuzzed_checkpoints_load_correctly_or_fail_with_one_line(tmp_path):
     rng = random.Random(15)
     program = tiny_program(vocab=10, seq_len=4)

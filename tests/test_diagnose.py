@@ -19,6 +19,7 @@ TINY = ["--steps", "30", "--hidden", "16", "--layers", "1", "--latent-dim", "2",
         "--samples", "40", "--quiet"]
 
 
+@pytest.mark.slow  # trains, diagnoses and plots
 @pytest.mark.parametrize("prior", ["discrete", "gaussian"])
 def test_diagnose_writes_json_netcdf_and_plots(tmp_path, prior):
     ckpt = tmp_path / "model.pt"

@@ -61,3 +61,68 @@ def test_position_groups_survive_a_json_round_trip():
 def test_bad_structure_is_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         NetConfig(vocab_size=9, seq_len=81, arch="transformer", **kw)
+
+
+def test_lookup_first_layer_equals_embedding_then_linear():
+    # embed_flatten_linear computes linear(embed(x).flatten(-2)) from a per-position table; the
+    # function and its gradients must be the plain ones, for batches both above and below the
+    # number of token ids (where it switches to the plain computation).
+    from vmd_pyro.networks import embed_flatten_linear
+    torch.manual_seed(0)
+    embed, linear = torch.nn.Embedding(11, 8), torch.nn.Linear(4 * 8, 6)
+    for shape in [(64, 4), (3, 4), (2, 32, 4)]:
+        x = torch.randint(0, 11, shape)
+        plain = linear(embed(x).flatten(-2))
+        fast = embed_flatten_linear(embed, linear, x)
+        assert fast.shape == plain.shape
+        assert torch.allclose(fast, plain, atol=1e-5)
+        weights = [embed.weight, linear.weight, linear.bias]
+        g_plain = torch.autograd.grad((plain * plain.detach()).sum(), weights)
+        g_fast = torch.autograd.grad((fast * plain.detach()).sum(), weights)
+        for a, b in zip(g_plain, g_fast):
+            assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_guide_is_small_by_default_and_full_size_on_request(arch):
+    from vmd_pyro.program import build_program
+    net = NetConfig(vocab_size=9, seq_len=12, arch=arch, hidden=64, layers=3, heads=4)
+    small = build_program(ProgramConfig(net=net))
+    assert (small.cfg.guide_hidden, small.cfg.guide_layers) == (16, 1)
+    full = build_program(ProgramConfig(net=net, guide_hidden=64, guide_layers=3))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(small.guide_net) < count(small.denoiser) / 5
+    assert count(full.guide_net) > count(full.denoiser) / 2
+    if arch == "transformer":
+        assert len(small.guide_net.encoder.trunk.layers.layers) == 1
+        with pytest.raises(ValueError, match="multiple of the 4 attention heads"):
+            ProgramConfig(net=net, guide_hidden=18)
+
+
+def test_configs_saved_before_guide_sizes_load_with_a_full_size_guide():
+    net = NetConfig(vocab_size=9, seq_len=12, hidden=64, layers=3)
+    old = ProgramConfig(net=net).to_dict()
+    del old["guide_hidden"], old["guide_layers"]
+    cfg = ProgramConfig.from_dict(old)
+    assert (cfg.guide_hidden, cfg.guide_layers) == (64, 3)
+    assert ProgramConfig.from_dict(ProgramConfig(net=net).to_dict()) == ProgramConfig(net=net)
+
+
+@pytest.mark.parametrize("attention", ["full", "groups"])
+def test_training_path_of_the_trunk_equals_the_stock_encoder(attention):
+    # TransformerTrunk.encode runs its own layer function when gradients are on; it must compute
+    # what nn.TransformerEncoder computes, values and gradients.
+    torch.manual_seed(0)
+    net = TransformerDenoiser(sudoku_net(attention=attention, latent_dim=2))
+    x, z = torch.randint(0, 10, (3, 81)), torch.randn(3, 2)
+    fast = net(x, z)
+    trunk = net.trunk
+    h = trunk.embed(x) + trunk.positions() + net.z_proj(z)[:, None]
+    stock = net.out(trunk.norm(trunk.layers(h, mask=trunk.attn_mask)))
+    assert torch.allclose(fast, stock, atol=1e-5)
+    params = list(net.parameters())
+    for a, b in zip(torch.autograd.grad(fast.square().sum(), params),
+                    torch.autograd.grad(stock.square().sum(), params)):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # sampling: the stock module's inference path
+        assert torch.allclose(net.eval()(x, z), stock, atol=1e-5)

@@ -20,6 +20,7 @@ def run_cli(*args):
                           timeout=300)
 
 
+@pytest.mark.slow  # two subprocesses training VMD with a mixture prior
 def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
     out, samples, ck = tmp_path / "r.json", tmp_path / "s.txt", tmp_path / "m.pt"
     proc = run_cli("--dataset", "pair-skewed", "--model", "vmd", "--prior", "mog", "--nfe", "1",
@@ -51,6 +52,7 @@ def test_single_run_writes_json_samples_and_checkpoint(tmp_path):
         assert reloaded[key] == record[key], key
 
 
+@pytest.mark.slow  # a subprocess training MDM and VMD
 def test_comparison_lists_every_model_and_nfe(tmp_path):
     out = tmp_path / "cmp.json"
     proc = run_cli("--dataset", "quad-d1", "--nfe", "1", "2", "--out", str(out), *TINY)
@@ -102,3 +104,27 @@ def test_free_nats_apply_to_vmd_only():
     run.check_args(args, parser)
     assert train_config(args, "vmd").free_nats == 1.5
     assert train_config(args, "mdm").free_nats == 0.0
+
+
+def test_thread_count_follows_network_size_and_load(monkeypatch):
+    from vmd_pyro import experiment
+    from vmd_pyro.experiment import SMALL_STEP_FLOPS, choose_threads, training_step_flops
+    monkeypatch.setattr(experiment.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    synthetic_mlp = training_step_flops("mlp", 128, 2, 4, 10, 256)
+    sudoku_cpu = training_step_flops("transformer", 64, 3, 81, 9, 256)
+    assert synthetic_mlp < SMALL_STEP_FLOPS < sudoku_cpu
+    for load, large in ((0.1, 2), (1.2, 1), (2.0, 1), (7.0, 1)):
+        monkeypatch.setattr(experiment.os, "getloadavg", lambda: (load, load, load))
+        assert choose_threads(synthetic_mlp) == 1
+        assert choose_threads(sudoku_cpu) == large
+
+
+def test_results_go_to_a_run_folder_by_default(tmp_path, monkeypatch, capsys):
+    run = load_script("run")
+    monkeypatch.chdir(tmp_path)
+    assert run.main(["--dataset", "pair-skewed", "--model", "mdm", "--nfe", "1", "--fill",
+                     "sample", *TINY]) == 0
+    written = re.search(r"wrote (runs/\S+-pair-skewed-mdm/result\.json)", capsys.readouterr().out)
+    assert written, "the run does not say where its results are"
+    record = json.loads((tmp_path / written.group(1)).read_text())
+    assert (record["model"], record["dataset"], record["threads"]) == ("mdm", "pair-skewed", 1)

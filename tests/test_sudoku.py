@@ -164,6 +164,7 @@ def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monk
     assert (x0 + 1 == task.pool[-1]).all()
 
 
+@pytest.mark.slow  # trains a small Sudoku model
 def test_model_solving_never_changes_a_clue(tmp_path):
     program = tiny_program(model="vmd", vocab=9, seq_len=81, arch="transformer")
     puzzles, solutions = sudoku.generate_puzzles(3, (30, 40), seed=2)
@@ -272,6 +273,7 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # a subprocess training a Sudoku VMD
 def test_latent_cli_reports_the_closed_form_kl_of_the_guide(tmp_path):
     from vmd_pyro.masking import corrupt
 

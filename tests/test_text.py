@@ -95,6 +95,7 @@ def test_sample_statistics():
     assert text.word_validity(samples, {"the", "cat", "sat"}) == pytest.approx(0.75)
 
 
+@pytest.mark.slow
 def test_text_cli_end_to_end(tmp_path, capsys):
     """``run.py --task text`` on a small slice of the offline corpus: the JSON conventions hold."""
     import importlib.util

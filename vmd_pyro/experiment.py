@@ -36,10 +36,10 @@ def provenance(seed: int) -> dict:
             "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads()}
 
 
-def load_script(name: str) -> ModuleType:
-    """``experiments/NAME.py`` as a module (``sweep`` calls ``run.main``). The scripts are not a
-    package: this loads one by its path instead of putting ``experiments/`` on ``sys.path``."""
-    path = REPO / "experiments" / f"{name}.py"
+def load_script(name: str, folder: str = "experiments") -> ModuleType:
+    """``FOLDER/NAME.py`` as a module (``sweep`` calls ``run.main``). The scripts are not a
+    package: this loads one by its path instead of putting ``FOLDER`` on ``sys.path``."""
+    path = REPO / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,6 +53,36 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         fail("--device cuda requested but CUDA is not available on this machine")
     return torch.device(name)
+
+
+# Below this many FLOPs per training step (about 30 ms of one core), the work per operator is too
+# small for intra-op threads to pay for their synchronisation, and on a shared machine a second
+# thread mostly waits for a core: the default synthetic MLP (about 0.2 GFLOP) runs on one thread.
+SMALL_STEP_FLOPS = 1e9
+
+
+def training_step_flops(arch: str, hidden: int, layers: int, seq_len: int, vocab: int,
+                        batch_size: int) -> float:
+    """Rough FLOPs of one denoiser training step (forward and backward, 3x the forward's
+    multiply-adds x 2), enough to tell a small network from a large one."""
+    if arch == "transformer":
+        per_sequence = seq_len * layers * (12 * hidden * hidden + 2 * seq_len * hidden)
+    else:
+        per_sequence = seq_len * hidden * hidden + layers * hidden * hidden
+    per_sequence += seq_len * hidden * vocab
+    return 6.0 * batch_size * per_sequence
+
+
+def choose_threads(step_flops: float) -> int:
+    """Torch CPU threads for a training step of ``step_flops``: 1 for a small step, else the cores
+    this process may use minus those other processes keep busy (1-minute load average), at
+    least 1. More threads than free cores make every thread wait for the others at each operator
+    (a busy 2-core machine ran the default job 3x slower with 2 threads than with 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if step_flops < SMALL_STEP_FLOPS:
+        return 1
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores or 1, round((cores or 1) - busy)))
 
 
 def write_json(path: str | os.PathLike, data) -> None:

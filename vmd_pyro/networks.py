@@ -65,6 +65,31 @@ def _broadcast_batch(h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor
     return h + cond.reshape(cond.shape[:-1] + (1,) * extra + cond.shape[-1:])
 
 
+def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
+                         tokens: torch.Tensor) -> torch.Tensor:
+    """``linear(embed(tokens).flatten(-2))`` for ``tokens (..., L)``, computed cheaply.
+
+    The first layer of an MLP over embedded tokens is linear in the one-hot tokens, so it equals a
+    sum over positions of rows of one ``(L, V, H_out)`` table, ``table[i, v] = W_i @ E[v]``.
+    Building the table costs ``L V H_in H_out`` multiply-adds once per call instead of
+    ``B L H_in H_out``: for the synthetic MLP (batch 256, 11 token ids) this layer was two thirds
+    of the denoiser's FLOPs. Same parameters, same function and gradients (up to float rounding).
+    """
+    length = tokens.shape[-1]
+    num_ids, width = embed.weight.shape
+    rows = tokens.reshape(-1, length)
+    if rows.shape[0] <= num_ids:  # a few sequences (sampling one puzzle): the plain way is cheaper
+        return linear(embed(tokens).flatten(-2))
+    # (ids, out * L) from the weight's transposed view (no copy of the weight), then the small
+    # table is laid out as (L * ids, out) rows for embedding_bag.
+    table = embed.weight @ linear.weight.view(-1, width).T
+    table = table.view(num_ids, linear.out_features, length).permute(2, 0, 1).reshape(
+        length * num_ids, linear.out_features)
+    offsets = torch.arange(length, device=tokens.device) * num_ids
+    h = F.embedding_bag(rows + offsets, table, mode="sum") + linear.bias
+    return h.reshape(*tokens.shape[:-1], linear.out_features)
+
+
 class MLPDenoiser(nn.Module):
     """Flatten the embedded sequence, add the projected latent, MLP, per-position logits."""
 
@@ -81,7 +106,7 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(cfg.hidden, cfg.seq_len * cfg.vocab_size)
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.inp(self.embed(xt).flatten(-2))
+        h = embed_flatten_linear(self.embed, self.inp, xt)
         h = _broadcast_batch(h, self.z_proj(z) if z is not None else None)
         logits = self.out(self.body(h))
         return logits.unflatten(-1, (self.cfg.seq_len, self.cfg.vocab_size))
@@ -128,8 +153,40 @@ class TransformerTrunk(nn.Module):
         h = self.embed(tokens) + self.positions()
         h = _broadcast_batch(h, cond)
         lead = h.shape[:-2]
-        h = self.layers(h.reshape(-1, *h.shape[-2:]), mask=self.attn_mask)
+        h = self.encode(h.reshape(-1, *h.shape[-2:]), self.attn_mask)
         return self.norm(h).reshape(*lead, *h.shape[-2:])
+
+    def encode(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The layer stack on ``h (B, L, H)``; ``mask (L, L)`` True where attention is blocked.
+
+        With gradients (training) each layer runs through :func:`encoder_layer`, the same
+        computation as ``nn.TransformerEncoderLayer`` without the layout copies of
+        ``nn.MultiheadAttention`` (copies were the largest non-matmul cost in the profile of a
+        Sudoku-scale step, ``benchmarks/profile_step.py``). Without gradients
+        (sampling) the stock module keeps its fused inference kernels.
+        """
+        if not torch.is_grad_enabled():
+            return self.layers(h, mask=mask)
+        for layer in self.layers.layers:
+            h = encoder_layer(layer, h, mask)
+        return h
+
+
+def encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor,
+                  mask: torch.Tensor | None) -> torch.Tensor:
+    """A pre-norm ``nn.TransformerEncoderLayer`` (its own parameters, activation and dropouts)
+    with attention computed by ``F.scaled_dot_product_attention`` on views of one packed
+    projection."""
+    attn = layer.self_attn
+    batch, length, width = h.shape
+    qkv = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(batch, length, 3, attn.num_heads, width // attn.num_heads).permute(
+        2, 0, 3, 1, 4)
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask,
+                                       dropout_p=attn.dropout if layer.training else 0.0)
+    h = h + layer.dropout1(attn.out_proj(a.transpose(1, 2).reshape(batch, length, width)))
+    ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(h)))))
+    return h + layer.dropout2(ff)
 
 
 class TransformerDenoiser(nn.Module):
@@ -176,7 +233,7 @@ class SequenceEncoder(nn.Module):
         if self.trunk is not None:
             h = self.trunk(ids).mean(-2)
         else:
-            h = self.mlp(self.embed(ids).flatten(-2))
+            h = self.mlp[1:](embed_flatten_linear(self.embed, self.mlp[0], ids))
         return self.out(h)
 
 
@@ -201,7 +258,7 @@ def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,
     if cond is not None:
         h = h + cond
     lead = h.shape[:-2]
-    h = trunk.layers(h.reshape(-1, *h.shape[-2:]), mask=attn_mask)
+    h = trunk.encode(h.reshape(-1, *h.shape[-2:]), attn_mask)
     return trunk.norm(h).reshape(*lead, *h.shape[-2:])
 
 

@@ -3,7 +3,7 @@ and ELBO. Training, sampling, metrics and diagnostics all go through it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pyro
 import torch
@@ -32,13 +32,49 @@ class ProgramConfig:
     latent_dim: int = 8
     components: int = 10
     elbo: str | None = None          # override the prior's ELBO ("trace", "meanfield", "enum")
+    # Width and depth of the guide's encoder q(z | x0, xt); None: the small default of
+    # small_guide_size. The MLP encoder has a fixed depth, so guide_layers only sizes transformers.
+    guide_hidden: int | None = None
+    guide_layers: int | None = None
+
+    def __post_init__(self):
+        # Resolved here so that saved configs (and resume checks) hold the sizes actually built.
+        hidden, layers = small_guide_size(self.net)
+        self.guide_hidden = hidden if self.guide_hidden is None else int(self.guide_hidden)
+        self.guide_layers = layers if self.guide_layers is None else int(self.guide_layers)
+        if self.guide_hidden < 1 or self.guide_layers < 1:
+            raise ValueError("guide_hidden and guide_layers must be >= 1")
+        if self.net.arch == "transformer" and self.guide_hidden % self.net.heads:
+            raise ValueError(f"guide_hidden {self.guide_hidden} must be a multiple of the "
+                             f"{self.net.heads} attention heads")
+
+    def guide_net(self) -> NetConfig:
+        """The network configuration of the guide's encoder: the denoiser's, resized."""
+        return replace(self.net, hidden=self.guide_hidden, layers=self.guide_layers)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ProgramConfig":
-        return cls(**{**d, "net": NetConfig(**d["net"])})
+        net = NetConfig(**d["net"])
+        # Configs saved before the guide had its own size used the denoiser's width and depth.
+        sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers}
+        return cls(**{**sizes, **d, "net": net})
+
+
+def small_guide_size(net: NetConfig) -> tuple[int, int]:
+    """Default ``(hidden, layers)`` of the guide's encoder: a quarter of the denoiser's width (at
+    least 16; a multiple of the heads for transformers) and a third of its depth (at least 1).
+
+    The guide only has to summarise ``(x0, mask)`` into a few latent dimensions, while the
+    denoiser predicts every token; at a quarter of the width the guide costs a few percent of the
+    denoiser's FLOPs, which keeps a VMD training step within 1.3x of MDM's (results/bench).
+    """
+    hidden = max(16, net.hidden // 4)
+    if net.arch == "transformer":
+        hidden = -(-hidden // net.heads) * net.heads
+    return hidden, max(1, net.layers // 3)
 
 
 class DiffusionProgram(nn.Module):
@@ -62,7 +98,8 @@ class DiffusionProgram(nn.Module):
         else:
             latent = LatentConfig(cfg.latent_dim, cfg.components)
             self.prior = lookup(PRIORS, cfg.prior, "prior")(latent, cfg.net)
-            self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior, cfg.net)
+            self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior,
+                                        cfg.guide_net())
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
             self.denoiser = make_denoiser(net_cfg)
             self.elbo_name = cfg.elbo or self.prior.elbo

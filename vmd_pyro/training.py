@@ -154,8 +154,12 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     pyro.enable_validation(cfg.validate)
     elbo = program.make_elbo()
     if cfg.engine == "fused":
+        # fused: one kernel over all parameters instead of a Python loop over tensors (15-20%
+        # of a synthetic MLP step, 4-5% of a transformer step: results/bench/profile.json);
+        # same update rule.
         optimizer = torch.optim.AdamW(program.parameters(), lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay)
+                                      weight_decay=cfg.weight_decay,
+                                      fused=device.type in ("cpu", "cuda"))
     else:
         optim = pyro.optim.Adam({"lr": cfg.lr, "weight_decay": cfg.weight_decay},
                                 {"clip_norm": cfg.clip_norm} if cfg.clip_norm else None)
@@ -209,8 +213,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
 
     bar = tqdm(range(first_step, cfg.steps + 1), initial=first_step - 1, total=cfg.steps,
                disable=not cfg.progress or rank > 0, desc="train", leave=False)
+    program.train()
     for step in bar:
-        program.train()
         beta = kl_weight(step, cfg.anneal_steps)
         batch = draw_batch(sample_fn, program, cfg, generator)
         if cfg.engine == "fused":
@@ -232,7 +236,8 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
                                 "the learning rate or raise --anneal-steps")
         per_seq = loss / cfg.batch_size
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
-        bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}")
+        # refresh=False: the bar redraws at its own pace instead of on every step
+        bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}", refresh=False)
         out_of_time = bool(cfg.time_budget) and time.perf_counter() - start >= cfg.time_budget
         if step == cfg.steps or out_of_time or (cfg.eval_every and step % cfg.eval_every == 0):
             record = {"step": step, "train_loss": running, "beta": beta,
@@ -241,6 +246,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
                 program.eval()
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     record.update(eval_fn(program))
+                program.train()
             history.append(record)
             if log is not None and rank == 0:
                 log(record)

@@ -30,6 +30,12 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")
     g.add_argument("--components", type=int, default=10,
                    help="K: mixture components (mog) or values of z (discrete) (default 10)")
+    g.add_argument("--guide-hidden", type=int, default=None,
+                   help="width of the guide's encoder q(z | x0, xt) (default: a quarter of "
+                        "--hidden, at least 16; give --hidden for a guide as wide as the denoiser)")
+    g.add_argument("--guide-layers", type=int, default=None,
+                   help="transformer layers of the guide's encoder (default: a third of --layers, "
+                        "at least 1)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
                    help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
@@ -77,7 +83,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 for small networks such as the synthetic "
+                        "MLP, else the cores not kept busy by other processes)")
     g.add_argument("--save", default=None,
                    help="save the trained model and its training state here (PATH-MODEL.pt when "
                         "several models are run)")
@@ -96,7 +104,8 @@ def check_program_args(args, parser) -> None:
     """Refuse bad model, training and checkpoint options (``parser.error``: one line, status 2)."""
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
-    for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads"):
+    for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads",
+                 "guide_hidden", "guide_layers", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:
@@ -140,7 +149,8 @@ def program_config(args, model: str, data) -> ProgramConfig:
                     block_size=args.block_size, position_groups=groups,
                     attention="groups" if args.structure == "attend" else "full")
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
-                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo)
+                         latent_dim=args.latent_dim, components=args.components, elbo=args.elbo,
+                         guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
 
 
 def train_config(args, model: str) -> TrainConfig:

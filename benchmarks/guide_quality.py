@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""One-step quality of VMD with the small default guide against a guide as large as the denoiser.
+
+Trains VMD (Gaussian prior) with ``experiments/run.py`` at its default budget on ``quad-d1`` and
+``quad-d2`` for each guide size and seed (one process and one torch thread per run), evaluates
+NFE 1 with sampled and argmax tokens, and writes every run's JSON plus a summary (mean and
+standard deviation over seeds) to ``--out``:
+
+    python benchmarks/guide_quality.py --seeds 0 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from vmd_pyro.experiment import provenance, run_commands, write_json
+
+HIDDEN = 128  # experiments/run.py's synthetic default width
+GUIDES = {"small": [], "full": ["--guide-hidden", str(HIDDEN)]}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["guide"], r["fill"]), []).append(r)
+    out = []
+    for (dataset, guide, fill), rs in sorted(groups.items()):
+        entry = {"dataset": dataset, "guide": guide, "fill": fill, "nfe": 1,
+                 "seeds": [r["seed"] for r in rs], "guide_hidden": rs[0]["guide_hidden"]}
+        for key in ("accuracy", "kl", "nelbo_bits", "train_seconds"):
+            values = [r[key] for r in rs]
+            entry[key] = {"mean": statistics.mean(values),
+                          "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                          "values": values}
+        out.append(entry)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--datasets", nargs="+", default=["quad-d1", "quad-d2"])
+    p.add_argument("--out", default="results/bench/guide_quality")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    start = time.perf_counter()
+    commands, logs, paths = [], [], []
+    for dataset in args.datasets:
+        for guide, flags in GUIDES.items():
+            for seed in args.seeds:
+                tag = f"{dataset}-{guide}-seed{seed}"
+                paths.append(out / "runs" / f"{tag}.json")
+                logs.append(out / "logs" / f"{tag}.log")
+                commands.append([sys.executable, "experiments/run.py", "--dataset", dataset,
+                                 "--model", "vmd", "--nfe", "1", "--iw-samples", "0",
+                                 "--threads", "1", "--quiet", "--seed", str(seed), *flags,
+                                 "--out", str(paths[-1])])
+    codes = run_commands(commands, logs, jobs=args.jobs)
+    rows = []
+    for cmd, path, code in zip(commands, paths, codes):
+        if code:
+            print(f"failed ({code}): {' '.join(cmd)}", file=sys.stderr)
+            continue
+        data = json.loads(path.read_text())
+        guide = "full" if "--guide-hidden" in cmd else "small"
+        for r in data["runs"]:
+            rows.append({"dataset": r["dataset"], "guide": guide, "fill": r["fill"],
+                         "seed": r["seed"], "accuracy": r["accuracy"], "kl": r["kl"],
+                         "nelbo_bits": r["nelbo_bits"], "train_seconds": r["train_seconds"],
+                         "guide_hidden": r["config"]["guide_hidden"]})
+    summary = summarise(rows)
+    write_json(out / "summary.json", {
+        "summary": summary, "runs": rows, "commands": [" ".join(c[1:]) for c in commands],
+        **provenance(args.seeds[0]), "seeds": args.seeds,
+        "wall_seconds": time.perf_counter() - start})
+    for s in summary:
+        print(f"{s['dataset']} {s['guide']:5s} (hidden {s['guide_hidden']:3d}) {s['fill']:6s} "
+              f"acc {100 * s['accuracy']['mean']:.1f} +- {100 * s['accuracy']['sd']:.1f} %  "
+              f"KL {s['kl']['mean']:.3f} +- {s['kl']['sd']:.3f}  "
+              f"train {s['train_seconds']['mean']:.0f} s")
+    print(f"wrote {out / 'summary.json'}")
+    return 1 if len(rows) < 2 * len(commands) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
