@@ -75,12 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bound-z", nargs="+", default=["resample"], choices=bounds.BOUND_Z_STRATEGIES,
                    help="VMD generator the bound is for: resample (fresh z ~ p(z | x^(k)) every "
                         "step; also 'prior') and/or fixed (one z per sequence) (default resample)")
-    g.add_argument("--bound-iw-samples", type=int, default=128,
+    g.add_argument("--bound-iw-samples", type=int, default=None,
                    help="K draws of a continuous z per step in the importance-weighted bound, half "
-                        "from the guide and half from the prior (default 128; a discrete z is "
-                        "summed exactly)")
+                        "from the guide and half from the prior (default 512 synthetic, 16 sudoku, "
+                        "32 text; a discrete z is summed exactly)")
     g.add_argument("--bound-orders", type=int, default=None,
-                   help="random orders averaged per sequence in B_T (default 4; sudoku, text 1)")
+                   help="random orders per sequence in B_T, drawn in up to 4 groups whose spread "
+                        "gives the Monte Carlo standard error *_se (default 32; sudoku, text 1)")
     g.add_argument("--bound-sequences", type=int, default=None,
                    help="sudoku test puzzles / text validation sequences the bound is averaged over "
                         "(synthetic: the whole support, exactly weighted) (default 200 sudoku, "

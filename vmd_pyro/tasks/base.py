@@ -106,6 +106,7 @@ def attach_bounds(rows: list[dict], found: list[dict]) -> None:
                  or [b for b in same if "order=random," in b["bound_generator"]])
         if match:
             row.update({k: match[0][k] for k in ("nll_bound_bits", "iw_nll_bound_bits",
+                                                 "nll_bound_bits_se", "iw_nll_bound_bits_se",
                                                  "bound_generator")})
 
 

@@ -50,7 +50,7 @@ class Sudoku(Task):
     @classmethod
     def defaults(cls, args) -> dict:
         return {"nfe": [5, 10, 20, 50], "order": list(ORDERS), "fill": ["sample"],
-                "num_samples": 20000, "bound_orders": 1, "bound_sequences": 200,
+                "num_samples": 20000, "bound_orders": 1, "bound_sequences": 200, "bound_iw_samples": 16,
                 **SUDOKU_CONFIGS[args.sudoku_config]}
 
     @classmethod

@@ -33,7 +33,8 @@ class Synthetic(Task):
     def defaults(cls, args) -> dict:
         return {"arch": "mlp", "hidden": 128, "layers": 2, "heads": 4, "structure": "none",
                 "nfe": [1, 2], "order": ["random"], "fill": ["sample", "argmax"],
-                "num_samples": 20000, "bound_orders": 4, "bound_sequences": 1}
+                "num_samples": 20000, "bound_orders": 32, "bound_sequences": 1,
+                "bound_iw_samples": 512}
 
     @classmethod
     def check(cls, args, parser):

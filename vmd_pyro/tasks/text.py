@@ -44,7 +44,8 @@ class Text(Task):
     def defaults(cls, args) -> dict:
         return {"arch": "mlp", "hidden": 256, "layers": 2, "heads": 4, "structure": "none",
                 "nfe": [args.seq_len, max(1, args.seq_len // 4)], "order": ["random"],
-                "fill": ["sample"], "num_samples": 64, "bound_orders": 1, "bound_sequences": 64}
+                "fill": ["sample"], "num_samples": 64, "bound_orders": 1, "bound_sequences": 64,
+                "bound_iw_samples": 32}
 
     @classmethod
     def check(cls, args, parser):
