@@ -7,7 +7,9 @@ prior conditioned on the earlier blocks, at block sizes 4 and 8.
     python experiments/text_results.py --out-dir runs/text --jobs 6     # with 6 free cores
     python experiments/text_results.py --out-dir runs/text --aggregate-only
 
-Every run trains for the same wall time (``--time-budget``, one thread) and is decoded with one
+Every run trains for the same number of steps of the same batch (``--steps``; or, with
+``--time-budget``, for the same wall time, which on a shared machine is not the same CPU), one
+thread, and is decoded with one
 call per block and with one call per position (NFE per block 1 and L'). Bits per character and the
 perplexity bound come from the few-step bound B_T of that decoder (validation crops; random order
 inside a block, z resampled per step, sampled tokens), so block diffusion and block VMD are
@@ -39,7 +41,9 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--block-sizes", nargs="+", type=int, default=[4, 8])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--time-budget", type=float, default=150, help="training seconds per run")
+    p.add_argument("--steps", type=int, default=800, help="training steps per run (default 800)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="instead of --steps: training seconds per run (0 = off, the default)")
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
@@ -53,8 +57,8 @@ def command(block_size, model, args, out):
             "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer", "--hidden", "64",
             "--layers", "2", "--heads", "4", "--latent-dim", "8", "--seq-len", str(args.seq_len),
             "--block-size", str(block_size), "--batch-size", "32", "--lr", "2e-3",
-            "--steps", "1000000", "--anneal-steps", "300", "--eval-every", "0",
-            "--time-budget", str(args.time_budget), "--iw-samples", "8", "--num-samples", "64",
+            "--steps", str(10 ** 9 if args.time_budget else args.steps), "--anneal-steps", "300",
+            "--eval-every", "0", "--time-budget", str(args.time_budget), "--iw-samples", "8", "--num-samples", "64",
             "--eval-batches", "20", "--seed", str(args.seed), "--out", str(out),
             "--nfe", str(args.seq_len), str(args.seq_len // block_size),
             "--bound-sequences", "128", "--bound-iw-samples", "32", *MODELS[model]]
@@ -111,7 +115,7 @@ def main(argv=None):
         f"{info.get('valid_chars', 0):,} validation characters, sha256 {info.get('sha256')}.",
         f"Sequence length {rows[0]['seq_len'] if rows else args.seq_len} (CPU setting; the published "
         "text8 setting is 256), block-causal transformer hidden 64, 2 layers, 4 heads, batch 32, "
-        "equal training wall time per run on one thread (see train steps (s)).",
+        "the same training steps per run on one thread (train steps (s): steps and seconds).",
         "B_T bits per character and PPL bound (2**bits): the few-step bound of the row's decoder "
         "(NFE per block; random order inside a block, z resampled per step, sampled tokens) on "
         "128 validation crops; IW: its importance-weighted form (K = 32, half guide and half "
