@@ -23,15 +23,17 @@ from vmd_pyro.experiment import load_script, provenance, write_json
 sweep = load_script("sweep")
 
 # name -> (what it tests, run.py options). A discrete z with at least as many values as the data set
-# has sequences (quad-d1 10, quad-d2 100) can name each one.
+# has sequences (quad-d1 10, quad-d2 100) can name each one. The Gaussian levers keep the guide as
+# wide as the denoiser (--guide-hidden 128), as in the baseline runs of results/bounds.
 LEVERS = {
     "gaussian-joint": ("baseline: N(0, I) prior, objective J",
                        ["--prior", "gaussian"]),
     "gaussian-steps1": ("lever 1: train B_1 (one-step bound) instead of J",
-                        ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1"]),
+                        ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1",
+                         "--guide-hidden", "128"]),
     "gaussian8-steps1": ("levers 1 + latent dimension 8",
                          ["--prior", "gaussian", "--latent-dim", "8", "--objective", "steps",
-                          "--train-nfe", "1"]),
+                          "--train-nfe", "1", "--guide-hidden", "128"]),
     "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
                           "sequences), train B_1",
                           ["--prior", "discrete", "--components", "16", "--objective", "steps",
