@@ -66,7 +66,8 @@ def aggregate(out_dir: Path) -> tuple[list[dict], str]:
     for dataset in DATASETS:
         for model in ("mdm", "vmd"):
             for nfe in (2, 4):
-                sel = [r for r in runs if (r["dataset"], r["model"], r["nfe"]) == (dataset, model, nfe)]
+                sel = [r for r in runs if (r["dataset"], r["model"], r["nfe"], r["fill"]) ==
+                       (dataset, model, nfe, "sample")]
                 if not sel:
                     continue
                 acc = [r["accuracy"] for r in sel]
@@ -105,7 +106,8 @@ def main(argv=None):
         codes = run_commands([command(d, s, args, o) for (d, s), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)
     rows, table = aggregate(out_dir)
-    notes = ("Accuracy: share of 5000 generated sequences inside the data support. Two blocks of 2 "
+    notes = ("Accuracy: share of 5000 generated sequences (sampled tokens) inside the data support. "
+             "Two blocks of 2 "
              "tokens; NFE counts calls for the whole sequence, split evenly over the blocks. "
              f"Block-causal transformer (hidden {args.hidden}, 2 layers, 4 heads), Gaussian prior "
              f"per block, {args.steps} steps, batch {args.batch_size}. Published: two blocks, "
