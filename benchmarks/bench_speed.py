@@ -16,7 +16,7 @@ Compares, on the same networks and the same batches:
 
 Each comparison alternates the two contenders inside every repeat (the machine may be shared and
 noisy), and reports the median ratio with its interquartile range over repeats. Writes JSON and a
-plot to ``--out`` (default ``results/bench/``).
+plot to ``--out`` (default ``runs/bench/``; results/bench/ was made with ``--out results/bench``).
 
     python benchmarks/bench_speed.py --threads 1
 """
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats per comparison")
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (smoke run)")
-    p.add_argument("--out", default="results/bench", help="output folder")
+    p.add_argument("--out", default="runs/bench", help="output folder")
     args = p.parse_args(argv)
     if args.repeats < 2:
         p.error("--repeats must be >= 2 (the spread needs several)")

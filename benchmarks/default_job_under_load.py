@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--burners", type=int, default=2, help="busy-loop processes (default 2)")
-    p.add_argument("--out", default="results/bench/default_job_under_load.json")
+    p.add_argument("--out", default="runs/bench/default_job_under_load.json")
     args = p.parse_args(argv)
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                for _ in range(args.burners)]

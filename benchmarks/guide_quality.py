@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=["quad-d1", "quad-d2"])
-    p.add_argument("--out", default="results/bench/guide_quality")
+    p.add_argument("--out", default="runs/bench/guide_quality")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time")
     args = p.parse_args(argv)
     out = Path(args.out)

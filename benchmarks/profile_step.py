@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--rows", type=int, default=15, help="operators listed per profile")
-    p.add_argument("--out", default="results/bench/profile.json")
+    p.add_argument("--out", default="runs/bench/profile.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pyro.enable_validation(False)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Inject faults into training, checkpoints, data caches and file readers; count what survived.
 
-    python experiments/reliability.py --out results/reliability
+    python experiments/reliability.py --out runs/reliability
 
 Writes ``reliability.json`` (every scenario with its counts) and ``README.md`` (the table, this
 command, the commit and the wall time) into ``--out``. Faults (see vmd_pyro/faults.py):

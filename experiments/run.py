@@ -9,8 +9,8 @@ network's size and the machine's load unless ``--threads`` is given), and writes
 
     python experiments/run.py
     python experiments/run.py --prior mog
-    python experiments/run.py --dataset pair-p --p 0.7 --model vmd --nfe 1 --out results/x.json
-    python experiments/run.py --task sudoku --steps 4000 --save results/sudoku/model.pt
+    python experiments/run.py --dataset pair-p --p 0.7 --model vmd --nfe 1 --out runs/x.json
+    python experiments/run.py --task sudoku --steps 4000 --save runs/sudoku/model.pt
     python experiments/run.py --dataset quad-d1 --arch transformer --block-size 2 --nfe 2 4
     python experiments/run.py --task text --arch transformer --block-size 4 --model mdm vmd
 

@@ -6,7 +6,7 @@ A puzzle file has one puzzle per line: 81 characters, 1-9 for clues and 0 or . f
 optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit solution.
 
     python experiments/sudoku.py generate --count 100 --clues 30 40 --out puzzles.txt
-    python experiments/sudoku.py solve --checkpoint results/sudoku/mdm.pt --puzzles puzzles.txt \\
+    python experiments/sudoku.py solve --checkpoint results/sudoku/cpu-mdm.pt --puzzles puzzles.txt \\
         --nfe 20 --order top-prob-margin --out solved.txt
 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Markdown table and plot of Sudoku results (JSON written by ``run.py --task sudoku``).
 
-    python experiments/sudoku_report.py results/sudoku/eval_cpu.json --out-dir results/sudoku
+    python experiments/sudoku_report.py results/sudoku/eval_cpu_*.json --out-dir runs/sudoku
 
 Writes ``table.md`` (solve rate and cell accuracy per model, order and NFE, with the training
 budget) and ``solve_rate.png`` (solve rate and cell accuracy against NFE, one column per order, one
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="JSON files from run.py --task sudoku")
-    p.add_argument("--out-dir", default="results/sudoku")
+    p.add_argument("--out-dir", default="runs/sudoku")
     args = p.parse_args(argv)
     try:
         runs, commits = load_runs(args.results)
