@@ -2,7 +2,7 @@
 
 Each maskable position of a clean sequence ``x0`` is replaced by the mask token independently
 with probability ``1 - alpha_t``. We use the log-linear schedule ``alpha_t = 1 - (1 - eps) t``, whose
-ELBO weight ``w(t) = -alpha'_t / (1 - alpha_t)`` is exactly ``1 / t`` (DESIGN.md section 1).
+ELBO weight ``w(t) = -alpha'_t / (1 - alpha_t)`` is exactly ``1 / t`` (docs/method.md).
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class DiffusionBatch:
         """Bool per example (per block in block models, given ``block_size``): does any token get
         scored? Where none does, ``z`` explains nothing and its site is masked out: the exact
         posterior is then the prior itself, which a Normal guide cannot match for a mixture prior,
-        so ``w(t) KL`` would otherwise grow without bound as ``t -> 0`` (DESIGN.md section 1)."""
+        so ``w(t) KL`` would otherwise grow without bound as ``t -> 0`` (docs/method.md)."""
         if block_size:
             return self.scored.unflatten(-1, (-1, block_size)).any(-1)
         return self.scored.any(-1)
@@ -151,7 +151,7 @@ def _ceil_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.Tensor | None = None,
                generator=None) -> DiffusionBatch:
     """One uniformly random step of the T-step random-order sampler per sequence: the batch of the
-    ``steps`` objective, an unbiased estimate of the few-step bound ``B_T`` (DESIGN.md section 1).
+    ``steps`` objective, an unbiased estimate of the few-step bound ``B_T`` (docs/method.md).
 
     For each sequence ``T`` is drawn from ``nfe_choices`` (capped at its number of maskable
     positions, which is what the sampler does), then a step ``k`` uniformly from ``0 .. T-1``. Under

@@ -46,7 +46,7 @@ def evaluate_bounds(program, sample_fn, *, num_batches: int = 20, batch_size: in
     and in bits per token. ``sample_fn(batch_size, generator) -> (x0, maskable)``.
 
     For MDM the loss is the continuous-time NELBO, a bound on ``-log p(x0)``: keys ``nelbo_*``. For
-    VMD it is the original method's objective J, which is *not* a bound (DESIGN: the joint term of
+    VMD it is the original method's objective J, which is *not* a bound (docs/method.md: the joint term of
     all masked tokens is counted as one token): keys ``objective_*``. Bounds of the few-step
     generators are :func:`vmd_pyro.bounds.evaluate_nll_bounds`."""
     elbo = program.make_elbo()

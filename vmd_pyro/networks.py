@@ -208,7 +208,7 @@ class SequenceEncoder(nn.Module):
     """Maps ``(tokens, masked)`` to one feature vector per sequence.
 
     Guides call it with ``(x0, masked)`` so that ``q(z | x0, xt)`` sees the mask pattern (a guide that
-    sees only ``x0`` collapses to the prior, DESIGN.md section 1); a learned prior ``p(z | xt)`` calls
+    sees only ``x0`` collapses to the prior, docs/method.md); a learned prior ``p(z | xt)`` calls
     it with ``(xt, masked)``.
     """
 

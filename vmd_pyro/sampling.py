@@ -1,6 +1,6 @@
 """Parallel decoding: fill the masked positions of ``x`` in exactly ``nfe`` denoiser calls.
 
-Per step (DESIGN.md section 1, "Sampling"):
+Per step (docs/method.md, "Sampling"):
 
 1. get ``p(x0^i | xt, z)`` for every position from one denoiser call;
 2. draw a candidate token for each masked position (``argmax``, or a sample with float64 Gumbel

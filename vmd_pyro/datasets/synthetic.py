@@ -1,4 +1,4 @@
-"""Synthetic dependency data (DESIGN.md section 2), vocabulary of 10 digits.
+"""Synthetic dependency data, vocabulary of 10 digits.
 
 Every data set is a finite table of sequences with their probabilities, so the data distribution is
 known exactly: accuracy (in support), KL(p_data || p_model) and the factorisation limit can all be
