@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Writes the notebooks of this folder (without outputs) from the cells below, so that their
-source lives in reviewable Python. Run it, then execute a notebook to fill its outputs:
+"""Writes the notebooks of this folder from the cells below, so that their source lives in
+reviewable Python; with ``--execute`` it also runs them top to bottom (full settings, one thread)
+and saves them with their outputs, which is how the committed notebooks were made:
 
-    python notebooks/make_notebooks.py
-    jupyter nbconvert --to notebook --execute --inplace notebooks/01_latent_priors.ipynb
+    python notebooks/make_notebooks.py --execute
 
 With ``VMD_SMOKE=1`` the notebooks train tiny models for a few dozen steps (the test suite runs
 them that way, ``tests/test_notebooks.py``)."""
@@ -226,6 +226,22 @@ def write(name, cells):
     print(f"wrote {HERE / name}")
 
 
+def execute(name, timeout=1800):
+    """Run a written notebook in its folder and save it with its outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(HERE / name, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute()
+    nbformat.write(nb, HERE / name)
+    print(f"executed {HERE / name}")
+
+
 if __name__ == "__main__":
-    write("01_latent_priors.ipynb", latent_priors())
-    write("02_posterior_diagnostics.ipynb", posterior_diagnostics())
+    import sys
+
+    for name, cells in (("01_latent_priors.ipynb", latent_priors()),
+                        ("02_posterior_diagnostics.ipynb", posterior_diagnostics())):
+        write(name, cells)
+        if "--execute" in sys.argv[1:]:
+            execute(name)
