@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from vmd_pyro.blocks import block_of, nfe_per_block
+from vmd_pyro.masking import reveal_count
 from vmd_pyro.sampling import ORDERS, _draw, position_scores, reveal_mask
 
 BOUND_Z_STRATEGIES = ("resample", "fixed")
@@ -143,8 +144,12 @@ class _Latent:
 
 
 def _token_log_lik(program, x, z, x0, reveal) -> torch.Tensor:
-    """``sum_{i in reveal} log p(x0^i | x, z)``: shape ``(S, B)`` with a latent, ``(B,)`` without."""
-    logp = program.logits(x, z).double().log_softmax(-1)
+    """``sum_{i in reveal} log p(x0^i | x, z)``, shape ``(S, B)`` for ``z`` of shape ``(S, ...)``."""
+    return _revealed_log_lik(program.logits(x, z).double().log_softmax(-1), x0, reveal)
+
+
+def _revealed_log_lik(logp, x0, reveal) -> torch.Tensor:
+    """``sum_{i in reveal} logp[..., i, x0^i]`` from log-probabilities ``(..., B, L, V)``."""
     token = logp.gather(-1, x0.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     return (token * reveal).sum(-1)
 
@@ -195,15 +200,15 @@ def _segment_bounds(program, x0, to_fill, hidden, calls, block, priority, opts, 
                         opts.iw_samples, generator)
         fixed_log_lik = torch.zeros_like(fixed.log_q)
     for step in range(calls):
-        count = torch.ceil(masked.sum(-1) / (calls - step)).long()
-        if opts.order == "random":
-            scores = priority
-        else:  # MDM only: the confidence order reads the model's probabilities at x^(k)
-            scores = position_scores(program.logits(x).double().softmax(-1), opts.order)
+        count = reveal_count(masked.sum(-1), calls - step)
+        # MDM: one call per step gives the token probabilities and, for a confidence order, the
+        # scores that pick R_k (a VMD uses random order only, check_options)
+        logp = None if program.has_latent else program.logits(x).double().log_softmax(-1)
+        scores = priority if opts.order == "random" else position_scores(logp.exp(), opts.order)
         reveal = reveal_mask(scores, masked, count)
         x_next = torch.where(reveal, x0, x)
         if not program.has_latent:
-            log_lik = _token_log_lik(program, x, None, x0, reveal)
+            log_lik = _revealed_log_lik(logp, x0, reveal)
             bound, iw = bound - log_lik, iw - log_lik
         elif fixed is not None:
             fixed_log_lik = fixed_log_lik + _token_log_lik(program, x, fixed.z, x0, reveal)

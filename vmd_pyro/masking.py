@@ -133,6 +133,15 @@ def corrupt_blocks(x0: torch.Tensor, mask_id: int, block_size: int, *,
     return DiffusionBatch(x0=x0, xt=xt, masked=masked, weight=schedule.weight(t), t=t)
 
 
+def reveal_count(remaining: torch.Tensor, steps_left) -> torch.Tensor:
+    """How many positions a step reveals: ``ceil(remaining / steps_left)``, an even split of what is
+    still masked over the calls left (0 where no call is left). The one rule of the sampler, the
+    bounds and the ``steps`` objective alike."""
+    steps_left = torch.as_tensor(steps_left, device=remaining.device)
+    return torch.where(steps_left > 0,
+                       -torch.div(-remaining, steps_left.clamp_min(1), rounding_mode="floor"), 0)
+
+
 def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.Tensor):
     """The sampler's exactly-k schedule: with ``num_masked`` positions to fill in ``steps`` calls,
     step ``j`` reveals ``ceil(remaining_j / (steps - j))``. Returns ``(remaining, revealed)`` before
@@ -140,12 +149,8 @@ def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.T
     remaining = num_masked.clone()
     for j in range(int(step.max()) if step.numel() else 0):
         before = j < step
-        remaining = torch.where(before, remaining - _ceil_div(remaining, steps - j), remaining)
-    return remaining, _ceil_div(remaining, steps - step)
-
-
-def _ceil_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(b > 0, -torch.div(-a, b.clamp_min(1), rounding_mode="floor"), 0)
+        remaining = torch.where(before, remaining - reveal_count(remaining, steps - j), remaining)
+    return remaining, reveal_count(remaining, steps - step)
 
 
 def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.Tensor | None = None,

@@ -23,6 +23,7 @@ import warnings
 import torch
 
 from vmd_pyro.blocks import block_of, nfe_per_block
+from vmd_pyro.masking import reveal_count
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
@@ -116,7 +117,7 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
         logits = program.logits(x, z)
         probs = logits.double().softmax(-1)
         candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
-        count = torch.ceil(masked.sum(-1) / (steps - step)).long()
+        count = reveal_count(masked.sum(-1), steps - step)
         reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
         x = torch.where(reveal, candidate, x)
         masked = masked & ~reveal
