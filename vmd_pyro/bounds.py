@@ -256,7 +256,8 @@ def evaluate_nll_bounds(program, x0: torch.Tensor, maskable: torch.Tensor, opts:
     per_position = 1.0 / float((weights * maskable.sum(-1)).sum()) / math.log(2)
     average = lambda per_sequence: per_sequence @ weights * per_position  # noqa: E731  bits
     combined_iw = -(torch.logsumexp(-iw, 0) - math.log(groups))
-    out = {"bound_nfe": opts.nfe, "bound_generator": generator_name(program, opts),
+    out = {"bound_nfe": opts.nfe, "bound_order": opts.order,
+           "bound_generator": generator_name(program, opts),
            "nll_bound_bits": float(average(bound.mean(0))),
            "iw_nll_bound_bits": float(average(combined_iw)),
            "nll_bound_bits_se": None, "iw_nll_bound_bits_se": None,

@@ -102,8 +102,8 @@ def attach_bounds(rows: list[dict], found: list[dict]) -> None:
     for row in rows:
         row["bounds"] = found
         same = [b for b in found if b["bound_nfe"] == row["nfe"]]
-        match = ([b for b in same if f"order={row.get('order')}," in b["bound_generator"]]
-                 or [b for b in same if "order=random," in b["bound_generator"]])
+        match = ([b for b in same if b["bound_order"] == row.get("order")]
+                 or [b for b in same if b["bound_order"] == "random"])
         if match:
             row.update({k: match[0][k] for k in ("nll_bound_bits", "iw_nll_bound_bits",
                                                  "nll_bound_bits_se", "iw_nll_bound_bits_se",
