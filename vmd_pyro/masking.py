@@ -50,9 +50,11 @@ def mask_tokens(x0: torch.Tensor, t: torch.Tensor, mask_id: int, schedule: LogLi
     """Draw ``xt ~ q(xt | x0)``. Returns ``(xt, masked)`` where ``masked`` marks masked positions.
 
     ``maskable`` (bool, same shape as ``x0``) marks positions that may be masked at all; given
-    tokens (Sudoku clues, prompts) are never masked.
+    tokens (Sudoku clues, prompts) are never masked. ``t`` is one time per sequence ``(B,)``, or one
+    per block ``(B, num_blocks)`` for block diffusion (each block's positions masked at its ``t_b``).
     """
-    p = schedule.mask_prob(t).unsqueeze(-1)
+    p = schedule.mask_prob(t)
+    p = p.unsqueeze(-1) if t.dim() == 1 else p.repeat_interleave(x0.shape[-1] // t.shape[-1], -1)
     masked = torch.rand(x0.shape, generator=generator, device=x0.device) < p
     if maskable is not None:
         masked = masked & maskable
@@ -125,11 +127,7 @@ def corrupt_blocks(x0: torch.Tensor, mask_id: int, block_size: int, *,
     num_blocks = seq_len // block_size
     t = torch.stack([sample_times(batch_size, antithetic=antithetic, generator=generator,
                                   device=x0.device) for _ in range(num_blocks)], -1)
-    p = schedule.mask_prob(t).repeat_interleave(block_size, -1)
-    masked = torch.rand(x0.shape, generator=generator, device=x0.device) < p
-    if maskable is not None:
-        masked = masked & maskable
-    xt = torch.where(masked, torch.full_like(x0, mask_id), x0)
+    xt, masked = mask_tokens(x0, t, mask_id, schedule, maskable, generator)
     return DiffusionBatch(x0=x0, xt=xt, masked=masked, weight=schedule.weight(t), t=t)
 
 
