@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from vmd_pyro.datasets.sudoku import SudokuTask
-from vmd_pyro.networks import NetConfig, TransformerDenoiser, group_attention_mask
+from vmd_pyro.networks import (MLPDenoiser, NetConfig, TransformerDenoiser, group_attention_mask,
+                              make_denoiser)
 from vmd_pyro.program import ProgramConfig
 
 GROUPS = SudokuTask.position_groups
 
 
 def sudoku_net(**kw) -> NetConfig:
-    return NetConfig(vocab_size=9, seq_len=81, arch="transformer", hidden=16, layers=1, heads=2,
-                     position_groups=GROUPS, **kw)
+    return NetConfig(**{"vocab_size": 9, "seq_len": 81, "arch": "transformer", "hidden": 16,
+                        "layers": 1, "heads": 2, "position_groups": GROUPS, **kw})
 
 
 def test_group_mask_allows_exactly_the_sudoku_peers():
@@ -126,3 +127,94 @@ def test_training_path_of_the_trunk_equals_the_stock_encoder(attention):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
     with torch.no_grad():  # sampling: the stock module's inference path
         assert torch.allclose(net.eval()(x, z), stock, atol=1e-5)
+
+
+# --- z in every layer (z_conditioning="film") ----------------------------------------------------
+
+def constant_modulation(net, seed=0):
+    """Give ``net.film`` a z-independent scale and shift (zero weight, random bias); returns the
+    ``(layers, slots, H)`` values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        net.film.proj.bias.copy_(0.3 * torch.randn(net.film.proj.bias.shape, generator=gen))
+    return net.film.proj.bias.view(net.film.shape)
+
+
+def fold_into_affine(weight, bias, mod, place):
+    """``(1 + s) * (W x + b) + t`` is the affine map ``(diag(1 + s) W, (1 + s) b + t)``."""
+    scale, shift = 1 + mod[2 * place], mod[2 * place + 1]
+    weight.mul_(scale.unsqueeze(-1) if weight.dim() == 2 else scale)
+    bias.mul_(scale).add_(shift)
+
+
+def test_film_mlp_equals_its_layers_with_the_modulation_folded_in():
+    torch.manual_seed(0)
+    cfg = NetConfig(vocab_size=5, seq_len=4, hidden=12, layers=2, latent_dim=3)
+    film = MLPDenoiser(NetConfig(**{**cfg.__dict__, "z_conditioning": "film"}))
+    plain = MLPDenoiser(cfg)
+    plain.load_state_dict({k: v for k, v in film.state_dict().items() if not k.startswith("film")})
+    x, z = torch.randint(0, 6, (7, 4)), torch.randn(7, 3)
+    assert torch.allclose(film(x, z), plain(x, z))          # the zero start changes nothing
+    mod = constant_modulation(film)
+    with torch.no_grad():
+        for layer, linear in enumerate(plain.body[1::2]):
+            fold_into_affine(linear.weight, linear.bias, mod[layer], 0)
+    assert torch.allclose(film(x, z), plain(x, z), atol=1e-5)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_film_transformer_equals_the_stock_layers_with_scaled_norms(grad):
+    """Adaptive layer norm with a z-independent scale and shift is a layer norm with other
+    parameters: compare against PyTorch's own encoder (its inference path when no gradient)."""
+    torch.manual_seed(0)
+    cfg = sudoku_net(latent_dim=3, layers=2)
+    film = TransformerDenoiser(NetConfig(**{**cfg.__dict__, "z_conditioning": "film"})).eval()
+    plain = TransformerDenoiser(cfg).eval()
+    plain.load_state_dict({k: v for k, v in film.state_dict().items() if not k.startswith("film")})
+    mod = constant_modulation(film)
+    with torch.no_grad():
+        for index, layer in enumerate(plain.trunk.layers.layers):
+            fold_into_affine(layer.norm1.weight, layer.norm1.bias, mod[index], 0)
+            fold_into_affine(layer.norm2.weight, layer.norm2.bias, mod[index], 1)
+    x, z = torch.randint(0, 10, (3, 81)), torch.randn(3, 3)
+    with torch.set_grad_enabled(grad):
+        assert torch.allclose(film(x, z), plain(x, z), atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_film_broadcasts_over_latent_samples(arch):
+    torch.manual_seed(0)
+    cfg = NetConfig(vocab_size=5, seq_len=6, arch=arch, hidden=8, layers=2, heads=2,
+                    latent_dim=3, z_conditioning="film")
+    net = make_denoiser(cfg)
+    with torch.no_grad():
+        net.film.proj.weight.normal_()
+    x, z = torch.randint(0, 6, (4, 6)), torch.randn(5, 4, 3)
+    together = net(x, z)
+    assert together.shape == (5, 4, 6, 5)
+    for s in range(5):
+        assert torch.allclose(together[s], net(x, z[s]), atol=1e-5)
+    assert not torch.allclose(together[0], together[1])     # z reaches the output
+
+
+def test_block_film_modulates_each_block_with_its_own_latent():
+    torch.manual_seed(0)
+    cfg = NetConfig(vocab_size=5, seq_len=6, arch="transformer", hidden=8, layers=2, heads=2,
+                    latent_dim=3, block_size=2, z_conditioning="film")
+    net = make_denoiser(cfg)
+    with torch.no_grad():
+        net.film.proj.weight.normal_()
+    x0 = torch.randint(0, 5, (4, 6))
+    xt = torch.where(torch.rand(4, 6) < 0.5, 5, x0)
+    z = torch.randn(4, 3, 3)
+    moved = z.clone()
+    moved[:, 1] += 1.0                                       # change block 1's latent only
+    before, after = net(xt, z, x0), net(xt, moved, x0)
+    assert torch.allclose(before[:, :2], after[:, :2], atol=1e-6)   # block 0 does not see z_1
+    assert torch.allclose(before[:, 4:], after[:, 4:], atol=1e-6)   # block 2 reads clean x0 only
+    assert not torch.allclose(before[:, 2:4], after[:, 2:4])
+
+
+def test_unknown_z_conditioning_is_refused():
+    with pytest.raises(ValueError, match="unknown z_conditioning"):
+        NetConfig(vocab_size=5, seq_len=4, z_conditioning="cross")

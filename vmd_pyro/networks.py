@@ -21,6 +21,9 @@ from torch import nn
 from vmd_pyro.blocks import block_causal_mask, pool_blocks
 
 
+Z_CONDITIONINGS = ("input", "film")
+
+
 @dataclass
 class NetConfig:
     vocab_size: int              # V real tokens; the mask token is id V
@@ -36,6 +39,10 @@ class NetConfig:
     # every position a group id; a learned embedding per group is added to the position embedding.
     position_groups: tuple[tuple[int, ...], ...] = ()
     attention: str = "full"      # "full", or "groups": a position attends to those sharing a group
+    # How z enters the denoiser: "input" adds its projection to the input embedding only; "film"
+    # also scales and shifts the features of every layer (FiLM in the MLP, adaptive layer norm in
+    # transformers), so that z can steer each layer rather than only what the first one sees.
+    z_conditioning: str = "input"
 
     def __post_init__(self):
         # Lists after a JSON round trip; tuples keep the config hashable and comparable.
@@ -47,6 +54,9 @@ class NetConfig:
             raise ValueError(f"unknown attention {self.attention!r}; choose 'full' or 'groups'")
         if self.attention == "groups" and not self.position_groups:
             raise ValueError("attention='groups' needs position_groups")
+        if self.z_conditioning not in Z_CONDITIONINGS:
+            raise ValueError(f"unknown z_conditioning {self.z_conditioning!r}; choose from "
+                             f"{', '.join(Z_CONDITIONINGS)}")
 
     @property
     def num_blocks(self) -> int:
@@ -57,12 +67,38 @@ class NetConfig:
         return self.vocab_size
 
 
-def _broadcast_batch(h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Add a per-sequence conditioning vector ``cond (*S, H)`` to features ``h (B, ..., H)``."""
-    if cond is None:
+class LatentModulation(nn.Module):
+    """Per-layer scale and shift from ``z``: ``z (*S, D)`` gives ``(*S, layers, slots, H)``, where
+    a layer applies ``h * (1 + slot 2k) + slot 2k+1`` at each of its ``slots / 2`` places.
+
+    The projection starts at zero, so a fresh network computes exactly what it computes without
+    modulation, and training moves away from that only as far as it pays.
+    """
+
+    def __init__(self, latent_dim: int, layers: int, slots: int, hidden: int):
+        super().__init__()
+        self.shape = (layers, slots, hidden)
+        self.proj = nn.Linear(latent_dim, layers * slots * hidden)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.proj(z).unflatten(-1, self.shape)
+
+
+def modulate(h: torch.Tensor, mod: torch.Tensor | None, place: int) -> torch.Tensor:
+    """``h * (1 + scale) + shift`` with the scale and shift of ``place`` in ``mod (..., slots, H)``."""
+    if mod is None:
         return h
-    extra = h.dim() - 2  # feature dims between batch and hidden (1 for per-token features)
-    return h + cond.reshape(cond.shape[:-1] + (1,) * extra + cond.shape[-1:])
+    return h * (1 + mod[..., 2 * place, :]) + mod[..., 2 * place + 1, :]
+
+
+def latent_modulation(cfg: "NetConfig", slots: int) -> LatentModulation | None:
+    """The FiLM / adaptive-layer-norm projection of ``cfg``, or ``None`` (no latent, or z enters
+    at the input only)."""
+    if not cfg.latent_dim or cfg.z_conditioning != "film":
+        return None
+    return LatentModulation(cfg.latent_dim, cfg.layers, slots, cfg.hidden)
 
 
 def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
@@ -91,7 +127,8 @@ def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
 
 
 class MLPDenoiser(nn.Module):
-    """Flatten the embedded sequence, add the projected latent, MLP, per-position logits."""
+    """Flatten the embedded sequence, add the projected latent, MLP, per-position logits. With
+    ``z_conditioning="film"`` every hidden layer's output is also scaled and shifted by ``z``."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
@@ -103,12 +140,21 @@ class MLPDenoiser(nn.Module):
         for _ in range(cfg.layers):
             body += [nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden)]
         self.body = nn.Sequential(*body, nn.GELU())
+        self.film = latent_modulation(cfg, slots=2)
         self.out = nn.Linear(cfg.hidden, cfg.seq_len * cfg.vocab_size)
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         h = embed_flatten_linear(self.embed, self.inp, xt)
-        h = _broadcast_batch(h, self.z_proj(z) if z is not None else None)
-        logits = self.out(self.body(h))
+        if z is not None:
+            h = h + self.z_proj(z)                                    # (*S, B, H)
+        if self.film is None or z is None:
+            h = self.body(h)
+        else:
+            mod = self.film(z)                                        # (*S, B, layers, 2, H)
+            for layer, linear in enumerate(self.body[1::2]):
+                h = modulate(linear(F.gelu(h)), mod[..., layer, :, :], 0)
+            h = F.gelu(h)
+        logits = self.out(h)
         return logits.unflatten(-1, (self.cfg.seq_len, self.cfg.vocab_size))
 
 
@@ -149,59 +195,81 @@ class TransformerTrunk(nn.Module):
             pos = pos + embed(ids)
         return pos
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.embed(tokens) + self.positions()
-        h = _broadcast_batch(h, cond)
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor | None = None,
+                film: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode_tokens(self.embed(tokens) + self.positions(), self.attn_mask, cond, film)
+
+    def encode_tokens(self, h: torch.Tensor, mask: torch.Tensor | None,
+                      cond: torch.Tensor | None = None,
+                      film: torch.Tensor | None = None) -> torch.Tensor:
+        """Embedded tokens ``h (B, T, H)`` through the layers and the final norm. ``cond
+        (*S, B, T or 1, H)`` is added to the input; ``film (*S, B, T or 1, layers, 4, H)`` scales
+        and shifts both layer norms of every layer (adaptive layer norm). Leading sample
+        dimensions ``*S`` broadcast."""
+        if cond is not None:
+            h = h + cond
+        if film is not None:
+            lead = torch.broadcast_shapes(h.shape[:-2], film.shape[:-4])
+            h = h.expand(*lead, *h.shape[-2:])
+            film = film.expand(*lead, *film.shape[-4:]).reshape(-1, *film.shape[-4:])
         lead = h.shape[:-2]
-        h = self.encode(h.reshape(-1, *h.shape[-2:]), self.attn_mask)
+        h = self.encode(h.reshape(-1, *h.shape[-2:]), mask, film)
         return self.norm(h).reshape(*lead, *h.shape[-2:])
 
-    def encode(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """The layer stack on ``h (B, L, H)``; ``mask (L, L)`` True where attention is blocked.
+    def encode(self, h: torch.Tensor, mask: torch.Tensor | None,
+               film: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer stack on ``h (B, L, H)``; ``mask (L, L)`` True where attention is blocked;
+        ``film (B, L or 1, layers, 4, H)`` the per-layer modulation, if any.
 
         With gradients (training) each layer runs through :func:`encoder_layer`, the same
         computation as ``nn.TransformerEncoderLayer`` without the layout copies of
         ``nn.MultiheadAttention`` (copies were the largest non-matmul cost in the profile of a
         Sudoku-scale step, ``benchmarks/profile_step.py``). Without gradients
-        (sampling) the stock module keeps its fused inference kernels.
+        (sampling) the stock module keeps its fused inference kernels, unless ``film`` modulates
+        the layers.
         """
-        if not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and film is None:
             return self.layers(h, mask=mask)
-        for layer in self.layers.layers:
-            h = encoder_layer(layer, h, mask)
+        for index, layer in enumerate(self.layers.layers):
+            h = encoder_layer(layer, h, mask, None if film is None else film[:, :, index])
         return h
 
 
 def encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor,
-                  mask: torch.Tensor | None) -> torch.Tensor:
+                  mask: torch.Tensor | None, mod: torch.Tensor | None = None) -> torch.Tensor:
     """A pre-norm ``nn.TransformerEncoderLayer`` (its own parameters, activation and dropouts)
     with attention computed by ``F.scaled_dot_product_attention`` on views of one packed
-    projection."""
+    projection; ``mod (B, L or 1, 4, H)`` scales and shifts its two layer norms' outputs."""
     attn = layer.self_attn
     batch, length, width = h.shape
-    qkv = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias)
+    qkv = F.linear(modulate(layer.norm1(h), mod, 0), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(batch, length, 3, attn.num_heads, width // attn.num_heads).permute(
         2, 0, 3, 1, 4)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask,
                                        dropout_p=attn.dropout if layer.training else 0.0)
     h = h + layer.dropout1(attn.out_proj(a.transpose(1, 2).reshape(batch, length, width)))
-    ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(h)))))
+    ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(
+        modulate(layer.norm2(h), mod, 1)))))
     return h + layer.dropout2(ff)
 
 
 class TransformerDenoiser(nn.Module):
-    """Bidirectional transformer; the projected latent is added to every token."""
+    """Bidirectional transformer; the projected latent is added to every token, and with
+    ``z_conditioning="film"`` it also modulates the layer norms of every layer."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
         self.cfg = cfg
         self.trunk = TransformerTrunk(cfg, cfg.vocab_size + 1)
         self.z_proj = nn.Linear(cfg.latent_dim, cfg.hidden) if cfg.latent_dim else None
+        self.film = latent_modulation(cfg, slots=4)
         self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        cond = self.z_proj(z) if z is not None else None
-        return self.out(self.trunk(xt, cond))
+        if z is None:
+            return self.out(self.trunk(xt))
+        film = None if self.film is None else self.film(z).unsqueeze(-4)  # one for every token
+        return self.out(self.trunk(xt, self.z_proj(z).unsqueeze(-2), film))
 
 
 class SequenceEncoder(nn.Module):
@@ -250,16 +318,12 @@ def check_block_config(cfg: NetConfig) -> None:
 
 
 def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,
-              cond: torch.Tensor | None = None) -> torch.Tensor:
+              cond: torch.Tensor | None = None, film: torch.Tensor | None = None) -> torch.Tensor:
     """A :class:`~vmd_pyro.networks.TransformerTrunk` under an attention mask. ``tokens`` has length
-    ``L`` or ``2L`` (the position embeddings repeat per copy); ``cond`` is added per token."""
+    ``L`` or ``2L`` (the position embeddings repeat per copy); ``cond`` and ``film`` are given per
+    token (:meth:`TransformerTrunk.encode_tokens`)."""
     pos = trunk.positions().repeat(tokens.shape[-1] // trunk.pos.shape[0], 1)
-    h = trunk.embed(tokens) + pos
-    if cond is not None:
-        h = h + cond
-    lead = h.shape[:-2]
-    h = trunk.encode(h.reshape(-1, *h.shape[-2:]), attn_mask)
-    return trunk.norm(h).reshape(*lead, *h.shape[-2:])
+    return trunk.encode_tokens(trunk.embed(tokens) + pos, attn_mask, cond, film)
 
 
 class BlockTransformerDenoiser(TransformerDenoiser):
@@ -272,15 +336,22 @@ class BlockTransformerDenoiser(TransformerDenoiser):
         cfg = self.cfg
         if x0 is None:
             raise ValueError("the block denoiser needs the clean sequence x0 (earlier blocks)")
-        cond = None
+        cond = film = None
         if z is not None:
-            c = self.z_proj(z)                                         # (*S, B, nb or 1, H)
-            lead = c.shape[:-2]
-            c = c.unsqueeze(-2).expand(*lead, cfg.num_blocks, cfg.block_size, cfg.hidden)
-            cond = F.pad(c.reshape(*lead, cfg.seq_len, cfg.hidden), (0, 0, 0, cfg.seq_len))
+            cond = self.noisy_tokens(self.z_proj(z))
+            if self.film is not None:
+                film = self.noisy_tokens(self.film(z).flatten(-3)).unflatten(-1, self.film.shape)
         mask = block_causal_mask(cfg.seq_len, cfg.block_size, xt.device)
-        h = run_trunk(self.trunk, torch.cat([xt, x0], -1), mask, cond)
+        h = run_trunk(self.trunk, torch.cat([xt, x0], -1), mask, cond, film)
         return self.out(h[..., :cfg.seq_len, :])
+
+    def noisy_tokens(self, per_block: torch.Tensor) -> torch.Tensor:
+        """``(*S, B, nb or 1, F)`` per block to ``(*S, B, 2L, F)`` per token of ``[xt ; x0]``: block
+        ``b``'s vector on its noisy tokens, zeros (no effect) on the clean copy."""
+        cfg = self.cfg
+        lead, width = per_block.shape[:-2], per_block.shape[-1]
+        c = per_block.unsqueeze(-2).expand(*lead, cfg.num_blocks, cfg.block_size, width)
+        return F.pad(c.reshape(*lead, cfg.seq_len, width), (0, 0, 0, cfg.seq_len))
 
 
 class BlockSequenceEncoder(SequenceEncoder):

@@ -13,7 +13,7 @@ import pyro
 from torch import nn
 
 from vmd_pyro.checkpoint import checkpoint_model, load_program
-from vmd_pyro.networks import NetConfig
+from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
 from vmd_pyro.registry import PRIORS
 from vmd_pyro.training import OBJECTIVES, TrainConfig, train
@@ -36,6 +36,10 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide-layers", type=int, default=None,
                    help="transformer layers of the guide's encoder (default: a third of --layers, "
                         "at least 1)")
+    g.add_argument("--z-conditioning", default="input", choices=Z_CONDITIONINGS,
+                   help="how z enters the denoiser: input = its projection added to the input "
+                        "embedding; film = also a scale and shift of every layer (FiLM in the MLP, "
+                        "adaptive layer norm in transformers), starting at no effect (default input)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
                    help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
@@ -147,7 +151,8 @@ def program_config(args, model: str, data) -> ProgramConfig:
     net = NetConfig(vocab_size=data.vocab_size, seq_len=data.seq_len, arch=args.arch,
                     hidden=args.hidden, layers=args.layers, heads=args.heads,
                     block_size=args.block_size, position_groups=groups,
-                    attention="groups" if args.structure == "attend" else "full")
+                    attention="groups" if args.structure == "attend" else "full",
+                    z_conditioning=args.z_conditioning)
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
                          latent_dim=args.latent_dim, components=args.components, elbo=args.elbo,
                          guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
