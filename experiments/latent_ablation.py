@@ -34,6 +34,17 @@ LEVERS = {
     "gaussian8-steps1": ("levers 1 + latent dimension 8",
                          ["--prior", "gaussian", "--latent-dim", "8", "--objective", "steps",
                           "--train-nfe", "1", "--guide-hidden", "128"]),
+    "film-steps1": ("levers 1 + 4: train B_1, z scales and shifts every layer (FiLM)",
+                    ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1",
+                     "--guide-hidden", "128", "--z-conditioning", "film"]),
+    "mog16-steps1": ("levers 1 + 3: train B_1 with a learnable mixture prior of 16 components "
+                     "(a Normal guide can match one component, so z can name a sequence cheaply)",
+                     ["--prior", "mog", "--components", "16", "--objective", "steps",
+                      "--train-nfe", "1", "--guide-hidden", "128"]),
+    "mog16-film-steps1": ("levers 1 + 3 + 4: mog16-steps1 with FiLM",
+                          ["--prior", "mog", "--components", "16", "--objective", "steps",
+                           "--train-nfe", "1", "--guide-hidden", "128", "--z-conditioning",
+                           "film"]),
     "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
                           "sequences), train B_1",
                           ["--prior", "discrete", "--components", "16", "--objective", "steps",

@@ -15,5 +15,5 @@ class CategoricalGuide(nn.Module):
         super().__init__()
         self.encoder = make_encoder(net_cfg, latent.components)
 
-    def distribution(self, x0, masked):
-        return dist.Categorical(logits=self.encoder(x0, masked))
+    def distribution(self, x0, masked, clean=None):
+        return dist.Categorical(logits=self.encoder(x0, masked, clean))

@@ -16,6 +16,6 @@ class NormalGuide(nn.Module):
         super().__init__()
         self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
 
-    def distribution(self, x0, masked):
-        loc, raw_scale = self.encoder(x0, masked).chunk(2, dim=-1)
+    def distribution(self, x0, masked, clean=None):
+        loc, raw_scale = self.encoder(x0, masked, clean).chunk(2, dim=-1)
         return dist.Normal(loc, F.softplus(raw_scale) + 1e-4).to_event(1)

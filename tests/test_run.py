@@ -80,8 +80,6 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
     (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
     (["--train-nfe", "2"], "add --objective steps"),
-    (["--objective", "steps", "--arch", "transformer", "--block-size", "2"],
-     "not implemented for block models"),
 ])
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     # In-process (the subprocess tests above cover the real command line): argparse errors exit

@@ -188,3 +188,18 @@ def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.T
     return DiffusionBatch(x0=x0, xt=torch.where(masked, mask, x0), masked=masked, weight=weight,
                           t=remaining / num_maskable.clamp_min(1), scored=scored,
                           guide_tokens=torch.where(masked & ~scored, mask, x0))
+
+
+def step_batch_blocks(x0: torch.Tensor, mask_id: int, block_size: int, nfe_choices, *,
+                      maskable: torch.Tensor | None = None, generator=None) -> DiffusionBatch:
+    """:func:`step_batch` for block diffusion: every block of every sequence on its own, one random
+    step of ``T`` calls for that block (``T`` from ``nfe_choices``: calls per block), given the clean
+    earlier blocks, which the block denoiser reads from ``x0``. ``weight`` and ``t`` have shape
+    ``(B, num_blocks)``, as in :func:`corrupt_blocks`; with one block this is :func:`step_batch`."""
+    batch_size, seq_len = x0.shape
+    per_block = (-1, block_size)
+    flat = step_batch(x0.reshape(per_block), mask_id, nfe_choices,
+                      maskable=None if maskable is None else maskable.reshape(per_block),
+                      generator=generator)
+    return DiffusionBatch(**{f.name: getattr(flat, f.name).reshape(
+        batch_size, -1 if getattr(flat, f.name).dim() == 1 else seq_len) for f in fields(flat)})

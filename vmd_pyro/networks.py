@@ -296,7 +296,10 @@ class SequenceEncoder(nn.Module):
                                      nn.Linear(cfg.hidden, cfg.hidden), nn.GELU())
         self.out = nn.Linear(cfg.hidden, out_dim)
 
-    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, masked: torch.Tensor,
+                clean: torch.Tensor | None = None) -> torch.Tensor:
+        """``clean`` is read by block encoders only (the earlier blocks); one vector per sequence
+        needs nothing but ``tokens`` and their flags."""
         ids = tokens + (self.cfg.vocab_size + 1) * masked.long()
         if self.trunk is not None:
             h = self.trunk(ids).mean(-2)
@@ -355,15 +358,17 @@ class BlockTransformerDenoiser(TransformerDenoiser):
 
 
 class BlockSequenceEncoder(SequenceEncoder):
-    """One feature vector per block for guides: block ``b`` summarises ``x0_{<=b}`` and the mask
-    pattern of block ``b`` (the same ``[noisy ; clean]`` layout and mask as the denoiser, the noisy
-    copy carrying ``x0`` plus the mask flags). Output ``(B, num_blocks, out_dim)``."""
+    """One feature vector per block for guides: block ``b`` summarises its own ``tokens`` with their
+    mask flags and the clean earlier blocks ``clean_{<b}`` (default ``tokens``), in the same
+    ``[noisy ; clean]`` layout and mask as the denoiser. Output ``(B, num_blocks, out_dim)``."""
 
-    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, masked: torch.Tensor,
+                clean: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
         flagged = tokens + (cfg.vocab_size + 1) * masked.long()
+        clean = tokens if clean is None else clean
         mask = block_causal_mask(cfg.seq_len, cfg.block_size, tokens.device)
-        h = run_trunk(self.trunk, torch.cat([flagged, tokens], -1), mask)
+        h = run_trunk(self.trunk, torch.cat([flagged, clean], -1), mask)
         return self.out(pool_blocks(h[..., :cfg.seq_len, :], cfg.block_size))
 
 

@@ -10,7 +10,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from vmd_pyro.masking import DiffusionBatch, corrupt, corrupt_blocks
+from vmd_pyro.masking import DiffusionBatch, corrupt, corrupt_blocks, step_batch, step_batch_blocks
 from vmd_pyro.networks import NetConfig, make_denoiser
 from vmd_pyro.registry import GUIDES, PAIRS, PRIORS, lookup
 
@@ -136,6 +136,15 @@ class DiffusionProgram(nn.Module):
         return corrupt(x0, self.mask_id, maskable=maskable, antithetic=antithetic,
                        generator=generator)
 
+    def step_batch(self, x0: torch.Tensor, nfe_choices, maskable: torch.Tensor | None = None, *,
+                   generator=None) -> DiffusionBatch:
+        """One random step of the T-call sampler per sequence (per block in block models, with ``T``
+        calls per block): the batch of the ``steps`` objective."""
+        if self.block_size:
+            return step_batch_blocks(x0, self.mask_id, self.block_size, nfe_choices,
+                                     maskable=maskable, generator=generator)
+        return step_batch(x0, self.mask_id, nfe_choices, maskable=maskable, generator=generator)
+
     # --- direct access for sampling and metrics ---------------------------------------------
     def logits(self, xt: torch.Tensor, z: torch.Tensor | None = None,
                x0: torch.Tensor | None = None) -> torch.Tensor:
@@ -159,8 +168,13 @@ class DiffusionProgram(nn.Module):
             return self.prior_dist(batch.x0)
         return self.prior.distribution(batch.xt, batch.masked)
 
-    def guide_dist(self, x0: torch.Tensor, masked: torch.Tensor):
-        return self.guide_net.distribution(x0, masked)
+    def guide_dist(self, x0: torch.Tensor, masked: torch.Tensor,
+                   clean: torch.Tensor | None = None):
+        """``q(z | tokens, flags)``; block guides read the earlier blocks from ``clean`` (default
+        ``x0`` itself; a family that never serves block models need not take ``clean``)."""
+        if clean is None:
+            return self.guide_net.distribution(x0, masked)
+        return self.guide_net.distribution(x0, masked, clean)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

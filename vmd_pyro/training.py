@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from vmd_pyro import distributed
 from vmd_pyro.checkpoint import (CheckpointWriteError, check_resumable, read_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
-from vmd_pyro.masking import DiffusionBatch, step_batch
+from vmd_pyro.masking import DiffusionBatch
 
 
 @dataclass
@@ -103,8 +103,7 @@ def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatc
     (drawing tokens and masks is cheap next to the networks)."""
     x0, maskable = sample_fn(cfg.batch_size, generator)
     if cfg.objective == "steps":
-        batch = step_batch(x0, program.mask_id, cfg.train_nfe, maskable=maskable,
-                           generator=generator)
+        batch = program.step_batch(x0, cfg.train_nfe, maskable, generator=generator)
     else:
         batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
     rank, world = distributed.rank_and_world()
@@ -133,8 +132,6 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     if cfg.objective == "steps":
         if not cfg.train_nfe or min(cfg.train_nfe) < 1:
             raise ValueError(f"--train-nfe must be >= 1, got {list(cfg.train_nfe)}")
-        if program.block_size:
-            raise ValueError("the steps objective is not implemented for block models (use joint)")
     if cfg.free_nats < 0:
         raise ValueError(f"free nats must be >= 0, got {cfg.free_nats}")
     if cfg.free_nats and (cfg.engine != "fused" or not program.has_latent or program.block_size):

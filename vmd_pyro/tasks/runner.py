@@ -72,10 +72,11 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="joint: the original method's objective J (one forward-process draw per "
                         "sequence, weight w(t); for VMD not a likelihood bound); steps: the few-step "
                         "bound B_T of the T-call random-order sampler (one random step per sequence, "
-                        "weight T; MDM and VMD; not for block models) (default joint)")
+                        "weight T; block models: one step of one block, T calls per block) (default joint)")
     g.add_argument("--train-nfe", nargs="+", type=int, default=None, metavar="T",
                    help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
-                        "B_T is trained (default: the evaluated --nfe values)")
+                        "B_T is trained; block models: calls per block (default: the evaluated "
+                        "--nfe values)")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
@@ -120,9 +121,6 @@ def check_program_args(args, parser) -> None:
         parser.error(f"--train-nfe must be >= 1, got {args.train_nfe}")
     if args.train_nfe is not None and args.objective != "steps":
         parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
-    if args.objective == "steps" and args.block_size:
-        parser.error("--objective steps is not implemented for block models (--block-size); "
-                     "use --objective joint")
     if args.block_size < 0:
         parser.error("--block-size must be >= 0")
 
@@ -158,16 +156,19 @@ def program_config(args, model: str, data) -> ProgramConfig:
                          guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
 
 
-def train_config(args, model: str) -> TrainConfig:
-    """The training settings of ``model`` (``--free-nats`` applies to VMD only)."""
+def train_config(args, model: str, num_blocks: int = 1) -> TrainConfig:
+    """The training settings of ``model`` (``--free-nats`` applies to VMD only). The ``steps``
+    objective trains the evaluated ``--nfe`` values unless ``--train-nfe`` says otherwise; in block
+    models those are calls per block (NFE 2 over two blocks is one call each)."""
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
+    train_nfe = args.train_nfe or sorted({max(1, nfe // num_blocks) for nfe in args.nfe})
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
                        progress=not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
                        time_budget=args.time_budget, objective=args.objective,
-                       train_nfe=tuple(args.train_nfe or args.nfe))
+                       train_nfe=tuple(train_nfe))
 
 
 def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
@@ -202,7 +203,7 @@ def obtain_program(args, model: str, task, device) -> Trained:
     pyro.set_rng_seed(args.seed)  # the initialisation is part of the run: seed it
     program = build_program(program_config(args, model, task.data)).to(device)
     resume = checkpoint_path(args.resume, model, args.model)
-    cfg = train_config(args, model)
+    cfg = train_config(args, model, program.cfg.net.num_blocks)
     start = time.perf_counter()
     history = train(program, sample, cfg, eval_fn=monitor,
                     log=None if args.quiet else lambda r: print(progress_line(model, r)),
