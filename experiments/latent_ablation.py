@@ -41,6 +41,10 @@ LEVERS = {
                      "(a Normal guide can match one component, so z can name a sequence cheaply)",
                      ["--prior", "mog", "--components", "16", "--objective", "steps",
                       "--train-nfe", "1", "--guide-hidden", "128"]),
+    "mog128-steps1": ("levers 1 + 3: mog16-steps1 with 128 components (quad-d2 has 100 "
+                      "sequences)",
+                      ["--prior", "mog", "--components", "128", "--objective", "steps",
+                       "--train-nfe", "1", "--guide-hidden", "128"]),
     "mog16-film-steps1": ("levers 1 + 3 + 4: mog16-steps1 with FiLM",
                           ["--prior", "mog", "--components", "16", "--objective", "steps",
                            "--train-nfe", "1", "--guide-hidden", "128", "--z-conditioning",
