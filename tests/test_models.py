@@ -3,10 +3,12 @@ written out by hand from the networks' outputs. Where a sequence has no masked t
 nothing and its site is masked out (``used`` below): no KL term there."""
 import math
 
+import numpy as np
 import pyro
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
 
 from tests.conftest import tiny_program
 from vmd_pyro.masking import corrupt
@@ -36,7 +38,7 @@ def test_mdm_loss_is_weighted_masked_cross_entropy():
     assert loss == pytest.approx(float(hand), rel=1e-5)
 
 
-@pytest.mark.parametrize("prior", ["gaussian", "mog", "conditional"])
+@pytest.mark.parametrize("prior", ["gaussian", "mog", "mog-per-dim", "conditional"])
 @pytest.mark.parametrize("beta", [1.0, 0.3])
 def test_sampled_elbo_equals_hand_written_nelbo_for_the_same_z(prior, beta):
     program = tiny_program(prior=prior, elbo="trace")
@@ -152,3 +154,25 @@ def test_kl_annealing_scales_only_the_latent_terms():
         pyro.set_rng_seed(11)
         assert elbo.loss(program.model, program.guide, batch, beta) == pytest.approx(
             recon + beta * kl, rel=1e-5)
+
+
+def test_per_dimension_mixture_density_is_the_product_of_one_dimensional_mixtures():
+    """log p(z) = sum_j log sum_k pi_jk N(z_j; mu_jk, sigma_jk), written with scipy, and the
+    density integrates to one over a grid (two dimensions: K^2 = 9 modes from 2 x 3 components)."""
+    program = tiny_program(prior="mog-per-dim", latent_dim=2, components=3)
+    prior = program.prior
+    with torch.no_grad():
+        prior.logits.copy_(torch.tensor([[0.5, 0.0, -1.0], [0.0, 1.0, 0.2]]))
+        prior.locs.copy_(torch.tensor([[-2.0, 0.0, 3.0], [-1.0, 1.0, 2.5]]))
+    p = prior.distribution(torch.zeros(1, 4, dtype=torch.long), None)
+    pi = torch.softmax(prior.logits, -1).detach().numpy()
+    mu, sd = prior.locs.detach().numpy(), (torch.nn.functional.softplus(prior.raw_scales) +
+                                           1e-3).detach().numpy()
+    z = torch.randn(50, 2) * 2
+    hand = sum(np.log((pi[j] * stats.norm.pdf(z[:, j, None].numpy(), mu[j], sd[j])).sum(-1))
+               for j in range(2))
+    assert np.allclose(p.log_prob(z[:, None]).squeeze(-1).detach().numpy(), hand, atol=1e-5)
+    grid = torch.linspace(-9, 11, 801)
+    cells = torch.cartesian_prod(grid, grid)
+    mass = p.log_prob(cells[:, None]).exp().sum() * (grid[1] - grid[0]) ** 2
+    assert float(mass) == pytest.approx(1.0, abs=1e-3)
