@@ -45,6 +45,10 @@ LEVERS = {
                       "sequences)",
                       ["--prior", "mog", "--components", "128", "--objective", "steps",
                        "--train-nfe", "1", "--guide-hidden", "128"]),
+    "mog128d8-steps1": ("levers 1 + 3: mog128-steps1 in 8 latent dimensions (more room to "
+                        "keep 128 components apart)",
+                        ["--prior", "mog", "--components", "128", "--latent-dim", "8",
+                         "--objective", "steps", "--train-nfe", "1", "--guide-hidden", "128"]),
     "mogdim10-steps1": ("levers 1 + 3: train B_1 with a factorial prior, a mixture of 10 "
                         "components in each of the 2 latent dimensions (100 modes)",
                         ["--prior", "mog-per-dim", "--components", "10", "--objective", "steps",
