@@ -43,6 +43,10 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=256, help="(default 256, as one-block runs)")
     p.add_argument("--prior", default="gaussian", help="block VMD's prior per block (default gaussian)")
     p.add_argument("--components", type=int, default=10, help="K of a mog or discrete prior")
+    p.add_argument("--latent-dim", type=int, default=2, help="dimension of each block's z (default 2)")
+    p.add_argument("--guide-hidden", type=int, default=None,
+                   help="width of the guide's encoder (default: run.py's, a quarter of --hidden)")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--objective", default="joint", choices=["joint", "steps"],
                    help="joint: the original objective J; steps: the few-step bound with "
                         "--train-nfe calls per block, for both models (default joint)")
@@ -60,6 +64,8 @@ def command(dataset, seed, args, out):
             "--dataset", dataset, "--arch", "transformer", "--hidden", str(args.hidden),
             "--layers", "2", "--heads", "4", "--block-size", "2", "--nfe", "2", "4",
             "--model", "mdm", "vmd", "--prior", args.prior, "--components", str(args.components),
+            "--latent-dim", str(args.latent_dim),
+            *(["--guide-hidden", str(args.guide_hidden)] if args.guide_hidden else []),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size),
             "--num-samples", "5000", "--iw-samples", "4", "--seed", str(seed),
             "--objective", args.objective,
@@ -110,7 +116,7 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     start = time.perf_counter()
     if not args.aggregate_only:
-        jobs = [(d, s) for s in args.seeds for d in DATASETS]
+        jobs = [(d, s) for s in args.seeds for d in args.datasets]
         outs = [out_dir / "runs" / f"{d}-seed{s}.json" for d, s in jobs]
         codes = run_commands([command(d, s, args, o) for (d, s), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)
@@ -120,7 +126,8 @@ def main(argv=None):
              "tokens; NFE counts calls for the whole sequence, split evenly over the blocks. "
              f"Block-causal transformer (hidden {args.hidden}, 2 layers, 4 heads), prior "
              f"{args.prior}{f' (K={args.components})' if args.prior in ('mog', 'discrete') else ''}"
-             f" per block, objective {args.objective}"
+             f" per block (latent dimension {args.latent_dim}, guide width "
+             f"{args.guide_hidden or 'a quarter of the denoiser'}), objective {args.objective}"
              f"{f' (T={args.train_nfe} per block)' if args.objective == 'steps' else ''}, "
              f"{args.steps} steps, batch {args.batch_size}. Published: two blocks, "
              "NFE 2. IW bound: B_T of block-by-block decoding (random order within a block, z "
