@@ -53,10 +53,6 @@ LEVERS = {
                         "components in each of the 2 latent dimensions (100 modes)",
                         ["--prior", "mog-per-dim", "--components", "10", "--objective", "steps",
                          "--train-nfe", "1", "--guide-hidden", "128"]),
-    "mog16-film-steps1": ("levers 1 + 3 + 4: mog16-steps1 with FiLM",
-                          ["--prior", "mog", "--components", "16", "--objective", "steps",
-                           "--train-nfe", "1", "--guide-hidden", "128", "--z-conditioning",
-                           "film"]),
     "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
                           "sequences), train B_1",
                           ["--prior", "discrete", "--components", "16", "--objective", "steps",
