@@ -2,8 +2,9 @@
 """Train and evaluate MDM / VMD models: the entry point of vmd-pyro.
 
 With no arguments it runs a small default comparison (MDM against VMD with a Gaussian prior on the
-4-token set quad-d1, decoded in 1 and 2 steps) on one torch thread (the thread count follows the
-network's size and the machine's load unless ``--threads`` is given), and writes its JSON to
+4-token set quad-d1, decoded in 1 and 2 steps), the two models side by side in two processes
+(``--model-processes``) on one torch thread each (the thread count follows the network's size and
+the machine's load unless ``--threads`` is given), and writes its JSON to
 ``runs/<time>-<data set>-<models>/result.json`` unless ``--out`` is given
 (timings under load: ``results/bench/default_job_under_load.json``):
 
@@ -34,7 +35,7 @@ from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, res
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
-                                   obtain_program)
+                                   run_models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,12 +159,7 @@ def tasks_with(flag: str) -> str:
 def run_task(args, device):
     """Train (or load) each ``--model`` on the task and evaluate it: ``(rows, task)``."""
     task = TASKS[args.task](args, device)
-    runs = []
-    for model in args.model:
-        trained = obtain_program(args, model, task, device)
-        if distributed.is_main_process():  # ranks > 0 only train
-            runs += task.evaluate(model, trained)
-    return runs, task
+    return run_models(args, task, device), task
 
 
 def main(argv=None) -> int:
