@@ -79,7 +79,7 @@ def test_models_in_their_own_processes_give_the_rows_of_one_process(tmp_path):
                        "--out", str(out), *TINY)
         assert proc.returncode == 0, proc.stderr
         rows[processes] = json.loads(out.read_text())["runs"]
-    timing = {"wall_seconds", "train_seconds", "history", "command"}
+    timing = {"wall_seconds", "train_seconds", "history", "command", "model_processes"}
     for one, two in zip(rows["1"], rows["2"], strict=True):
         assert {k: v for k, v in one.items() if k not in timing} == {
             k: v for k, v in two.items() if k not in timing}

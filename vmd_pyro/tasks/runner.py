@@ -259,14 +259,13 @@ def train_and_evaluate(args, models: list[str], task, device, progress_bar: bool
     return rows
 
 
-def run_models(args, task, device) -> list[dict]:
+def run_models(args, task, device, processes: int) -> list[dict]:
     """The result rows of every ``--model``, in the order given, trained side by side in
-    :func:`model_processes` processes. Each model seeds its own streams (``obtain_program``,
+    ``processes`` processes (:func:`model_processes`). Each model seeds its own streams (``obtain_program``,
     ``Task.evaluate``), so its rows do not depend on which process ran it or when. The processes
     are forked (they inherit the imported modules and the task's data) and share this process's
     torch threads; their progress bars are off (several bars would overwrite each other), their
     progress lines are printed."""
-    processes = model_processes(args, device)
     if processes == 1:
         return train_and_evaluate(args, args.model, task, device)
     threads = max(1, torch.get_num_threads() // processes)
