@@ -30,6 +30,10 @@ from vmd_pyro.experiment import REPO, provenance, write_json
 
 JOBS = [[], ["--prior", "mog"]]
 ONE_PROCESS = ["--model-processes", "1"]  # the models one after the other
+# what each row of a job reports (MDM has nelbo_bits, VMD objective_bits: None where absent)
+RESULT_KEYS = ("model", "prior", "nfe", "fill", "accuracy", "kl", "kl_estimator", "nll_bound_bits",
+               "nll_bound_bits_se", "iw_nll_bound_bits", "iw_nll_bound_bits_se", "nelbo_bits",
+               "objective_bits")
 
 
 def runnable_processes() -> int:
@@ -60,8 +64,7 @@ def run_job(extra: list[str]) -> dict:
             "result_file": written.group(1), "threads": runs[0]["threads"],
             "model_processes": runs[0]["model_processes"],
             "train_seconds": {r["model"]: r["train_seconds"] for r in runs},
-            "results": [{k: r[k] for k in ("model", "prior", "nfe", "fill", "accuracy", "kl",
-                                            "kl_estimator", "nelbo_bits")} for r in runs]}
+            "results": [{k: r.get(k) for k in RESULT_KEYS} for r in runs]}
 
 
 def main(argv=None) -> int:
