@@ -77,6 +77,7 @@ def reference_loss(program, batch, beta=1.0) -> torch.Tensor:
         q = Normal(loc, F.softplus(raw_scale) + 1e-4)
         z = q.rsample()
         kl = beta * kl_divergence(q, Normal(torch.zeros_like(loc), 1.0)).sum(-1)
+        kl = kl * batch.latent_used()  # z is left out where no token is scored, as in the model
     logp = program.logits(batch.xt, z).log_softmax(-1)
     token = logp.gather(-1, batch.x0.unsqueeze(-1)).squeeze(-1)
     return (batch.weight * (kl - (token * batch.masked).sum(-1))).sum()
