@@ -174,8 +174,9 @@ def _cached_block_logits(program, block: int, past, x: torch.Tensor, z) -> torch
     """``program.logits(x, z)`` where the sampler reads it, block ``block``, from the cache
     ``past``; the other positions, which the sampler does not read, get zeros."""
     in_block = block_of(x.shape[-1], program.block_size, x.device) == block
-    logits = x.new_zeros((*x.shape, program.cfg.net.vocab_size), dtype=torch.get_default_dtype())
-    logits[:, in_block] = program.next_block_logits(x[:, in_block], z, block, past)
+    block_logits = program.next_block_logits(x[:, in_block], z, block, past)
+    logits = block_logits.new_zeros((*x.shape, block_logits.shape[-1]))
+    logits[:, in_block] = block_logits
     return logits
 
 
