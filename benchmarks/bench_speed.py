@@ -9,7 +9,10 @@ Compares, on the same networks and the same batches:
 (b) a VMD training step against an MDM training step (both Pyro; and both hand-written, to separate
     the cost of VMD's extra guide network from Pyro's), with the default small guide encoder and,
     for reference, with a guide as wide and deep as the denoiser;
-(c) VMD sampling against MDM sampling at the same number of denoiser calls (NFE);
+(c) VMD sampling against MDM sampling at the same number of denoiser calls (NFE); block-by-block
+    decoding with the clean blocks' keys and values kept against recomputing the whole
+    ``[x ; x]`` every call, for the block transformers of ``experiments/text_results.py`` and
+    ``experiments/block_synthetic.py`` (MDM and VMD);
 (d) step time as the sequence length and the batch grow (Pyro and hand-written);
 (e) the achieved GFLOP/s of the MDM and VMD training steps (FLOPs counted by FlopCounterMode)
     against the float32 matmul peak of this machine and thread count, measured interleaved.
@@ -54,6 +57,14 @@ STEPS = {"mlp-synthetic": 6, "transformer-sudoku": 2}  # timed pairs of steps pe
 # Scaling sweeps: sequence length at batch 4, batch size at sequence length 81.
 SCALING_NET = NetConfig(vocab_size=9, seq_len=64, arch="transformer", hidden=128, layers=2, heads=4)
 LATENT_DIM = 8
+# Block decoding: (network, sequences, NFE) as in experiments/text_results.py (blocks of 4, one
+# call per block) and experiments/block_synthetic.py (quad-d1, blocks of 2, NFE 2).
+BLOCK_DECODING = {
+    "transformer-block-text": (NetConfig(vocab_size=27, seq_len=32, arch="transformer", hidden=64,
+                                         layers=2, heads=4, block_size=4), 64, 8),
+    "transformer-block-synthetic": (NetConfig(vocab_size=10, seq_len=4, arch="transformer",
+                                              hidden=64, layers=2, heads=4, block_size=2), 5000, 2),
+}
 
 
 # --- the hand-written reference: the same NELBO as the Pyro model and guide -------------------
@@ -66,6 +77,7 @@ def reference_loss(program, batch, beta=1.0) -> torch.Tensor:
         q = Normal(loc, F.softplus(raw_scale) + 1e-4)
         z = q.rsample()
         kl = beta * kl_divergence(q, Normal(torch.zeros_like(loc), 1.0)).sum(-1)
+        kl = kl * batch.latent_used()  # z is left out where no token is scored, as in the model
     logp = program.logits(batch.xt, z).log_softmax(-1)
     token = logp.gather(-1, batch.x0.unsqueeze(-1)).squeeze(-1)
     return (batch.weight * (kl - (token * batch.masked).sum(-1))).sum()
@@ -224,6 +236,8 @@ def main(argv=None) -> int:
     repeats = 3 if args.quick else args.repeats
     wall = time.perf_counter()
     results = {"networks": {k: {**vars(v), "batch_size": BATCH[k]} for k, v in NETWORKS.items()},
+               "block_decoding": {k: {**vars(net), "sequences": num, "nfe": nfe}
+                                  for k, (net, num, nfe) in BLOCK_DECODING.items()},
                "latent": {"prior": "gaussian", "guide": "normal", "latent_dim": LATENT_DIM},
                "step": "zero_grad + loss + backward + global-norm clip + AdamW step",
                "comparisons": {}, "throughput": {}, "scaling": {}}
@@ -282,6 +296,18 @@ def main(argv=None) -> int:
                           f" GFLOP/s matmul peak (IQR {100 * t['share_of_peak_iqr'][0]:.0f}-"
                           f"{100 * t['share_of_peak_iqr'][1]:.0f}%)")
         print("\n".join(report[-8:]), flush=True)
+
+    for name, (net, num, nfe) in BLOCK_DECODING.items():
+        x = all_masked(num, net.seq_len, net.mask_id)
+        for model in ("mdm", "vmd"):
+            program = make_program(net, model)
+            key = f"{name}: cached/uncached block decoding ({model}), {num} sequences, nfe {nfe}"
+            comps[key] = compare(
+                lambda: generate(program, x, nfe=nfe, generator=torch.Generator(), cache=True),
+                lambda: generate(program, x, nfe=nfe, generator=torch.Generator(), cache=False),
+                repeats=repeats, steps=2)
+            report.append(line(key, comps[key]))
+        print("\n".join(report[-2:]), flush=True)
 
     lengths = [64, 256, 1024] if args.quick else [64, 128, 256, 512, 1024]
     batches = [8, 32] if args.quick else [4, 8, 16, 32, 64]

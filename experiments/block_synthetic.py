@@ -60,7 +60,8 @@ def build_parser():
 
 
 def command(dataset, seed, args, out):
-    return [sys.executable, "experiments/run.py", "--threads", "1", "--quiet", "--no-validate",
+    return [sys.executable, "experiments/run.py", "--threads", "1", "--model-processes", "1",
+            "--quiet", "--no-validate",
             "--dataset", dataset, "--arch", "transformer", "--hidden", str(args.hidden),
             "--layers", "2", "--heads", "4", "--block-size", "2", "--nfe", "2", "4",
             "--model", "mdm", "vmd", "--prior", args.prior, "--components", str(args.components),

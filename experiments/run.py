@@ -2,8 +2,9 @@
 """Train and evaluate MDM / VMD models: the entry point of vmd-pyro.
 
 With no arguments it runs a small default comparison (MDM against VMD with a Gaussian prior on the
-4-token set quad-d1, decoded in 1 and 2 steps) on one torch thread (the thread count follows the
-network's size and the machine's load unless ``--threads`` is given), and writes its JSON to
+4-token set quad-d1, decoded in 1 and 2 steps), the two models side by side in two processes
+(``--model-processes``) on one torch thread each (the thread count follows the network's size and
+the machine's load unless ``--threads`` is given), and writes its JSON to
 ``runs/<time>-<data set>-<models>/result.json`` unless ``--out`` is given
 (timings under load: ``results/bench/default_job_under_load.json``):
 
@@ -34,7 +35,7 @@ from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, res
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
-                                   obtain_program)
+                                   model_processes, run_models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,15 +156,11 @@ def tasks_with(flag: str) -> str:
     return " / ".join(name for name, task in sorted(TASKS.items()) if getattr(task, flag))
 
 
-def run_task(args, device):
-    """Train (or load) each ``--model`` on the task and evaluate it: ``(rows, task)``."""
+def run_task(args, device, processes: int):
+    """Train (or load) each ``--model`` on the task and evaluate it, ``processes`` models at a
+    time: ``(rows, task)``."""
     task = TASKS[args.task](args, device)
-    runs = []
-    for model in args.model:
-        trained = obtain_program(args, model, task, device)
-        if distributed.is_main_process():  # ranks > 0 only train
-            runs += task.evaluate(model, trained)
-    return runs, task
+    return run_models(args, task, device, processes), task
 
 
 def main(argv=None) -> int:
@@ -176,9 +173,10 @@ def main(argv=None) -> int:
     device = distributed.init_from_env(resolve_device(args.device))
     torch.set_num_threads(args.threads or auto_threads(args))
     reports = distributed.is_main_process()  # rank 0 reports
+    processes = model_processes(args, device)
     start = time.perf_counter()
     try:
-        runs, task = run_task(args, device)
+        runs, task = run_task(args, device, processes)
     except cli.USER_ERRORS as err:
         return cli.report(err)
     finally:
@@ -189,7 +187,7 @@ def main(argv=None) -> int:
     samples = [r.pop("_samples", None) for r in runs]
     meta = provenance(args.seed)
     for r in runs:
-        r.update(wall_seconds=wall, **meta)
+        r.update(wall_seconds=wall, model_processes=processes, **meta)
 
     print()
     print(markdown_table(runs, task.columns))

@@ -176,21 +176,60 @@ def test_nfe_is_split_evenly_over_blocks():
     assert sum(nfe_per_block(13, 4)) == 13
 
 
+@pytest.mark.parametrize("cache", [True, False])
 @pytest.mark.parametrize("nfe,calls", [(4, 4), (2, 4), (8, 7), (6, 5)])
-def test_block_decoding_spends_its_calls_per_block_and_keeps_given_tokens(nfe, calls):
+def test_block_decoding_spends_its_calls_per_block_and_keeps_given_tokens(nfe, calls, cache,
+                                                                         monkeypatch):
     """4 blocks of 2, position 3 given, so the blocks hold 2, 1, 2, 2 masks. Calls per block are
     nfe_per_block(nfe) capped by the block's masks: nfe 8 -> [2, 2, 2, 2] -> 2+1+2+2 = 7; nfe 6 ->
     [2, 2, 1, 1] -> 5; nfe below the block count is raised to one call per block (4)."""
     program = block_program(prior="gaussian")
     counted = []
-    hook = program.denoiser.register_forward_hook(lambda *a: counted.append(1))
+    for call in ("logits", "next_block_logits"):  # the whole [x ; x], or one block from the cache
+        original = getattr(program, call)
+        monkeypatch.setattr(program, call, lambda *a, f=original: counted.append(1) or f(*a))
     x = all_masked(5, SEQ_LEN, program.mask_id)
     x[:, 3] = 2  # a given token
     with pytest.warns(UserWarning) if nfe < 4 else _nothing():
-        out, used = generate(program, x, nfe=nfe, generator=torch.Generator().manual_seed(0))
-    hook.remove()
+        out, used = generate(program, x, nfe=nfe, generator=torch.Generator().manual_seed(0),
+                             cache=cache)
     assert len(counted) == calls == used
     assert (out < VOCAB).all() and (out[:, 3] == 2).all()
+
+
+@pytest.mark.parametrize("model, prior, z_conditioning", [
+    ("mdm", None, "input"), ("vmd", "gaussian", "input"), ("vmd", "discrete", "input"),
+    ("vmd", "block-conditional", "input"), ("vmd", "gaussian", "film")])
+def test_cached_block_logits_are_the_whole_sequence_logits(model, prior, z_conditioning):
+    """Block b's logits from its noisy tokens and the kept keys and values of the clean blocks
+    before it equal those of the network on the whole [xt ; x0] (every block)."""
+    program = block_program(model=model, prior=prior or "gaussian")
+    if z_conditioning == "film":
+        program.cfg.net.z_conditioning = "film"
+        program = build_program(program.cfg).eval()
+        with torch.no_grad():
+            program.denoiser.film.proj.weight.normal_()   # away from the no-effect start
+    g = torch.Generator().manual_seed(3)
+    x0 = random_tokens(5, 4)
+    xt = torch.where(torch.rand(x0.shape, generator=g) < 0.5, program.mask_id, x0)
+    z = (program.prior_dist(x0).sample() if program.has_latent else None)
+    with torch.no_grad():
+        whole = program.logits(xt, z, x0)
+        past = None
+        for b in range(SEQ_LEN // BLOCK):
+            block = slice(b * BLOCK, (b + 1) * BLOCK)
+            cached = program.next_block_logits(xt[:, block], z, b, past)
+            torch.testing.assert_close(cached, whole[:, block], rtol=1e-5, atol=1e-5)
+            past = program.denoiser.extend_past(x0[:, block], b, past)
+
+
+@pytest.mark.parametrize("z_strategy", ["fixed", "resample", "posterior"])
+def test_cached_block_decoding_draws_the_same_samples(z_strategy):
+    program = block_program(prior="gaussian")
+    x = all_masked(64, SEQ_LEN, program.mask_id)
+    out = [generate(program, x, nfe=6, z_strategy=z_strategy, cache=cache,
+                    generator=torch.Generator().manual_seed(5))[0] for cache in (True, False)]
+    assert torch.equal(*out)
 
 
 class _nothing:

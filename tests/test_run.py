@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vmd_pyro.experiment import load_script
-from vmd_pyro.tasks.runner import train_config
+from vmd_pyro.tasks.runner import model_processes, train_config
 
 RUN = Path(__file__).resolve().parent.parent / "experiments" / "run.py"
 TINY = ["--steps", "30", "--hidden", "16", "--num-samples", "300", "--z-samples", "50",
@@ -68,6 +69,37 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
         assert ("objective_bits" in r) == (r["model"] == "vmd")
 
 
+@pytest.mark.slow  # three subprocesses training MDM and VMD
+def test_models_in_their_own_processes_give_the_rows_of_one_process(tmp_path):
+    # Each model seeds its own streams, so training them side by side changes nothing but time.
+    rows = {}
+    for processes in ("1", "2"):
+        out = tmp_path / f"p{processes}.json"
+        proc = run_cli("--dataset", "quad-d1", "--nfe", "1", "--model-processes", processes,
+                       "--out", str(out), *TINY)
+        assert proc.returncode == 0, proc.stderr
+        rows[processes] = json.loads(out.read_text())["runs"]
+    timing = {"wall_seconds", "train_seconds", "history", "command", "model_processes"}
+    for one, two in zip(rows["1"], rows["2"], strict=True):
+        assert {k: v for k, v in one.items() if k not in timing} == {
+            k: v for k, v in two.items() if k not in timing}
+        assert [h["train_loss"] for h in one["history"]] == [h["train_loss"] for h in two["history"]]
+
+
+def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
+    from vmd_pyro.tasks import runner
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    run = load_script("run")
+    parser = run.build_parser()
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for argv, device, expected in ((["--model", "mdm", "vmd"], cpu, 2), (["--model", "vmd"], cpu, 1),
+                                   (["--model", "mdm", "vmd"], cuda, 1),
+                                   (["--model", "mdm", "vmd", "--model-processes", "1"], cpu, 1)):
+        assert model_processes(parser.parse_args(argv), device) == expected, (argv, device)
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert model_processes(parser.parse_args(["--model", "mdm", "vmd"]), cpu) == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "quad-d9"], "unknown dataset 'quad-d9'"),
     (["--prior", "laplace"], "unknown prior 'laplace'"),
@@ -80,6 +112,8 @@ def test_comparison_lists_every_model_and_nfe(tmp_path):
     (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
     (["--train-nfe", "2"], "add --objective steps"),
+    (["--model-processes", "0"], "--model-processes must be >= 1"),
+    (["--model-processes", "2", "--device", "cuda"], "--model-processes above 1 is for --device cpu"),
 ])
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     # In-process (the subprocess tests above cover the real command line): argparse errors exit

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tests.conftest import tiny_program
-from vmd_pyro.sampling import all_masked, generate, steps_schedule
+from vmd_pyro.sampling import _draw, all_masked, generate, steps_schedule
 
 
 class RecordingDenoiser(nn.Module):
@@ -135,3 +135,18 @@ def test_prior_strategy_with_conditional_prior():
         warnings.simplefilter("error")
         out, _ = generate(program, all_masked(5, 4, program.mask_id), nfe=2, z_strategy="prior")
     assert (out != program.mask_id).all()
+
+
+def test_seeded_draws_follow_the_generator_and_leave_the_global_stream_alone():
+    """A draw with a generator is the distribution's sample after seeding torch's CPU stream with
+    the generator's next number (what torch.manual_seed seeds on a CPU), and the global stream
+    continues as if nothing had been drawn."""
+    normal = torch.distributions.Normal(torch.zeros(5, 3), 1.0)
+    torch.manual_seed(11)
+    expected_next = torch.rand(2)
+    torch.manual_seed(11)
+    drawn = _draw(normal, torch.Generator().manual_seed(4), (2,))
+    assert torch.equal(torch.rand(2), expected_next)
+    seed = int(torch.randint(0, 2 ** 62, (), generator=torch.Generator().manual_seed(4)))
+    torch.manual_seed(seed)
+    assert torch.equal(drawn, normal.sample((2,)))

@@ -231,26 +231,46 @@ class TransformerTrunk(nn.Module):
         if not torch.is_grad_enabled() and film is None:
             return self.layers(h, mask=mask)
         for index, layer in enumerate(self.layers.layers):
-            h = encoder_layer(layer, h, mask, None if film is None else film[:, :, index])
+            h, _ = encoder_layer(layer, h, mask, None if film is None else film[:, :, index])
         return h
+
+    def encode_after(self, h: torch.Tensor, past: list | None, film: torch.Tensor | None = None):
+        """The layer stack and final norm on new tokens ``h (B, n, H)`` that attend to each other
+        and to earlier tokens, unmasked; ``past`` holds the earlier tokens' keys and values per
+        layer (``None``: there are none); ``film (B, n or 1, layers, 4, H)`` modulates the new
+        tokens' layers. Returns the features and the keys and values of the earlier and new tokens
+        per layer (block-by-block decoding's cache,
+        :meth:`BlockTransformerDenoiser.next_block_logits`)."""
+        keys_values = []
+        for i, layer in enumerate(self.layers.layers):
+            h, kv = encoder_layer(layer, h, None, None if film is None else film[:, :, i],
+                                  None if past is None else past[i])
+            keys_values.append(kv)
+        return self.norm(h), keys_values
 
 
 def encoder_layer(layer: nn.TransformerEncoderLayer, h: torch.Tensor,
-                  mask: torch.Tensor | None, mod: torch.Tensor | None = None) -> torch.Tensor:
+                  mask: torch.Tensor | None, mod: torch.Tensor | None = None,
+                  past: tuple | None = None):
     """A pre-norm ``nn.TransformerEncoderLayer`` (its own parameters, activation and dropouts)
     with attention computed by ``F.scaled_dot_product_attention`` on views of one packed
-    projection; ``mod (B, L or 1, 4, H)`` scales and shifts its two layer norms' outputs."""
+    projection. ``mod (B, L or 1, 4, H)`` scales and shifts its two layer norms' outputs (FiLM);
+    ``past``: keys and values ``(B, heads, m, H / heads)`` of earlier tokens that ``h`` attends to
+    besides itself (their keys first; ``mask`` then covers them too). Returns the new features and
+    the keys and values attended to."""
     attn = layer.self_attn
     batch, length, width = h.shape
     qkv = F.linear(modulate(layer.norm1(h), mod, 0), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(batch, length, 3, attn.num_heads, width // attn.num_heads).permute(
         2, 0, 3, 1, 4)
+    if past is not None:
+        k, v = torch.cat([past[0], k], -2), torch.cat([past[1], v], -2)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask,
                                        dropout_p=attn.dropout if layer.training else 0.0)
     h = h + layer.dropout1(attn.out_proj(a.transpose(1, 2).reshape(batch, length, width)))
     ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(
         modulate(layer.norm2(h), mod, 1)))))
-    return h + layer.dropout2(ff)
+    return h + layer.dropout2(ff), (k, v)
 
 
 class TransformerDenoiser(nn.Module):
@@ -355,6 +375,30 @@ class BlockTransformerDenoiser(TransformerDenoiser):
         lead, width = per_block.shape[:-2], per_block.shape[-1]
         c = per_block.unsqueeze(-2).expand(*lead, cfg.num_blocks, cfg.block_size, width)
         return F.pad(c.reshape(*lead, cfg.seq_len, width), (0, 0, 0, cfg.seq_len))
+
+    # Block-by-block decoding with a cache: the clean blocks before block b are final, and clean
+    # tokens attend only to clean blocks at or before their own, so their keys and values at every
+    # layer are computed once (extend_past) instead of once per call over the whole [xt ; x0].
+    def block_features(self, tokens: torch.Tensor, block: int) -> torch.Tensor:
+        """Token and position embeddings of block ``block``'s tokens ``(B, L')``."""
+        size = self.cfg.block_size
+        return self.trunk.embed(tokens) + self.trunk.positions()[block * size:(block + 1) * size]
+
+    def next_block_logits(self, xt: torch.Tensor, z: torch.Tensor | None, block: int,
+                          past: list | None) -> torch.Tensor:
+        """The logits ``(B, L', V)`` of :meth:`forward` for block ``block`` alone, from its noisy
+        tokens ``xt (B, L')``, the decoder input of every block's latent ``z (B, num_blocks, D)``
+        and ``past``, the clean blocks before it (:meth:`extend_past`; ``None`` for block 0)."""
+        h, film = self.block_features(xt, block), None
+        if z is not None:
+            h = h + self.z_proj(z[..., block, :]).unsqueeze(-2)
+            if self.film is not None:
+                film = self.film(z[..., block, :]).unsqueeze(-4)   # every token of the block
+        return self.out(self.trunk.encode_after(h, past, film)[0])
+
+    def extend_past(self, x0: torch.Tensor, block: int, past: list | None) -> list:
+        """``past`` with the clean tokens ``x0 (B, L')`` of block ``block`` appended."""
+        return self.trunk.encode_after(self.block_features(x0, block), past)[1]
 
 
 class BlockSequenceEncoder(SequenceEncoder):

@@ -151,10 +151,21 @@ class DiffusionProgram(nn.Module):
         """``log p(x0^i | xt, z)`` logits for every position; ``z`` is a raw latent value. Block
         models also read the clean earlier blocks from ``x0`` (default: ``xt`` itself, which is
         what block-by-block decoding has)."""
-        z_input = None if z is None else self.prior.decoder_input(z)
+        z_input = self.decoder_input(z)
         if self.block_size:
             return self.denoiser(xt, z_input, xt if x0 is None else x0)
         return self.denoiser(xt) if z is None else self.denoiser(xt, z_input)
+
+    def decoder_input(self, z: torch.Tensor | None) -> torch.Tensor | None:
+        return None if z is None else self.prior.decoder_input(z)
+
+    def next_block_logits(self, xt: torch.Tensor, z: torch.Tensor | None, block: int,
+                          past: list | None) -> torch.Tensor:
+        """Block models: the logits of block ``block`` alone, ``(B, L', V)``, from its noisy
+        tokens ``xt (B, L')``, the raw latents ``z`` of every block and the cached keys and values
+        ``past`` of the clean blocks before it (``denoiser.extend_past``): what :meth:`logits`
+        gives for that block when the earlier blocks are decoded, at a fraction of the cost."""
+        return self.denoiser.next_block_logits(xt, self.decoder_input(z), block, past)
 
     def prior_dist(self, xt: torch.Tensor):
         """``p(z | xt)``; in block models ``p(z_b | x^{<b})`` for every block, shape (B, blocks)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import partial
 
 import torch
 
@@ -69,9 +70,12 @@ def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"
 
 @torch.no_grad()
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
-             z_strategy: str = "fixed", generator=None) -> tuple[torch.Tensor, int]:
+             z_strategy: str = "fixed", generator=None, cache: bool = True
+             ) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
-    calls)``: the new tensor and the denoiser calls really made, which callers record.
+    calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
+    block models keep the decoded blocks' keys and values instead of recomputing them every call
+    (:func:`generate_blocks`; the same logits up to float rounding).
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -89,7 +93,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
     if program.block_size:
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
-                               z_strategy=z_strategy, generator=generator)
+                               z_strategy=z_strategy, generator=generator, cache=cache)
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
                          f" prior {program.prior.name!r} does not: use 'resample'")
@@ -108,13 +112,16 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
 
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
-                 fill: str, z_strategy: str, generator=None) -> torch.Tensor:
+                 fill: str, z_strategy: str, generator=None, denoise=None) -> torch.Tensor:
     """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
     validated). ``z`` is drawn from the prior given ``x`` first and then follows ``z_strategy``.
-    Shared by :func:`generate` and block-by-block decoding, which calls it once per block."""
+    ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions at least (default
+    ``program.logits``). Shared by :func:`generate` and block-by-block decoding, which calls it
+    once per block."""
+    denoise = denoise or program.logits
     z = _draw_prior(program, x, generator) if program.has_latent else None
     for step in range(steps):
-        logits = program.logits(x, z)
+        logits = denoise(x, z)
         probs = logits.double().softmax(-1)
         candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
         count = reveal_count(masked.sum(-1), steps - step)
@@ -131,13 +138,15 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
 
 
 def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
-                    generator=None) -> tuple[torch.Tensor, int]:
+                    generator=None, cache: bool = True) -> tuple[torch.Tensor, int]:
     """Block-by-block decoding: block ``b`` is filled in its share of the ``nfe`` calls
     (:func:`nfe_per_block`, at least one per block), conditioned on the decoded earlier blocks.
     ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
     ``p(z_b | x^{<b})``, ``resample`` redraws it every step, ``posterior`` draws it from
-    ``q(z_b | x0_hat, mask)``. Called by :func:`generate`, which validates the arguments; returns
-``(samples, calls)`` like it."""
+    ``q(z_b | x0_hat, mask)``. With ``cache`` a call runs the network on block ``b``'s noisy
+    tokens only, attending to the kept keys and values of the clean blocks before it (each
+    computed once, when its block is decoded), instead of on the whole ``[x ; x]``. Called by
+    :func:`generate`, which validates the arguments; returns ``(samples, calls)`` like it."""
     net = program.cfg.net
     if z_strategy == "prior":
         raise ValueError("z strategy 'prior' is for priors p(z | xt) without blocks; in block "
@@ -147,15 +156,28 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
         nfe = net.num_blocks
     mask_id, x = program.mask_id, x.clone()
     blk = block_of(net.seq_len, net.block_size, x.device)
-    used = 0
+    used, past = 0, None
     for b, calls in enumerate(nfe_per_block(nfe, net.num_blocks)):
         masked = (x == mask_id) & (blk == b)
         steps = min(calls, int(masked.sum(-1).max()))
         # logits(x, z) reads x as the clean copy too: only its blocks < b are attended to
+        denoise = partial(_cached_block_logits, program, b, past) if cache else None
         x = decode_steps(program, x, masked, steps, order=order, fill=fill,
-                         z_strategy=z_strategy, generator=generator)
+                         z_strategy=z_strategy, generator=generator, denoise=denoise)
         used += steps
+        if cache and b + 1 < net.num_blocks:
+            past = program.denoiser.extend_past(x[:, blk == b], b, past)
     return x, used
+
+
+def _cached_block_logits(program, block: int, past, x: torch.Tensor, z) -> torch.Tensor:
+    """``program.logits(x, z)`` where the sampler reads it, block ``block``, from the cache
+    ``past``; the other positions, which the sampler does not read, get zeros."""
+    in_block = block_of(x.shape[-1], program.block_size, x.device) == block
+    block_logits = program.next_block_logits(x[:, in_block], z, block, past)
+    logits = block_logits.new_zeros((*x.shape, block_logits.shape[-1]))
+    logits[:, in_block] = block_logits
+    return logits
 
 
 def _draw_prior(program, x, generator):
@@ -170,7 +192,12 @@ def _draw(distribution, generator, sample_shape=()):
     seed = int(torch.randint(0, 2 ** 62, (), generator=generator, device=generator.device))
     cuda = [generator.device] if generator.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+        # The streams torch.manual_seed seeds, without its cost: on a machine without CUDA it
+        # also queues a seed for a later CUDA start, with a formatted stack trace (about 1 ms a
+        # call, a VMD sampler's largest cost beyond MDM's on the synthetic MLP, results/bench).
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed_all(seed)
         return distribution.sample(sample_shape)
 
 

@@ -5,13 +5,18 @@ checkpoint options, the program and training configurations they give, and train
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
 import pyro
+import torch
 from torch import nn
 
+from vmd_pyro import distributed
 from vmd_pyro.checkpoint import checkpoint_model, load_program
 from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
@@ -90,7 +95,12 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: 1 for small networks such as the synthetic "
-                        "MLP, else the cores not kept busy by other processes)")
+                        "MLP, else the cores not kept busy by other processes); with several "
+                        "model processes, shared between them")
+    g.add_argument("--model-processes", type=int, default=None,
+                   help="with several --model values: how many train (and are evaluated) at once, "
+                        "each in its own process (default: one per model, at most one per core, "
+                        "on a CPU; 1 on a GPU or under torchrun; 1 = one after the other)")
     g.add_argument("--save", default=None,
                    help="save the trained model and its training state here (PATH-MODEL.pt when "
                         "several models are run)")
@@ -110,7 +120,7 @@ def check_program_args(args, parser) -> None:
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
     for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads",
-                 "guide_hidden", "guide_layers", "threads"):
+                 "guide_hidden", "guide_layers", "threads", "model_processes"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:
@@ -123,6 +133,9 @@ def check_program_args(args, parser) -> None:
         parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
     if args.block_size < 0:
         parser.error("--block-size must be >= 0")
+    if (args.model_processes or 1) > 1 and args.device != "cpu":
+        parser.error("--model-processes above 1 is for --device cpu (forked processes cannot "
+                     "share a GPU's context)")
 
 
 def check_checkpoints(args) -> None:
@@ -156,16 +169,17 @@ def program_config(args, model: str, data) -> ProgramConfig:
                          guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
 
 
-def train_config(args, model: str, num_blocks: int = 1) -> TrainConfig:
+def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = True) -> TrainConfig:
     """The training settings of ``model`` (``--free-nats`` applies to VMD only). The ``steps``
     objective trains the evaluated ``--nfe`` values unless ``--train-nfe`` says otherwise; in block
-    models those are calls per block (NFE 2 over two blocks is one call each)."""
+    models those are calls per block (NFE 2 over two blocks is one call each). ``progress_bar``
+    False keeps the bar off even without ``--quiet`` (models trained side by side)."""
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
     train_nfe = args.train_nfe or sorted({max(1, nfe // num_blocks) for nfe in args.nfe})
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
-                       progress=not args.quiet, save_every=args.save_every,
+                       progress=progress_bar and not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
                        time_budget=args.time_budget, objective=args.objective,
                        train_nfe=tuple(train_nfe))
@@ -187,7 +201,7 @@ class Trained(NamedTuple):
     train_config: dict
 
 
-def obtain_program(args, model: str, task, device) -> Trained:
+def obtain_program(args, model: str, task, device, progress_bar: bool = True) -> Trained:
     """Train ``model`` on ``task`` (a :class:`vmd_pyro.tasks.Task`) or load it with
     ``--checkpoint``, saving it with ``--save`` and resuming with ``--resume``.
 
@@ -203,7 +217,7 @@ def obtain_program(args, model: str, task, device) -> Trained:
     pyro.set_rng_seed(args.seed)  # the initialisation is part of the run: seed it
     program = build_program(program_config(args, model, task.data)).to(device)
     resume = checkpoint_path(args.resume, model, args.model)
-    cfg = train_config(args, model, program.cfg.net.num_blocks)
+    cfg = train_config(args, model, program.cfg.net.num_blocks, progress_bar)
     start = time.perf_counter()
     history = train(program, sample, cfg, eval_fn=monitor,
                     log=None if args.quiet else lambda r: print(progress_line(model, r)),
@@ -220,3 +234,49 @@ def progress_line(model, record) -> str:
         parts.append(f"eval objective {record['objective_bits']:.4f} bits/token")
     parts += [f"{key} {value:.3f}" for key, value in record.items() if key.startswith("val_")]
     return ", ".join(parts)
+
+
+def model_processes(args, device) -> int:
+    """How many of ``args.model`` train at once, each in its own process: ``--model-processes``,
+    else one per model (at most one per core) on a CPU in a single-process run, and 1 on a GPU or
+    under torchrun (whose ranks already are the processes).
+
+    Why processes: the models are independent, and a machine's scheduler shares its cores between
+    runnable processes, so two models side by side finish sooner than one after the other both on
+    an idle machine (two cores) and on a busy one (with two other busy processes on two cores, two
+    processes get a core between them where one gets two thirds of one)."""
+    if args.model_processes is not None:
+        return min(args.model_processes, len(args.model))
+    if device.type != "cpu" or distributed.rank_and_world()[1] > 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(len(args.model), cores or 1))
+
+
+def train_and_evaluate(args, models: list[str], task, device, progress_bar: bool = True
+                       ) -> list[dict]:
+    """Train (or load) each of ``models`` on ``task`` in turn and evaluate it: the result rows
+    (none on ranks > 0 of a multi-process run, which only train)."""
+    rows = []
+    for model in models:
+        trained = obtain_program(args, model, task, device, progress_bar)
+        if distributed.is_main_process():
+            rows += task.evaluate(model, trained)
+    return rows
+
+
+def run_models(args, task, device, processes: int) -> list[dict]:
+    """The result rows of every ``--model``, in the order given, trained side by side in
+    ``processes`` processes (:func:`model_processes`). Each model seeds its own streams (``obtain_program``,
+    ``Task.evaluate``), so its rows do not depend on which process ran it or when. The processes
+    are forked (they inherit the imported modules and the task's data) and share this process's
+    torch threads; their progress bars are off (several bars would overwrite each other), their
+    progress lines are printed."""
+    if processes == 1:
+        return train_and_evaluate(args, args.model, task, device)
+    threads = max(1, torch.get_num_threads() // processes)
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        jobs = [pool.submit(train_and_evaluate, args, [model], task, device, False)
+                for model in args.model]
+        return [row for job in jobs for row in job.result()]

@@ -63,7 +63,6 @@ class Text(Task):
                                    max_chars=args.corpus_chars).to(device)
         self.vocabulary = set(text.decode(self.data.train[:10_000_000]).split(" "))
         self.valid_entropy = text.char_entropy_bits(self.data.valid)
-        self.shown = []  # (model, nfe, sample texts) printed under the table
 
     def training(self, model):
         self.generator = torch.Generator(device=self.device).manual_seed(self.args.seed + 1)
@@ -89,7 +88,6 @@ class Text(Task):
                                          z_strategy=args.z_strategy, generator=generator)
             samples = samples.cpu()
             texts = [text.decode(row) for row in samples.tolist()]
-            self.shown.append((model, nfe, texts[:args.show_samples]))
             rows.append({
                 **model_record(model, trained), "corpus": args.corpus, "seq_len": data.seq_len,
                 "nfe": nfe, "nfe_used": used,
@@ -99,7 +97,7 @@ class Text(Task):
                 **final, "sample_char_entropy_bits": text.char_entropy_bits(samples),
                 "valid_char_entropy_bits": self.valid_entropy,
                 "word_validity": text.word_validity(samples, self.vocabulary),
-                "samples": texts[:8], "corpus_info": data.info,
+                "samples": texts[:max(8, args.show_samples)], "corpus_info": data.info,
                 "order": args.order[0], "fill": args.fill[0], "z_strategy": args.z_strategy})
         attach_bounds(rows, found)
         for row in rows:  # per character, from B_T at the row's NFE
@@ -116,6 +114,7 @@ class Text(Task):
                  f"{info['valid_chars']:,} validation characters; validation character entropy "
                  f"{self.valid_entropy:.3f} bits; word validity = share of generated words seen in "
                  "training", BITS_NOTE]
-        for model, nfe, texts in self.shown:
-            notes += [f"samples [{model}] NFE {nfe}:"] + [f"  |{t}|" for t in texts]
+        for run in runs:  # from the rows: a model evaluated in another process leaves no state here
+            notes += [f"samples [{run['model']}] NFE {run['nfe']}:"] + [
+                f"  |{t}|" for t in run["samples"][:self.args.show_samples]]
         return notes
