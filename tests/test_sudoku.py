@@ -353,6 +353,35 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
 
 
+def test_report_tables_the_few_clue_split_by_clue_count(tmp_path):
+    sudoku_report = load_script("sudoku_report")
+
+    def run(nfe, rates):  # rates: solve rate per clue count, 2 puzzles of 22 clues, 3 of 25
+        sizes = {"22": 2, "25": 3}
+        return {"model": "mdm", "prior": None, "split": "test-clues", "order": "top-prob-margin",
+                "nfe": nfe, "num_puzzles": 5, "clue_range": [17, 29], "fill": "sample",
+                "z_strategy": None, "parameters": 100, "steps": 7, "train_seconds": 60.0,
+                "train_config": {"batch_size": 4}, "cell_accuracy": 0.9,
+                "solve_rate": sum(rates[c] * n for c, n in sizes.items()) / 5,
+                "by_clues": {c: {"solve_rate": rates[c], "num_puzzles": n, "cell_accuracy": 0.9}
+                             for c, n in sizes.items()}}
+
+    path = tmp_path / "hard.json"
+    path.write_text(json.dumps({"runs": [run(10, {"22": 0.5, "25": 1.0}),
+                                         run(5, {"22": 0.0, "25": 1 / 3})], "git_commit": "abc"}))
+    assert sudoku_report.main([str(path), "--names", "MDM 17-40", "--out-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "table.md").read_text()
+    assert "| model | order | NFE | 22 (2) | 25 (3) | all (5) | all: cell acc. |" in text
+    # all = (2 * 0.5 + 3 * 1.0) / 5 = 80%; at NFE 5 (0 + 1) / 5 = 20%; NFE 5 sorts first
+    assert text.index("| MDM 17-40 | Top-Prob-Margin | 5 | 0.0% | 33.3% | 20.0% | 90.0% |") < \
+        text.index("| MDM 17-40 | Top-Prob-Margin | 10 | 50.0% | 100.0% | 80.0% | 90.0% |")
+    assert (tmp_path / "solve_rate_by_clues.png").stat().st_size > 0
+    assert not (tmp_path / "solve_rate.png").exists()  # no rows of the standard split
+    with pytest.raises(SystemExit) as bad:
+        sudoku_report.main([str(path), "--names", "a", "b", "--out-dir", str(tmp_path)])
+    assert bad.value.code == 2
+
+
 @pytest.mark.slow  # a subprocess training a Sudoku VMD
 def test_latent_cli_reports_the_closed_form_kl_of_the_guide(tmp_path):
     from vmd_pyro.masking import corrupt
