@@ -8,7 +8,8 @@
 #                   few-step bound B_5: --objective steps --train-nfe 5) on training grids with
 #                   17-40 clues, the cpu config, the same steps and batch; each ends with the
 #                   1,000-puzzle 30-40-clue test split (Top-Prob-Margin, NFE 5/10/20/50)
-#                   (train mdm / train vmd to run one; STEPS=N to change the 4000 steps)
+#                   (train mdm / train vmd to run one; STEPS=N to change the 4000 steps; the
+#                   time budget of 70 min is a safety net for the shared machine)
 #   eval-trained    the two new checkpoints on the few-clue split (VMD: z from p(z | x^(k)) every
 #                   step, the generator B_T describes)
 #   latent          does the new VMD use its latent: KL(q || p), active units, I(z; x) on the 500
@@ -27,8 +28,7 @@ declare -A COMMITTED=([mdm]="--model mdm" [gaussian]="--model vmd --prior gaussi
                       [gaussian-free]="--model vmd --prior gaussian --free-nats 2")
 declare -A TRAINED=([mdm]="--model mdm"
                     [vmd-conditional-steps5-z16]="--model vmd --prior conditional --latent-dim 16
-                      --objective steps --train-nfe 5 --z-strategy prior --bound-nfe 5 10
-                      --bound-sequences 100")
+                      --objective steps --train-nfe 5 --z-strategy prior")
 
 if [[ $STAGE == eval-committed || $STAGE == all ]]; then
   for NAME in mdm gaussian conditional gaussian-free; do
@@ -44,7 +44,8 @@ if [[ $STAGE == train || $STAGE == all ]]; then
     # shellcheck disable=SC2086
     python experiments/run.py "${COMMON[@]}" ${TRAINED[$NAME]} --train-clues 17 40 \
       --sudoku-config cpu --steps "$STEPS" --batch-size 64 --lr 3e-3 --eval-every 500 \
-      --save-every 500 --save $OUT/$NAME.pt --out $OUT/train_$NAME.json
+      --save-every 500 --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100 \
+      --save $OUT/$NAME.pt --out $OUT/train_$NAME.json
   done
 fi
 if [[ $STAGE == eval-trained || $STAGE == all ]]; then
