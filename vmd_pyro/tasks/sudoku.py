@@ -171,14 +171,16 @@ class Sudoku(Task):
 
     def notes(self, runs):
         args = self.args
-        return [f"test split: {args.test_puzzles} unique-solution puzzles with {args.clues[0]}-"
-                f"{args.clues[1]} clues (data seed {args.data_seed}); solve rate = valid grid that "
-                f"keeps every clue, checked by the rules",
-                "training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
-                                                         for r in runs if r["train_seconds"]})),
-                f"nll_bound_bits: B_T per blank on the first {args.bound_sequences} test puzzles "
-                "(random order unless the row's order is exact for MDM; generator in the JSON)"
-                ] + ([self.test_clues_note()] if args.test_clues else [])
+        standard = [f"test split: {args.test_puzzles} unique-solution puzzles with "
+                    f"{args.clues[0]}-{args.clues[1]} clues (data seed {args.data_seed}); solve "
+                    "rate = valid grid that keeps every clue, checked by the rules",
+                    f"nll_bound_bits: B_T per blank on the first {args.bound_sequences} test "
+                    "puzzles (random order unless the row's order is exact for MDM; generator in "
+                    "the JSON)"]
+        return ((standard if not args.only_test_clues else [])
+                + ["training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
+                                                            for r in runs if r["train_seconds"]}))]
+                + ([self.test_clues_note()] if args.test_clues else []))
 
     def test_clues_note(self) -> str:
         counts = (self.data.hard[0] != sudoku.MASK_ID).sum(-1)
