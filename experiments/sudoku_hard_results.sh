@@ -11,7 +11,7 @@
 #                   (train mdm / train vmd to run one; STEPS=N to change the 4000 steps; the
 #                   time budget of 70 min is a safety net for the shared machine)
 #   eval-trained    the two new checkpoints on the few-clue split (VMD: z from p(z | x^(k)) every
-#                   step, the generator B_T describes)
+#                   step, the generator B_T describes; then also z fixed, one draw per puzzle)
 #   latent          does the new VMD use its latent: KL(q || p), active units, I(z; x) on the 500
 #                   puzzles of results/sudoku/latent_puzzles.txt
 #   report          table.md, solve_rate.png and solve_rate_by_clues.png
@@ -55,6 +55,14 @@ if [[ $STAGE == eval-trained || $STAGE == all ]]; then
     python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues ${TRAINED[$NAME]} \
       --quiet --checkpoint $OUT/$NAME.pt --out $OUT/eval_$NAME.json
   done
+  # the VMD with one z per puzzle (fixed, the original method's decoding) as well
+  if [[ -z $ONLY || $ONLY == vmd ]]; then
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues \
+      ${TRAINED[vmd-conditional-steps5-z16]} --z-strategy fixed --quiet \
+      --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
+      --out $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json
+  fi
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
   python experiments/sudoku.py latent --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
