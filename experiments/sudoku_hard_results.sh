@@ -69,11 +69,15 @@ if [[ $STAGE == latent || $STAGE == all ]]; then
     --puzzles results/sudoku/latent_puzzles.txt --json $OUT/latent_vmd-conditional-steps5-z16.json
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
+  # the 30-40 split: the committed MDM's evaluation (results/sudoku) beside the two new models;
+  # the few-clue split: every checkpoint
   python experiments/sudoku_report.py --out-dir $OUT \
+    results/sudoku/eval_cpu_mdm.json $OUT/train_mdm.json $OUT/train_vmd-conditional-steps5-z16.json \
     $OUT/eval_committed_{mdm,gaussian,conditional,gaussian-free}.json \
-    $OUT/train_mdm.json $OUT/train_vmd-conditional-steps5-z16.json \
     $OUT/eval_mdm.json $OUT/eval_vmd-conditional-steps5-z16.json \
-    --names "MDM (30-40)" "VMD (gaussian, 30-40)" "VMD (conditional, 30-40)" \
+    $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json \
+    --names "MDM (30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
+      "MDM (30-40)" "VMD (gaussian, 30-40)" "VMD (conditional, 30-40)" \
       "VMD (gaussian, 2 free nats, 30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
-      "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)"
+      "VMD (cond., B_5, z16, 17-40)"
 fi

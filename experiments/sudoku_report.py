@@ -240,7 +240,7 @@ def main(argv=None) -> int:
             f"Sudoku, {setting}. Solve rate = the filled grid is valid (rows, columns and boxes "
             "checked by the rules) and keeps every clue; cell accuracy = blanks equal to the unique "
             "solution.",
-            table([r for r in standard if is_fixed(r)]),
+            table(primary_runs(standard)),
             "VMD solve rate with Top-Prob-Margin for each way of handling the latent while "
             "decoding (fixed: one prior draw per puzzle; resample: a new prior draw every step, "
             "given the cells decoded so far where the prior depends on them; posterior: a draw "
@@ -262,6 +262,12 @@ def main(argv=None) -> int:
     (out / "table.md").write_text(text + "\n")
     print(text)
     return 0
+
+
+def primary_runs(runs: list[dict]) -> list[dict]:
+    """The runs of the main table: z fixed, or the only decoding a trained model was run with."""
+    fixed = {trained_label(r) for r in runs if is_fixed(r)}
+    return [r for r in runs if is_fixed(r) or trained_label(r) not in fixed]
 
 
 def split_setting(first: dict, what: str, runs: list[dict]) -> str:
