@@ -12,6 +12,8 @@
 #                   time budget of 70 min is a safety net for the shared machine)
 #   eval-trained    the two new checkpoints on the few-clue split (VMD: z from p(z | x^(k)) every
 #                   step, the generator B_T describes; then also z fixed, one draw per puzzle)
+#   control         MDM trained on B_5 like the VMD (--objective steps --train-nfe 5), both
+#                   splits; a 25-minute time budget (the session's), so it may stop before STEPS
 #   latent          does the new VMD use its latent: KL(q || p), active units, I(z; x) on the 500
 #                   puzzles of results/sudoku/latent_puzzles.txt
 #   report          table.md, solve_rate.png and solve_rate_by_clues.png
@@ -63,6 +65,14 @@ if [[ $STAGE == eval-trained || $STAGE == all ]]; then
       --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
       --out $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json
   fi
+fi
+if [[ $STAGE == control || $STAGE == all ]]; then
+  # MDM trained on the same few-step bound B_5 as the VMD: is the objective, not the latent, what
+  # separates the two? Evaluated on both splits in the same run (time budget: the session's)
+  python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --model mdm --objective steps \
+    --train-nfe 5 --train-clues 17 40 --sudoku-config cpu --steps "$STEPS" --batch-size 64 \
+    --lr 3e-3 --eval-every 500 --save-every 500 --time-budget 1500 --bound-nfe 5 10 \
+    --bound-sequences 100 --quiet --save $OUT/mdm-steps5.pt --out $OUT/train_mdm-steps5.json
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
   python experiments/sudoku.py latent --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
