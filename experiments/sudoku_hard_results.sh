@@ -85,9 +85,9 @@ if [[ $STAGE == report || $STAGE == all ]]; then
     results/sudoku/eval_cpu_mdm.json $OUT/train_mdm.json $OUT/train_vmd-conditional-steps5-z16.json \
     $OUT/eval_committed_{mdm,gaussian,conditional,gaussian-free}.json \
     $OUT/eval_mdm.json $OUT/eval_vmd-conditional-steps5-z16.json \
-    $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json \
+    $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json $OUT/train_mdm-steps5.json \
     --names "MDM (30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
       "MDM (30-40)" "VMD (gaussian, 30-40)" "VMD (conditional, 30-40)" \
       "VMD (gaussian, 2 free nats, 30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
-      "VMD (cond., B_5, z16, 17-40)"
+      "VMD (cond., B_5, z16, 17-40)" "MDM (B_5, 17-40)"
 fi
