@@ -6,11 +6,13 @@ A puzzle file has one puzzle per line: 81 characters, 1-9 for clues and 0 or . f
 optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit solution.
 
     python experiments/sudoku.py generate --count 100 --clues 30 40 --out puzzles.txt
+    python experiments/sudoku.py generate --per-clue-count 20 --clues 17 29 --out hard.txt
     python experiments/sudoku.py solve --checkpoint results/sudoku/cpu-mdm.pt --puzzles puzzles.txt \\
         --nfe 20 --order top-prob-margin --out solved.txt
 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the
-solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy.
+solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy, over all
+puzzles and per clue count (``by_clues`` in the JSON).
 
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
@@ -46,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--count", type=int, default=100, help="number of puzzles (default 100)")
     g.add_argument("--clues", nargs=2, type=int, default=[30, 40], metavar=("MIN", "MAX"),
                    help="clue count range, inclusive (default 30 40)")
+    g.add_argument("--per-clue-count", type=int, default=None, metavar="N",
+                   help="instead of --count: up to N puzzles for every clue count of --clues, "
+                        "searched below greedy removal's reach (about 22 clues) within "
+                        "--search-grids grids; prints the counts reached (e.g. --clues 17 29)")
+    g.add_argument("--search-grids", type=int, default=1000,
+                   help="with --per-clue-count: complete grids tried (default 1000)")
+    g.add_argument("--search-moves", type=int, default=200,
+                   help="with --per-clue-count: swap moves per grid (default 200)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-solutions", action="store_true", help="write the puzzles only")
     g.add_argument("--out", required=True, help="puzzle file to write")
@@ -85,12 +95,22 @@ def load_sudoku_program(path: str, device="cpu"):
 
 
 def generate_command(args) -> int:
-    if args.count < 1:
-        raise ValueError(f"--count must be >= 1, got {args.count}")
-    puzzles, solutions = sudoku.generate_puzzles(args.count, tuple(args.clues), seed=args.seed,
-                                                 progress=True)
+    for name in ("count", "per_clue_count", "search_grids"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.per_clue_count is None:
+        puzzles, solutions = sudoku.generate_puzzles(args.count, tuple(args.clues), seed=args.seed,
+                                                     progress=True)
+    else:
+        puzzles, solutions = sudoku.generate_puzzles_by_clue_count(
+            args.per_clue_count, tuple(args.clues), seed=args.seed, max_grids=args.search_grids,
+            moves=args.search_moves, progress=True)
+        counts = sudoku.clue_counts(puzzles)
+        print("puzzles per clue count: " + ", ".join(
+            f"{c}: {counts.count(c)}" for c in range(args.clues[0], args.clues[1] + 1)))
     sudoku.write_puzzles(args.out, puzzles, None if args.no_solutions else solutions)
-    print(f"wrote {args.count} puzzles ({args.clues[0]}-{args.clues[1]} clues) to {args.out}")
+    print(f"wrote {len(puzzles)} puzzles ({args.clues[0]}-{args.clues[1]} clues) to {args.out}")
     return 0
 
 
@@ -109,10 +129,11 @@ def solve_command(args) -> int:
                                  z_strategy=args.z_strategy, generator=generator,
                                  batch_size=args.batch_size)
     seconds = time.perf_counter() - start
+    reference = None if solutions is None else sudoku.to_tokens(solutions)
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": args.nfe,
               "order": args.order, "fill": args.fill, "seconds": seconds,
-              **sudoku.score(tokens, filled, None if solutions is None else
-                             sudoku.to_tokens(solutions)), **provenance(args.seed)}
+              **sudoku.score(tokens, filled, reference),
+              "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}
     if args.out:
         sudoku.write_puzzles(args.out, sudoku.to_digits(filled).tolist())
         print(f"wrote {len(puzzles)} grids to {args.out}")

@@ -5,7 +5,16 @@
 
 Writes ``table.md`` (solve rate and cell accuracy per model, order and NFE, with the training
 budget) and ``solve_rate.png`` (solve rate and cell accuracy against NFE, one column per order, one
-line per model).
+line per model). Rows of the few-clue split (``run.py --test-clues``, split ``test-clues``) get
+their own tables, solve rate per clue count for every model and NFE, and ``solve_rate_by_clues.png``
+(solve rate against NFE on that split, and against the clue count at each NFE):
+
+    python experiments/sudoku_report.py results/sudoku_hard/eval_*.json --out-dir runs/hard \
+        --names MDM "VMD (steps, T 5)"
+
+``--names`` labels the models of the files in order (one name per file; a file's VMD rows with
+another z strategy than ``fixed`` get it appended), where the stored configuration does not tell
+them apart (for instance the training clue range).
 """
 from __future__ import annotations
 
@@ -25,18 +34,19 @@ ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "T
 
 
 def model_label(run: dict, with_z: bool = True) -> str:
-    """The trained model and, ``with_z`` and where not the default ``fixed``, the latent's
-    decoding strategy."""
+    """The trained model (its ``--names`` name where given) and, ``with_z`` and where not the
+    default ``fixed``, the latent's decoding strategy."""
+    z = run.get("z_strategy") or "fixed"
+    z_part = [f"z {z}"] if with_z and z != "fixed" else []
+    if run.get("name"):
+        return run["name"] + (f" ({z_part[0]})" if z_part else "")
     if run["model"] == "mdm":
         return "MDM"
     parts = [f"{run['prior']} prior"]
     free = run.get("train_config", {}).get("free_nats")
     if free:
         parts.append(f"{free:g} free nats")
-    z = run.get("z_strategy") or "fixed"
-    if with_z and z != "fixed":
-        parts.append(f"z {z}")
-    return f"VMD ({', '.join(parts)})"
+    return f"VMD ({', '.join(parts + z_part)})"
 
 
 def trained_label(run: dict) -> str:
@@ -47,14 +57,20 @@ def is_fixed(run: dict) -> bool:
     return (run.get("z_strategy") or "fixed") == "fixed"
 
 
-def load_runs(paths) -> tuple[list[dict], list[str]]:
-    """All runs of the files, and the commits that produced them."""
+def load_runs(paths, names=None) -> tuple[list[dict], list[str]]:
+    """All runs of the files (each named by its entry of ``names`` where given), and the commits
+    that produced them."""
     runs, commits = [], []
-    for path in paths:
+    for path, name in zip(paths, names or [None] * len(paths)):
         data = json.loads(Path(path).read_text())
-        runs += data.get("runs", [data])
+        found = data.get("runs", [data])
+        runs += [{**r, "name": name} if name else r for r in found]
         commits.append(data.get("git_commit", "?"))
     return runs, list(dict.fromkeys(commits))
+
+
+def split_of(run: dict) -> str:
+    return run.get("split", "test")
 
 
 def table(runs: list[dict]) -> str:
@@ -92,10 +108,68 @@ def budget(runs: list[dict]) -> str:
             "|---|---|---|---|---|---|"]
     for label in dict.fromkeys(trained_label(r) for r in runs):
         r = next(r for r in runs if trained_label(r) == label)
+        nelbo = f"{r['val_nelbo_bits']:.3f}" if "val_nelbo_bits" in r else "-"
         rows.append(f"| {label} | {r['parameters']:,} | {r['steps']} | "
                     f"{r['train_config']['batch_size']} | {r['train_seconds'] / 60:.1f} min | "
-                    f"{r['val_nelbo_bits']:.3f} |")
+                    f"{nelbo} |")
     return "\n".join(rows)
+
+
+def clue_table(runs: list[dict]) -> str:
+    """Few-clue split: solve rate per clue count (columns, with the puzzle count in the header)
+    for every model, order and NFE (rows), and over all its puzzles."""
+    counts = sorted({int(c) for r in runs for c in r["by_clues"]})
+    sizes = {c: next(r["by_clues"][str(c)]["num_puzzles"] for r in runs
+                     if str(c) in r["by_clues"]) for c in counts}
+    head = ("| model | order | NFE | " + " | ".join(f"{c} ({sizes[c]})" for c in counts)
+            + f" | all ({runs[0]['num_puzzles']}) | all: cell acc. |")
+    lines = [head, "|" + "---|" * (5 + len(counts))]
+    for r in sorted(runs, key=lambda r: (model_order(runs)[model_label(r)], r["order"], r["nfe"])):
+        cells = [f"{100 * r['by_clues'][str(c)]['solve_rate']:.1f}%" if str(c) in r["by_clues"]
+                 else "-" for c in counts]
+        lines.append(f"| {model_label(r)} | {ORDER_NAMES[r['order']]} | {r['nfe']} | "
+                     + " | ".join(cells) + f" | {100 * r['solve_rate']:.1f}% | "
+                     f"{100 * r['cell_accuracy']:.1f}% |")
+    return "\n".join(lines)
+
+
+def model_order(runs: list[dict]) -> dict:
+    return {label: i for i, label in enumerate(dict.fromkeys(model_label(r) for r in runs))}
+
+
+def plot_by_clues(runs: list[dict], path: Path, title: str, order="top-prob-margin") -> None:
+    """Few-clue split, one order: solve rate against NFE (all puzzles; left) and against the clue
+    count at each NFE (one panel per NFE)."""
+    runs = [r for r in runs if r["order"] == order]
+    nfes = sorted({r["nfe"] for r in runs})
+    fig, axes = plt.subplots(1, 1 + len(nfes), figsize=(3.6 * (1 + len(nfes)), 3.8), sharey=True)
+    labels = list(model_order(runs))
+    for i, label in enumerate(labels):
+        mine = [r for r in runs if model_label(r) == label]
+        pts = sorted((r["nfe"], 100 * r["solve_rate"]) for r in mine)
+        axes[0].plot(*zip(*pts), marker="o", color=f"C{i}", label=label)
+        for ax, nfe in zip(axes[1:], nfes):
+            at = [r for r in mine if r["nfe"] == nfe]
+            if at:
+                by = sorted((int(c), 100 * v["solve_rate"]) for c, v in at[0]["by_clues"].items())
+                ax.plot(*zip(*by), marker="o", color=f"C{i}", label=label)
+    axes[0].set_xscale("log")
+    axes[0].set_xticks(nfes, labels=[str(n) for n in nfes])
+    axes[0].minorticks_off()
+    axes[0].set_xlabel("NFE (denoiser calls per puzzle)")
+    axes[0].set_ylabel(f"solve rate (%), {ORDER_NAMES[order]}")
+    axes[0].set_title("all puzzles of the split")
+    for ax, nfe in zip(axes[1:], nfes):
+        ax.set_xlabel("clues")
+        ax.set_title(f"NFE {nfe}")
+    for ax in axes:
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
@@ -140,38 +214,67 @@ def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="JSON files from run.py --task sudoku")
+    p.add_argument("--names", nargs="+", default=None,
+                   help="one model name per results file, in order (default: from the stored "
+                        "configuration: MDM, or VMD with its prior)")
     p.add_argument("--out-dir", default="runs/sudoku")
     args = p.parse_args(argv)
+    if args.names is not None and len(args.names) != len(args.results):
+        cli.fail(f"--names needs one name per results file: {len(args.names)} names for "
+                 f"{len(args.results)} files")
     try:
-        runs, commits = load_runs(args.results)
+        runs, commits = load_runs(args.results, args.names)
     except (OSError, json.JSONDecodeError) as err:
         cli.fail(f"cannot read results: {err}")
     if not runs or any("solve_rate" not in r for r in runs):
         cli.fail("these are not Sudoku results (no solve_rate)")
-    first = runs[0]
-    lo, hi = first["clue_range"]
-    setting = (f"{first['num_puzzles']} test puzzles, {lo}-{hi} clues, unique solutions; fill "
-               f"{first['fill']}" + (", VMD z fixed unless stated"
-                                     if any(r["model"] == "vmd" for r in runs) else ""))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plot(runs, out / "solve_rate.png", f"Sudoku test split against NFE ({setting})")
-    text = "\n\n".join([
-        f"Sudoku, {setting}. Solve rate = the filled grid is valid (rows, columns and boxes checked "
-        "by the rules) and keeps every clue; cell accuracy = blanks equal to the unique solution.",
-        table([r for r in runs if is_fixed(r)]),
-        "VMD solve rate with Top-Prob-Margin for each way of handling the latent while decoding "
-        "(fixed: one prior draw per puzzle; resample: a new prior draw every step, given the cells "
-        "decoded so far where the prior depends on them; posterior: a draw from the guide given "
-        "the current denoised estimate):", z_table(runs),
-        "Training budget (one CPU thread on a shared 2-core machine; the wall time "
-        "includes the periodic validation; VMD's parameters include its guide network, which only "
-        "training uses; its denoiser is MDM's plus a small latent projection):", budget(runs),
-        f"Source: {', '.join(args.results)} (commit {', '.join(commits)}); "
-        f"plot: solve_rate.png."])
+    parts, plots = [], []
+    standard = [r for r in runs if split_of(r) == "test"]
+    if standard:
+        setting = split_setting(standard[0], "test puzzles", standard)
+        plot(standard, out / "solve_rate.png", f"Sudoku test split against NFE ({setting})")
+        plots.append("solve_rate.png")
+        parts += [
+            f"Sudoku, {setting}. Solve rate = the filled grid is valid (rows, columns and boxes "
+            "checked by the rules) and keeps every clue; cell accuracy = blanks equal to the unique "
+            "solution.",
+            table(primary_runs(standard)),
+            "VMD solve rate with Top-Prob-Margin for each way of handling the latent while "
+            "decoding (fixed: one prior draw per puzzle; resample: a new prior draw every step, "
+            "given the cells decoded so far where the prior depends on them; posterior: a draw "
+            "from the guide given the current denoised estimate):", z_table(standard)]
+    few = [r for r in runs if split_of(r) == "test-clues"]
+    if few:
+        setting = split_setting(few[0], "few-clue test puzzles", few)
+        plot_by_clues(few, out / "solve_rate_by_clues.png", f"Sudoku, {setting}")
+        plots.append("solve_rate_by_clues.png")
+        parts += [f"Few-clue split ({setting}): solve rate per clue count (puzzles of that count "
+                  "in the header), and over all puzzles of the split:", clue_table(few)]
+    parts += ["Training budget (one CPU thread on a shared 2-core machine; the wall time "
+              "includes the periodic validation; VMD's parameters include its guide network, "
+              "which only training uses; its denoiser is MDM's plus a small latent projection):",
+              budget(runs),
+              f"Source: {', '.join(args.results)} (commit {', '.join(commits)}); "
+              f"plot: {', '.join(plots)}."]
+    text = "\n\n".join(parts)
     (out / "table.md").write_text(text + "\n")
     print(text)
     return 0
+
+
+def primary_runs(runs: list[dict]) -> list[dict]:
+    """The runs of the main table: z fixed, or the only decoding a trained model was run with."""
+    fixed = {trained_label(r) for r in runs if is_fixed(r)}
+    return [r for r in runs if is_fixed(r) or trained_label(r) not in fixed]
+
+
+def split_setting(first: dict, what: str, runs: list[dict]) -> str:
+    lo, hi = first["clue_range"]
+    return (f"{first['num_puzzles']} {what}, {lo}-{hi} clues, unique solutions; fill "
+            f"{first['fill']}" + (", VMD z fixed unless stated"
+                                  if any(r["model"] == "vmd" for r in runs) else ""))
 
 
 if __name__ == "__main__":

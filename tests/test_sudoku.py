@@ -105,6 +105,62 @@ def test_generator_gives_unique_puzzles_in_clue_range():
         sudoku.generate_puzzles(1, (10, 20), seed=0)
 
 
+def test_clue_count_search_files_each_puzzle_under_its_own_count():
+    # 17-20 clues are out of reach of this tiny budget: those counts must stay empty, never be
+    # filled with relabelled puzzles.
+    puzzles, solutions = sudoku.generate_puzzles_by_clue_count(2, (17, 27), seed=4, max_grids=6,
+                                                               moves=10)
+    counts = sudoku.clue_counts(puzzles)
+    assert counts == [23, 24, 24, 25, 25, 26]  # each grid filed at its count, none relabelled
+    assert all(counts.count(c) <= 2 for c in set(counts))
+    assert len({sudoku.grid_string(s) for s in solutions}) == 6
+    for puzzle, solution in zip(puzzles, solutions):
+        assert sudoku.is_valid_solution(solution)
+        assert all(p in (0, s) for p, s in zip(puzzle, solution))
+        assert sudoku.count_solutions(puzzle, cap=2) == 1
+    assert sudoku.generate_puzzles_by_clue_count(2, (17, 27), seed=4, max_grids=6, moves=10) == (
+        puzzles, solutions)  # seeded
+    # below greedy removal's reach the swap search still returns a unique puzzle
+    grid = sudoku.random_grid(random.Random(7))
+    low = sudoku.search_puzzle(grid, 17, random.Random(7), moves=5)
+    assert sudoku.count_solutions(low, cap=2) == 1 and sum(d > 0 for d in low) >= 17
+    more = sudoku.add_clues(low, grid, 40, random.Random(0))
+    assert sum(d > 0 for d in more) == 40 and sudoku.solve(more) == grid
+    with pytest.raises(ValueError, match="clue range"):
+        sudoku.generate_puzzles_by_clue_count(1, (16, 20), seed=0, max_grids=1)
+
+
+def test_hard_split_holds_unique_puzzles_of_the_requested_counts(tmp_path):
+    hard = sudoku.HardSplitConfig(clue_min=23, clue_max=26, per_count=2, max_grids=20, moves=20)
+    task = small_task(tmp_path, hard=hard, train_clues=(17, 25))
+    puzzles, solutions = (sudoku.to_digits(t).tolist() for t in task.hard)
+    assert sudoku.clue_counts(puzzles) == [23, 23, 24, 24, 25, 25, 26, 26]
+    assert all(sudoku.count_solutions(p, cap=2) == 1 and sudoku.solve(p) == s
+               for p, s in zip(puzzles, solutions))
+    assert {sudoku.grid_string(s) for s in solutions} <= {
+        sudoku.grid_string(g) for g in task.held_out}  # training never draws them
+    assert small_task(tmp_path, hard=hard).hard[0].equal(task.hard[0])  # read from the cache
+    assert len(list(tmp_path.glob("sudoku-hard-*.json"))) == 1
+    _, maskable = task.sample(64, torch.Generator().manual_seed(0))
+    clues = 81 - maskable.sum(-1)
+    assert clues.min() >= 17 and clues.max() <= 25 and clues.min() < 30  # the training range
+
+
+def test_scores_by_clue_count_match_a_hand_count():
+    solution = sudoku.to_tokens([BASE])[0]
+    blanks_a, blanks_c = torch.arange(81) < 51, torch.arange(81) < 50  # 30 and 31 clues
+    puzzles = torch.stack([solution.masked_fill(b, sudoku.MASK_ID)
+                           for b in (blanks_a, blanks_a, blanks_c)])
+    wrong = solution.clone()
+    wrong[[0, 1]] = wrong[[1, 0]]  # two blanks swapped: invalid grid, 49 of 51 blanks right
+    filled = torch.stack([solution, wrong, solution])
+    found = sudoku.score_by_clues(puzzles, filled, solution.repeat(3, 1))
+    assert list(found) == ["30", "31"]
+    assert found["30"] == {"solve_rate": 0.5, "num_puzzles": 2,
+                           "cell_accuracy": pytest.approx(100 / 102)}
+    assert found["31"] == {"solve_rate": 1.0, "num_puzzles": 1, "cell_accuracy": 1.0}
+
+
 def test_symmetries_keep_grids_valid_and_vary_them():
     grids = torch.tensor([BASE] * 64)
     out = sudoku.random_symmetry(grids, torch.Generator().manual_seed(0))
@@ -139,9 +195,9 @@ def test_reader_accepts_good_files_and_refuses_bad_lines_with_line_number(tmp_pa
         sudoku.read_puzzles(tmp_path / "missing.txt")
 
 
-def small_task(tmp_path, **kw):
+def small_task(tmp_path, hard=None, train_clues=None, **kw):
     cfg = sudoku.SudokuConfig(clue_min=30, clue_max=40, num_val=4, num_test=6, train_pool=8, **kw)
-    return sudoku.SudokuTask(cfg, cache_dir=tmp_path)
+    return sudoku.SudokuTask(cfg, cache_dir=tmp_path, hard=hard, train_clues=train_clues)
 
 
 def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monkeypatch):
@@ -243,6 +299,30 @@ def test_run_cli_trains_and_reports_sudoku(tmp_path):
     assert bad.returncode == 2 and "--clues" in bad.stderr
 
 
+def test_run_cli_reports_the_few_clue_split_by_clue_count(tmp_path):
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "experiments/run.py", "--task", "sudoku", "--model", "mdm",
+           "--steps", "2", "--batch-size", "4", "--hidden", "16", "--layers", "1",
+           "--test-puzzles", "3", "--val-puzzles", "2", "--train-pool", "4", "--nfe", "2",
+           "--order", "top-prob-margin", "--data-cache", str(tmp_path), "--quiet",
+           "--threads", "1", "--train-clues", "17", "40", "--test-clues", "23", "26",
+           "--per-clue-count", "1", "--search-grids", "8", "--search-moves", "10",
+           "--only-test-clues", "--out", str(out)]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
+    (row,) = [json.loads(out.read_text())]
+    assert row["split"] == "test-clues" and row["clue_range"] == [23, 26]
+    by_clues = row["by_clues"]
+    assert sum(c["num_puzzles"] for c in by_clues.values()) == row["num_puzzles"] == 4
+    assert list(by_clues) == ["23", "24", "25", "26"]
+    solved = sum(c["solve_rate"] * c["num_puzzles"] for c in by_clues.values())
+    assert solved == pytest.approx(row["solve_rate"] * row["num_puzzles"])
+    for bad, flag in ((["--test-clues", "10", "20"], "--test-clues"),
+                      (["--only-test-clues"], "--only-test-clues"),
+                      (["--train-clues", "17", "90"], "--train-clues")):
+        done = subprocess.run(cmd[:4] + bad, cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 2 and flag in done.stderr
+
+
 def test_report_tables_each_model_and_z_strategy(tmp_path):
     sudoku_report = load_script("sudoku_report")
 
@@ -271,6 +351,35 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     # one budget row per trained model, not per decoding strategy
     assert text.count("| VMD (gaussian prior) | 100 | 7 | 4 | 1.0 min | 0.250 |") == 1
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
+
+
+def test_report_tables_the_few_clue_split_by_clue_count(tmp_path):
+    sudoku_report = load_script("sudoku_report")
+
+    def run(nfe, rates):  # rates: solve rate per clue count, 2 puzzles of 22 clues, 3 of 25
+        sizes = {"22": 2, "25": 3}
+        return {"model": "mdm", "prior": None, "split": "test-clues", "order": "top-prob-margin",
+                "nfe": nfe, "num_puzzles": 5, "clue_range": [17, 29], "fill": "sample",
+                "z_strategy": None, "parameters": 100, "steps": 7, "train_seconds": 60.0,
+                "train_config": {"batch_size": 4}, "cell_accuracy": 0.9,
+                "solve_rate": sum(rates[c] * n for c, n in sizes.items()) / 5,
+                "by_clues": {c: {"solve_rate": rates[c], "num_puzzles": n, "cell_accuracy": 0.9}
+                             for c, n in sizes.items()}}
+
+    path = tmp_path / "hard.json"
+    path.write_text(json.dumps({"runs": [run(10, {"22": 0.5, "25": 1.0}),
+                                         run(5, {"22": 0.0, "25": 1 / 3})], "git_commit": "abc"}))
+    assert sudoku_report.main([str(path), "--names", "MDM 17-40", "--out-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "table.md").read_text()
+    assert "| model | order | NFE | 22 (2) | 25 (3) | all (5) | all: cell acc. |" in text
+    # all = (2 * 0.5 + 3 * 1.0) / 5 = 80%; at NFE 5 (0 + 1) / 5 = 20%; NFE 5 sorts first
+    assert text.index("| MDM 17-40 | Top-Prob-Margin | 5 | 0.0% | 33.3% | 20.0% | 90.0% |") < \
+        text.index("| MDM 17-40 | Top-Prob-Margin | 10 | 50.0% | 100.0% | 80.0% | 90.0% |")
+    assert (tmp_path / "solve_rate_by_clues.png").stat().st_size > 0
+    assert not (tmp_path / "solve_rate.png").exists()  # no rows of the standard split
+    with pytest.raises(SystemExit) as bad:
+        sudoku_report.main([str(path), "--names", "a", "b", "--out-dir", str(tmp_path)])
+    assert bad.value.code == 2
 
 
 @pytest.mark.slow  # a subprocess training a Sudoku VMD

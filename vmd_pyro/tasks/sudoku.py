@@ -1,6 +1,6 @@
 """``--task sudoku``: fill the blanks of puzzles (clues kept, blanks masked); scored by the solve
 rate and cell accuracy on the test split for every ``--order`` and ``--nfe``, and the likelihood
-bound per blank."""
+bound per blank; with ``--test-clues`` also on a few-clue split, per clue count."""
 from __future__ import annotations
 
 import torch
@@ -24,7 +24,8 @@ SUDOKU_CONFIGS = {
 @register_task
 class Sudoku(Task):
     name = "sudoku"
-    columns = ["model", "prior", "order", "nfe", "solve_rate", "cell_accuracy", "nll_bound_bits"]
+    columns = ["model", "prior", "split", "order", "nfe", "solve_rate", "cell_accuracy",
+               "nll_bound_bits"]
     several_orders = True
     has_position_groups = True
 
@@ -35,7 +36,26 @@ class Sudoku(Task):
                        help="denoiser: cpu (small, attends along rows, columns and boxes; default) "
                             "or full (~6M parameters, plain transformer as published; for cuda)")
         g.add_argument("--clues", nargs=2, type=int, default=[30, 40], metavar=("MIN", "MAX"),
-                       help="clue count range of training and evaluation puzzles (default 30 40)")
+                       help="clue count range of the validation and test puzzles, and of training "
+                            "unless --train-clues (default 30 40)")
+        g.add_argument("--train-clues", nargs=2, type=int, default=None, metavar=("MIN", "MAX"),
+                       help="clue count range of the training grids (random clue cells; default: "
+                            "--clues), e.g. 17 40 to cover --test-clues")
+        g.add_argument("--test-clues", nargs=2, type=int, default=None, metavar=("MIN", "MAX"),
+                       help="also evaluate on a few-clue test split: unique-solution puzzles with "
+                            "each clue count in this range (e.g. 17 29), searched with a budget "
+                            "(--per-clue-count, --search-grids); solve rate and cell accuracy are "
+                            "reported per clue count (rows with split 'test-clues', field by_clues)")
+        g.add_argument("--per-clue-count", type=int, default=100,
+                       help="puzzles wanted per clue count of --test-clues (default 100)")
+        g.add_argument("--search-grids", type=int, default=1000,
+                       help="budget of the --test-clues search: complete grids tried (default "
+                            "1000, about 10 min on one core; counts below about 21 stay short)")
+        g.add_argument("--search-moves", type=int, default=200,
+                       help="swap moves of the local search per grid (default 200)")
+        g.add_argument("--only-test-clues", action="store_true",
+                       help="evaluate on the --test-clues split only (skip the --clues test split "
+                            "and the likelihood bounds)")
         g.add_argument("--test-puzzles", type=int, default=1000,
                        help="unique-solution test puzzles (default 1000)")
         g.add_argument("--val-puzzles", type=int, default=200,
@@ -58,13 +78,23 @@ class Sudoku(Task):
         for name in ("test_puzzles", "val_puzzles", "train_pool"):
             if getattr(args, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be >= 1")
-        if not 17 <= args.clues[0] <= args.clues[1] <= 80:
-            parser.error(f"--clues needs 17 <= MIN <= MAX <= 80, got {args.clues[0]} "
-                         f"{args.clues[1]}")
+        for name in ("clues", "train_clues", "test_clues"):
+            value = getattr(args, name)
+            if value is not None and not 17 <= value[0] <= value[1] <= 80:
+                parser.error(f"--{name.replace('_', '-')} needs 17 <= MIN <= MAX <= 80, got "
+                             f"{value[0]} {value[1]}")
+        for name in ("per_clue_count", "search_grids"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name.replace('_', '-')} must be >= 1")
+        if args.search_moves < 0:
+            parser.error("--search-moves must be >= 0")
+        if args.only_test_clues and args.test_clues is None:
+            parser.error("--only-test-clues needs --test-clues MIN MAX")
 
     @classmethod
     def maskable(cls, args) -> int:
-        return sudoku.SIZE - args.clues[0]
+        fewest = min(r[0] for r in (args.clues, args.train_clues, args.test_clues) if r)
+        return sudoku.SIZE - fewest
 
     def __init__(self, args, device):
         super().__init__(args, device)
@@ -100,37 +130,64 @@ class Sudoku(Task):
         return sample, monitor
 
     def evaluate(self, model, trained) -> list[dict]:
-        args, program, generator = self.args, trained.program, self.generator
-        final = metrics.evaluate_bounds(program, self.val_sample, num_batches=5,
-                                        batch_size=args.val_puzzles, generator=generator)
-        test_puzzles, test_solutions = self.data.test
-        some = slice(0, args.bound_sequences)  # per blank of these test puzzles
-        found = self.likelihood_bounds(program, test_solutions[some].to(self.device),
-                                       (test_puzzles[some] == sudoku.MASK_ID).to(self.device),
-                                       generator=generator)
+        args, program = self.args, trained.program
+        rows = []
+        if not args.only_test_clues:
+            rows += self.evaluate_split(model, trained, "test", *self.data.test, args.clues)
+            final = metrics.evaluate_bounds(program, self.val_sample, num_batches=5,
+                                            batch_size=args.val_puzzles, generator=self.generator)
+            test_puzzles, test_solutions = self.data.test
+            some = slice(0, args.bound_sequences)  # per blank of these test puzzles
+            found = self.likelihood_bounds(program, test_solutions[some].to(self.device),
+                                           (test_puzzles[some] == sudoku.MASK_ID).to(self.device),
+                                           generator=self.generator)
+            for row in rows:
+                row.update({f"val_{key}": value for key, value in final.items()})
+            attach_bounds(rows, found)
+        if args.test_clues:
+            rows += self.evaluate_split(model, trained, "test-clues", *self.data.hard,
+                                        args.test_clues, by_clues=True)
+        return rows
+
+    def evaluate_split(self, model, trained, split, puzzles, solutions, clue_range,
+                       by_clues=False) -> list[dict]:
+        """One row per ``--order`` and ``--nfe``: solve rate and cell accuracy on ``puzzles``,
+        ``by_clues`` also per clue count."""
+        args, program = self.args, trained.program
         rows = []
         settings = [(order, nfe) for order in args.order for nfe in args.nfe]
-        for order, nfe in tqdm(settings, desc=f"evaluate {model}", disable=args.quiet, leave=False):
-            filled = sudoku.fill_puzzles(program, test_puzzles, nfe=nfe, order=order,
+        for order, nfe in tqdm(settings, desc=f"evaluate {model} ({split})", disable=args.quiet,
+                               leave=False):
+            filled = sudoku.fill_puzzles(program, puzzles, nfe=nfe, order=order,
                                          fill=args.fill[0], z_strategy=args.z_strategy,
-                                         generator=generator)
+                                         generator=self.generator)
             rows.append({
-                **model_record(model, trained), "order": order, "nfe": nfe,
-                **sudoku.score(test_puzzles, filled, test_solutions),
-                "clue_range": list(args.clues), **{f"val_{key}": value for key, value in final.items()},
+                **model_record(model, trained), "split": split, "order": order, "nfe": nfe,
+                **sudoku.score(puzzles, filled, solutions), "clue_range": list(clue_range),
+                **({"by_clues": sudoku.score_by_clues(puzzles, filled, solutions)}
+                   if by_clues else {}),
                 "fill": args.fill[0], "z_strategy": args.z_strategy if program.has_latent else None})
-        attach_bounds(rows, found)
         return rows
 
     def notes(self, runs):
         args = self.args
-        return [f"test split: {args.test_puzzles} unique-solution puzzles with {args.clues[0]}-"
-                f"{args.clues[1]} clues (data seed {args.data_seed}); solve rate = valid grid that "
-                f"keeps every clue, checked by the rules",
-                "training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
-                                                         for r in runs if r["train_seconds"]})),
-                f"nll_bound_bits: B_T per blank on the first {args.bound_sequences} test puzzles "
-                "(random order unless the row's order is exact for MDM; generator in the JSON)"]
+        standard = [f"test split: {args.test_puzzles} unique-solution puzzles with "
+                    f"{args.clues[0]}-{args.clues[1]} clues (data seed {args.data_seed}); solve "
+                    "rate = valid grid that keeps every clue, checked by the rules",
+                    f"nll_bound_bits: B_T per blank on the first {args.bound_sequences} test "
+                    "puzzles (random order unless the row's order is exact for MDM; generator in "
+                    "the JSON)"]
+        return ((standard if not args.only_test_clues else [])
+                + ["training seconds: " + ", ".join(sorted({f"{r['model']} {r['train_seconds']:.0f}"
+                                                            for r in runs if r["train_seconds"]}))]
+                + ([self.test_clues_note()] if args.test_clues else []))
+
+    def test_clues_note(self) -> str:
+        counts = (self.data.hard[0] != sudoku.MASK_ID).sum(-1)
+        found = ", ".join(f"{c}: {int((counts == c).sum())}" for c in counts.unique().tolist())
+        lo, hi = self.args.test_clues
+        return (f"test-clues split ({lo}-{hi} clues wanted, {self.args.per_clue_count} per count; "
+                f"search {self.data.hard_seconds:.0f} s): puzzles per clue count {found}")
 
 
 def data_split(args, progress=True) -> sudoku.SudokuTask:
@@ -139,4 +196,10 @@ def data_split(args, progress=True) -> sudoku.SudokuTask:
     cfg = sudoku.SudokuConfig(clue_min=args.clues[0], clue_max=args.clues[1],
                               num_val=args.val_puzzles, num_test=args.test_puzzles,
                               train_pool=args.train_pool, seed=args.data_seed)
-    return sudoku.SudokuTask(cfg, cache_dir=args.data_cache, progress=progress)
+    hard = None
+    if args.test_clues:
+        hard = sudoku.HardSplitConfig(clue_min=args.test_clues[0], clue_max=args.test_clues[1],
+                                      per_count=args.per_clue_count, max_grids=args.search_grids,
+                                      moves=args.search_moves, seed=args.data_seed)
+    return sudoku.SudokuTask(cfg, cache_dir=args.data_cache, progress=progress,
+                             train_clues=args.train_clues, hard=hard)

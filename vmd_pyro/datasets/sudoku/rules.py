@@ -9,8 +9,9 @@ Grids are lists (or rows of tensors) of 81 cells in row-major order holding ``1.
 * :func:`is_valid_solution` / :func:`valid_solutions`: a complete grid checked by the rules.
 * :func:`random_grid` draws a complete grid by the solver with random digit order; :func:`make_puzzle`
   removes clues from it in random order, keeping each removal only while the solution stays unique,
-  until the clue count drawn from the requested range is reached; :func:`random_symmetry` maps
-  grids to equally valid ones.
+  until the clue count drawn from the requested range is reached; below about 22-26 clues greedy
+  removal gets stuck, and :func:`search_puzzle` / :func:`generate_puzzles_by_clue_count` go lower
+  by local search with a budget; :func:`random_symmetry` maps grids to equally valid ones.
 """
 from __future__ import annotations
 
@@ -142,23 +143,111 @@ def random_grid(rng: random.Random) -> list[int]:
     return _solutions([0] * SIZE, 1, rng)[0]
 
 
+def remove_clues(puzzle, solution, num_clues: int, rng: random.Random) -> int:
+    """Blank the clues of ``puzzle`` (in place) in random order, keeping each removal only while
+    the solution stays unique, until ``num_clues`` remain or no clue can go. Returns the clue count
+    reached."""
+    clues = [i for i in range(SIZE) if puzzle[i]]
+    count = len(clues)
+    for i in rng.sample(clues, len(clues)):
+        if count == num_clues:
+            break
+        puzzle[i] = 0
+        if count_solutions(puzzle, 2) == 1:
+            count -= 1
+        else:
+            puzzle[i] = solution[i]
+    return count
+
+
 def make_puzzle(solution, num_clues: int, rng: random.Random) -> list[int]:
     """Blank cells of ``solution`` in random order while the puzzle keeps a unique solution, until
     ``num_clues`` remain. Raises if no unique puzzle that small is reached (greedy removal reaches
-    about 22-26 clues, so ranges above that always succeed)."""
+    about 22-26 clues, so ranges above that always succeed; :func:`search_puzzle` goes lower)."""
     puzzle = list(solution)
-    clues = SIZE
-    for i in rng.sample(range(SIZE), SIZE):
-        if clues == num_clues:
-            return puzzle
-        puzzle[i] = 0
-        if count_solutions(puzzle, 2) == 1:
-            clues -= 1
-        else:
-            puzzle[i] = solution[i]
+    clues = remove_clues(puzzle, solution, num_clues, rng)
     if clues != num_clues:
         raise ValueError(f"could not reach {num_clues} clues with a unique solution (stuck at {clues})")
     return puzzle
+
+
+def search_puzzle(solution, num_clues: int, rng: random.Random, moves: int) -> list[int]:
+    """A unique-solution puzzle of ``solution`` with as few clues as a local search finds, stopping
+    at ``num_clues``: greedy removal, then up to ``moves`` swaps (one clue blanked, one blank given
+    back, kept if the solution stays unique, followed by greedy removal again), each of which can
+    step from one minimal puzzle to another that allows further removals. The result may have more
+    than ``num_clues`` clues (count them); every puzzle it returns has a unique solution."""
+    puzzle = list(solution)
+    count = remove_clues(puzzle, solution, num_clues, rng)
+    for _ in range(moves):
+        if count <= num_clues:
+            break
+        given = rng.choice([i for i in range(SIZE) if puzzle[i]])
+        blank = rng.choice([i for i in range(SIZE) if not puzzle[i]])
+        puzzle[given], puzzle[blank] = 0, solution[blank]
+        if count_solutions(puzzle, 2) == 1:
+            count = remove_clues(puzzle, solution, num_clues, rng)
+        else:
+            puzzle[given], puzzle[blank] = solution[given], 0
+    return puzzle
+
+
+def add_clues(puzzle, solution, num_clues: int, rng: random.Random) -> list[int]:
+    """``puzzle`` with random blanks given back from ``solution`` until it has ``num_clues`` clues
+    (a unique solution stays unique)."""
+    puzzle = list(puzzle)
+    blanks = [i for i in range(SIZE) if not puzzle[i]]
+    extra = num_clues - (SIZE - len(blanks))
+    if extra < 0:
+        raise ValueError(f"the puzzle already has more than {num_clues} clues")
+    for i in rng.sample(blanks, extra):
+        puzzle[i] = solution[i]
+    return puzzle
+
+
+def generate_puzzles_by_clue_count(per_count: int, clue_range: tuple[int, int], seed: int,
+                                   max_grids: int, moves: int = 300, exclude=(),
+                                   progress: bool = False):
+    """Up to ``per_count`` unique-solution puzzles for every clue count in ``clue_range``, on
+    distinct grids none of which is in ``exclude``, within a budget of ``max_grids`` grids.
+
+    Each grid is searched (:func:`search_puzzle`, ``moves`` swaps) towards the smallest count still
+    short of puzzles; the puzzle found is used at the smallest short count at or above its own
+    clue count, with random clues given back to reach it (never relabelled: every puzzle has
+    exactly the clue count it is filed under). Low counts (below about 21) are rare, so some may
+    stay short or empty: the result says which counts were reached. Deterministic given the
+    arguments. Returns ``(puzzles, solutions)`` as lists of 81-int lists, sorted by clue count."""
+    lo, hi = check_clue_range(clue_range)
+    if per_count < 1 or max_grids < 1 or moves < 0:
+        raise ValueError("need per_count >= 1, max_grids >= 1 and moves >= 0")
+    rng = random.Random(seed)
+    seen = set(exclude)
+    found = {count: [] for count in range(lo, hi + 1)}
+    bar = tqdm(total=per_count * len(found), desc="puzzles", disable=not progress, leave=False)
+    for _ in range(max_grids):
+        short = [count for count, got in found.items() if len(got) < per_count]
+        if not short:
+            break
+        solution = random_grid(rng)
+        key = grid_string(solution)
+        if key in seen:
+            continue
+        seen.add(key)
+        puzzle = search_puzzle(solution, short[0], rng, moves)
+        clues = sum(1 for d in puzzle if d)
+        target = next((count for count in short if count >= clues), None)
+        if target is None:
+            continue
+        found[target].append((add_clues(puzzle, solution, target, rng), solution))
+        bar.update()
+    bar.close()
+    pairs = [pair for count in sorted(found) for pair in found[count]]
+    return [p for p, _ in pairs], [s for _, s in pairs]
+
+
+def clue_counts(puzzles) -> list[int]:
+    """The number of clues (non-zero cells) of each puzzle."""
+    return [sum(1 for d in p if d) for p in puzzles]
 
 
 def generate_puzzles(count: int, clue_range: tuple[int, int], seed: int, exclude=(),

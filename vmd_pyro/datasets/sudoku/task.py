@@ -14,13 +14,15 @@ import json
 import os
 import random
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from vmd_pyro.datasets.sudoku.rules import (BOX, COL, ROW, SIZE, check_clue_range,
-                                            generate_puzzles, grid_string, random_grid,
+                                            clue_counts, generate_puzzles,
+                                            generate_puzzles_by_clue_count, grid_string, random_grid,
                                             random_symmetry, valid_solutions)
 from vmd_pyro.sampling import generate
 
@@ -68,18 +70,31 @@ class SudokuTask:
     name = "sudoku"
     position_groups = (tuple(ROW), tuple(COL), tuple(BOX))  # the three constraints of every cell
 
-    def __init__(self, cfg: SudokuConfig = SudokuConfig(), cache_dir="data_cache", progress=False):
-        check_clue_range((cfg.clue_min, cfg.clue_max))
+    def __init__(self, cfg: SudokuConfig = SudokuConfig(), cache_dir="data_cache", progress=False,
+                 train_clues=None, hard: HardSplitConfig | None = None):
+        """``train_clues``: the clue count range of training grids (default: the splits' range);
+        ``hard``: also hold the few-clue test split of that config (``self.hard``)."""
         self.cfg = cfg
+        check_clue_range((cfg.clue_min, cfg.clue_max))
+        self.train_clues = check_clue_range(train_clues or (cfg.clue_min, cfg.clue_max))
         data = load_or_build(cfg, cache_dir, progress)
         self.val = (to_tokens(data["val_puzzles"]), to_tokens(data["val_solutions"]))
         self.test = (to_tokens(data["test_puzzles"]), to_tokens(data["test_solutions"]))
         self.pool = torch.tensor(data["train_pool"], dtype=torch.long)
-        self.held_out = {_grid_key(s) for s in data["val_solutions"] + data["test_solutions"]}
+        held_out = data["val_solutions"] + data["test_solutions"]
+        self.hard = self.hard_seconds = None
+        if hard is not None:
+            check_clue_range((hard.clue_min, hard.clue_max))
+            found = load_or_build_hard(hard, cache_dir, progress)
+            self.hard = (to_tokens(found["puzzles"]), to_tokens(found["solutions"]))
+            self.hard_seconds = found["seconds"]
+            held_out += found["solutions"]
+        self.held_out = {_grid_key(s) for s in held_out}
 
     def sample(self, batch_size: int, generator=None):
         """``(x0, maskable)``: pool grids under random symmetries, none of them a held-out grid;
-        a clue count uniform in the clue range, the clues at random cells (not maskable)."""
+        a clue count uniform in the training clue range, the clues at random cells (not
+        maskable)."""
         rows = []
         while len(rows) < batch_size:
             idx = torch.randint(len(self.pool), (batch_size,), generator=generator)
@@ -87,7 +102,7 @@ class SudokuTask:
             rows += [g for g, key in zip(grids, grids.to(torch.uint8).numpy())
                      if key.tobytes() not in self.held_out]
         x0 = torch.stack(rows[:batch_size]) - 1
-        clues = torch.randint(self.cfg.clue_min, self.cfg.clue_max + 1, (batch_size, 1),
+        clues = torch.randint(self.train_clues[0], self.train_clues[1] + 1, (batch_size, 1),
                               generator=generator)
         rank = torch.rand(batch_size, SIZE, generator=generator).argsort(-1).argsort(-1)
         return x0, rank >= clues
@@ -100,30 +115,71 @@ def _grid_key(grid) -> bytes:
 
 def load_or_build(cfg: SudokuConfig, cache_dir, progress=False) -> dict:
     """The splits for ``cfg``, built once and cached as JSON under ``cache_dir`` keyed by the config."""
+    def build():
+        clue_range = (cfg.clue_min, cfg.clue_max)
+        if progress:
+            print(f"building Sudoku splits ({cfg.num_test} test, {cfg.num_val} validation puzzles, "
+                  f"{cfg.train_pool} training grids)...", flush=True)
+        test_p, test_s = generate_puzzles(cfg.num_test, clue_range, seed=cfg.seed * 3 + 1,
+                                          progress=progress)
+        val_p, val_s = generate_puzzles(cfg.num_val, clue_range, seed=cfg.seed * 3 + 2,
+                                        exclude={grid_string(s) for s in test_s},
+                                        progress=progress)
+        held_out = {grid_string(s) for s in test_s + val_s}
+        rng = random.Random(cfg.seed * 3 + 3)
+        pool = []
+        while len(pool) < cfg.train_pool:
+            grid = random_grid(rng)
+            if grid_string(grid) not in held_out:
+                pool.append(grid)
+        return {"test_puzzles": test_p, "test_solutions": test_s,
+                "val_puzzles": val_p, "val_solutions": val_s, "train_pool": pool}
+
+    return _cached("sudoku", cfg, build, cache_dir)
+
+
+@dataclass
+class HardSplitConfig:
+    """A test split with few clues, filed by clue count: up to ``per_count`` unique-solution
+    puzzles for every count in ``clue_min..clue_max``, searched within ``max_grids`` grids of
+    ``moves`` swaps each (:func:`~vmd_pyro.datasets.sudoku.rules.generate_puzzles_by_clue_count`;
+    counts below about 21 are rare and may stay short)."""
+    clue_min: int = 17
+    clue_max: int = 29
+    per_count: int = 100
+    max_grids: int = 1000
+    moves: int = 200
+    seed: int = 0
+
+
+def load_or_build_hard(cfg: HardSplitConfig, cache_dir, progress=False) -> dict:
+    """The split of ``cfg`` (cached like :func:`load_or_build`): ``puzzles``, ``solutions`` and the
+    ``seconds`` its search took."""
+    def build():
+        if progress:
+            print(f"searching Sudoku puzzles with {cfg.clue_min}-{cfg.clue_max} clues "
+                  f"({cfg.per_count} per count, at most {cfg.max_grids} grids)...", flush=True)
+        start = time.perf_counter()
+        puzzles, solutions = generate_puzzles_by_clue_count(
+            cfg.per_count, (cfg.clue_min, cfg.clue_max), seed=cfg.seed * 3 + 4,
+            max_grids=cfg.max_grids, moves=cfg.moves, progress=progress)
+        return {"puzzles": puzzles, "solutions": solutions,
+                "seconds": time.perf_counter() - start}
+
+    return _cached("sudoku-hard", cfg, build, cache_dir)
+
+
+def _cached(name: str, cfg, build, cache_dir) -> dict:
+    """``build()`` plus the config, cached as JSON under ``cache_dir`` keyed by ``name`` and the
+    config (a damaged or foreign cache is rebuilt, never used)."""
     key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"sudoku-{key}.json" if cache_dir else None
+    path = Path(cache_dir) / f"{name}-{key}.json" if cache_dir else None
     if path is not None and path.is_file():
         data, problem = _read_cache(path, cfg)
         if data is not None:
             return data
         print(f"data cache {str(path)!r} {problem}: rebuilding it", file=sys.stderr, flush=True)
-    clue_range = (cfg.clue_min, cfg.clue_max)
-    if progress:
-        print(f"building Sudoku splits ({cfg.num_test} test, {cfg.num_val} validation puzzles, "
-              f"{cfg.train_pool} training grids)...", flush=True)
-    test_p, test_s = generate_puzzles(cfg.num_test, clue_range, seed=cfg.seed * 3 + 1,
-                                      progress=progress)
-    val_p, val_s = generate_puzzles(cfg.num_val, clue_range, seed=cfg.seed * 3 + 2,
-                                    exclude={grid_string(s) for s in test_s}, progress=progress)
-    held_out = {grid_string(s) for s in test_s + val_s}
-    rng = random.Random(cfg.seed * 3 + 3)
-    pool = []
-    while len(pool) < cfg.train_pool:
-        grid = random_grid(rng)
-        if grid_string(grid) not in held_out:
-            pool.append(grid)
-    data = {"config": asdict(cfg), "test_puzzles": test_p, "test_solutions": test_s,
-            "val_puzzles": val_p, "val_solutions": val_s, "train_pool": pool}
+    data = {"config": asdict(cfg), **build()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -137,7 +193,7 @@ def _digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _read_cache(path: Path, cfg: SudokuConfig):
+def _read_cache(path: Path, cfg):
     """``(data, None)`` for an intact cache of ``cfg``, else ``(None, what is wrong)``."""
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
@@ -177,3 +233,13 @@ def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor |
         blanks = puzzles == MASK_ID
         out["cell_accuracy"] = float(((filled == solutions) & blanks).sum() / blanks.sum())
     return out
+
+
+def score_by_clues(puzzles: torch.Tensor, filled: torch.Tensor,
+                   solutions: torch.Tensor | None = None) -> dict[str, dict]:
+    """:func:`score` for the puzzles of each clue count separately, keyed by the count (a string,
+    as JSON keys are), in increasing order."""
+    counts = (puzzles != MASK_ID).sum(-1)
+    return {str(int(c)): score(puzzles[counts == c], filled[counts == c],
+                               None if solutions is None else solutions[counts == c])
+            for c in counts.unique().tolist()}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The few-clue Sudoku results of results/sudoku_hard/ (issue 12). Run from the repository root
+# with the virtualenv active. Stages (pass one as $1, default all):
+#   eval-committed  the committed 30-40-clue checkpoints of results/sudoku/ on the few-clue test
+#                   split (17-29 clues wanted, 100 per clue count, searched once and cached in
+#                   data_cache/), Top-Prob-Margin, NFE 5/10/20/50, by clue count
+#   train           MDM and VMD (conditional prior p(z | xt), latent dimension 16, trained on the
+#                   few-step bound B_5: --objective steps --train-nfe 5) on training grids with
+#                   17-40 clues, the cpu config, the same steps and batch; each ends with the
+#                   1,000-puzzle 30-40-clue test split (Top-Prob-Margin, NFE 5/10/20/50)
+#                   (train mdm / train vmd to run one; STEPS=N to change the 4000 steps; the
+#                   time budget of 70 min is a safety net for the shared machine)
+#   eval-trained    the two new checkpoints on the few-clue split (VMD: z from p(z | x^(k)) every
+#                   step, the generator B_T describes; then also z fixed, one draw per puzzle)
+#   control         MDM trained on B_5 like the VMD (--objective steps --train-nfe 5), both
+#                   splits; a 25-minute time budget (the session's), so it may stop before STEPS
+#   latent          does the new VMD use its latent: KL(q || p), active units, I(z; x) on the 500
+#                   puzzles of results/sudoku/latent_puzzles.txt
+#   report          table.md, solve_rate.png and solve_rate_by_clues.png
+set -euo pipefail
+OUT=results/sudoku_hard
+STAGE=${1:-all}
+ONLY=${2:-}
+STEPS=${STEPS:-4000}
+COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --threads 1
+        --order top-prob-margin --nfe 5 10 20 50)
+FEW=(--test-clues 17 29 --per-clue-count 100 --search-grids 1000 --search-moves 200)
+declare -A COMMITTED=([mdm]="--model mdm" [gaussian]="--model vmd --prior gaussian"
+                      [conditional]="--model vmd --prior conditional"
+                      [gaussian-free]="--model vmd --prior gaussian --free-nats 2")
+declare -A TRAINED=([mdm]="--model mdm"
+                    [vmd-conditional-steps5-z16]="--model vmd --prior conditional --latent-dim 16
+                      --objective steps --train-nfe 5 --z-strategy prior")
+
+if [[ $STAGE == eval-committed || $STAGE == all ]]; then
+  for NAME in mdm gaussian conditional gaussian-free; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues ${COMMITTED[$NAME]} \
+      --quiet --checkpoint results/sudoku/cpu-$NAME.pt --out $OUT/eval_committed_$NAME.json
+  done
+fi
+if [[ $STAGE == train || $STAGE == all ]]; then
+  for NAME in mdm vmd-conditional-steps5-z16; do
+    [[ -n $ONLY && ${NAME%%-*} != "$ONLY" ]] && continue
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" ${TRAINED[$NAME]} --train-clues 17 40 \
+      --sudoku-config cpu --steps "$STEPS" --batch-size 64 --lr 3e-3 --eval-every 500 \
+      --save-every 500 --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100 \
+      --save $OUT/$NAME.pt --out $OUT/train_$NAME.json
+  done
+fi
+if [[ $STAGE == eval-trained || $STAGE == all ]]; then
+  for NAME in mdm vmd-conditional-steps5-z16; do
+    [[ -n $ONLY && ${NAME%%-*} != "$ONLY" ]] && continue
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues ${TRAINED[$NAME]} \
+      --quiet --checkpoint $OUT/$NAME.pt --out $OUT/eval_$NAME.json
+  done
+  # the VMD with one z per puzzle (fixed, the original method's decoding) as well
+  if [[ -z $ONLY || $ONLY == vmd ]]; then
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues \
+      ${TRAINED[vmd-conditional-steps5-z16]} --z-strategy fixed --quiet \
+      --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
+      --out $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json
+  fi
+fi
+if [[ $STAGE == control || $STAGE == all ]]; then
+  # MDM trained on the same few-step bound B_5 as the VMD: is the objective, not the latent, what
+  # separates the two? Evaluated on both splits in the same run (time budget: the session's)
+  python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --model mdm --objective steps \
+    --train-nfe 5 --train-clues 17 40 --sudoku-config cpu --steps "$STEPS" --batch-size 64 \
+    --lr 3e-3 --eval-every 500 --save-every 500 --time-budget 1500 --bound-nfe 5 10 \
+    --bound-sequences 100 --quiet --save $OUT/mdm-steps5.pt --out $OUT/train_mdm-steps5.json
+fi
+if [[ $STAGE == latent || $STAGE == all ]]; then
+  python experiments/sudoku.py latent --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
+    --puzzles results/sudoku/latent_puzzles.txt --json $OUT/latent_vmd-conditional-steps5-z16.json
+fi
+if [[ $STAGE == report || $STAGE == all ]]; then
+  # the 30-40 split: the committed MDM's evaluation (results/sudoku) beside the two new models;
+  # the few-clue split: every checkpoint
+  python experiments/sudoku_report.py --out-dir $OUT \
+    results/sudoku/eval_cpu_mdm.json $OUT/train_mdm.json $OUT/train_vmd-conditional-steps5-z16.json \
+    $OUT/eval_committed_{mdm,gaussian,conditional,gaussian-free}.json \
+    $OUT/eval_mdm.json $OUT/eval_vmd-conditional-steps5-z16.json \
+    $OUT/eval_vmd-conditional-steps5-z16_z-fixed.json $OUT/train_mdm-steps5.json \
+    --names "MDM (30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
+      "MDM (30-40)" "VMD (gaussian, 30-40)" "VMD (conditional, 30-40)" \
+      "VMD (gaussian, 2 free nats, 30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
+      "VMD (cond., B_5, z16, 17-40)" "MDM (B_5, 17-40)"
+fi
