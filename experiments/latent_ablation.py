@@ -25,42 +25,37 @@ sweep = load_script("sweep")
 # name -> (what it tests, run.py options). A discrete z with at least as many values as the data set
 # has sequences (quad-d1 10, quad-d2 100) can name each one. The Gaussian levers keep the guide as
 # wide as the denoiser (--guide-hidden 128), as in the baseline runs of results/bounds.
+# the options every "-steps1" lever shares: train B_1 itself, with a guide as wide as the denoiser
+TRAIN_B1 = ["--objective", "steps", "--train-nfe", "1"]
+FULL_GUIDE = ["--guide-hidden", "128"]
 LEVERS = {
     "gaussian-joint": ("baseline: N(0, I) prior, objective J",
                        ["--prior", "gaussian"]),
     "gaussian-steps1": ("lever 1: train B_1 (one-step bound) instead of J",
-                        ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1",
-                         "--guide-hidden", "128"]),
+                        ["--prior", "gaussian", *TRAIN_B1, *FULL_GUIDE]),
     "gaussian8-steps1": ("levers 1 + latent dimension 8",
-                         ["--prior", "gaussian", "--latent-dim", "8", "--objective", "steps",
-                          "--train-nfe", "1", "--guide-hidden", "128"]),
+                         ["--prior", "gaussian", "--latent-dim", "8", *TRAIN_B1, *FULL_GUIDE]),
     "film-steps1": ("levers 1 + 4: train B_1, z scales and shifts every layer (FiLM)",
-                    ["--prior", "gaussian", "--objective", "steps", "--train-nfe", "1",
-                     "--guide-hidden", "128", "--z-conditioning", "film"]),
+                    ["--prior", "gaussian", *TRAIN_B1, *FULL_GUIDE, "--z-conditioning", "film"]),
     "mog16-steps1": ("levers 1 + 3: train B_1 with a learnable mixture prior of 16 components "
                      "(a Normal guide can match one component, so z can name a sequence cheaply)",
-                     ["--prior", "mog", "--components", "16", "--objective", "steps",
-                      "--train-nfe", "1", "--guide-hidden", "128"]),
+                     ["--prior", "mog", "--components", "16", *TRAIN_B1, *FULL_GUIDE]),
     "mog128-steps1": ("levers 1 + 3: mog16-steps1 with 128 components (quad-d2 has 100 "
                       "sequences)",
-                      ["--prior", "mog", "--components", "128", "--objective", "steps",
-                       "--train-nfe", "1", "--guide-hidden", "128"]),
+                      ["--prior", "mog", "--components", "128", *TRAIN_B1, *FULL_GUIDE]),
     "mog128d8-steps1": ("levers 1 + 3: mog128-steps1 in 8 latent dimensions (more room to "
                         "keep 128 components apart)",
                         ["--prior", "mog", "--components", "128", "--latent-dim", "8",
-                         "--objective", "steps", "--train-nfe", "1", "--guide-hidden", "128"]),
+                         *TRAIN_B1, *FULL_GUIDE]),
     "mogdim10-steps1": ("levers 1 + 3: train B_1 with a factorial prior, a mixture of 10 "
                         "components in each of the 2 latent dimensions (100 modes)",
-                        ["--prior", "mog-per-dim", "--components", "10", "--objective", "steps",
-                         "--train-nfe", "1", "--guide-hidden", "128"]),
+                        ["--prior", "mog-per-dim", "--components", "10", *TRAIN_B1, *FULL_GUIDE]),
     "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
                           "sequences), train B_1",
-                          ["--prior", "discrete", "--components", "16", "--objective", "steps",
-                           "--train-nfe", "1"]),
+                          ["--prior", "discrete", "--components", "16", *TRAIN_B1]),
     "discrete128-steps1": ("levers 1 + 3: enumerated discrete z, K = 128 (quad-d2 has 100 "
                            "sequences), train B_1; 128 network passes per example per step",
-                           ["--prior", "discrete", "--components", "128", "--objective", "steps",
-                            "--train-nfe", "1"]),
+                           ["--prior", "discrete", "--components", "128", *TRAIN_B1]),
 }
 
 
