@@ -32,6 +32,7 @@ import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_p
 from vmd_pyro import bounds, cli, distributed
 from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, resolve_device,
                                  training_step_flops, write_json)
+from vmd_pyro.registry import PRIORS
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
@@ -105,6 +106,10 @@ def check_args(args, parser):
         other.check(args, parser)
     if args.nfe is not None and any(n < 1 for n in args.nfe):
         parser.error(f"--nfe must be >= 1, got {args.nfe}")
+    if (args.z_strategy == "prior" and "vmd" in args.model
+            and not PRIORS[args.prior].depends_on_xt):  # else sampling refuses it after training
+        parser.error(f"--z-strategy prior needs a prior that depends on xt (e.g. conditional); "
+                     f"prior {args.prior!r} does not: use resample")
     if args.num_samples is not None and args.num_samples < 1:
         parser.error("--num-samples must be >= 1")
     if args.iw_samples < 0:

@@ -112,6 +112,7 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
     (["--train-nfe", "2"], "add --objective steps"),
+    (["--prior", "mog", "--z-strategy", "prior"], "--z-strategy prior needs a prior that depends"),
     (["--model-processes", "0"], "--model-processes must be >= 1"),
     (["--model-processes", "2", "--device", "cuda"], "--model-processes above 1 is for --device cpu"),
 ])
