@@ -1,5 +1,6 @@
 """Block diffusion: nothing of a later block reaches an earlier one, the one-block model is the plain
 model, the block NELBO is the sum of per-block NELBOs, and block decoding spends its NFE per block."""
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -40,12 +41,13 @@ def test_attention_mask_layout():
     assert torch.equal(allowed, expected)
 
 
+@pytest.mark.parametrize("prior", ["block-conditional", "block-mog"])
 @pytest.mark.parametrize("block", [0, 1, 2, 3])
-def test_no_block_sees_a_later_one(block):
+def test_no_block_sees_a_later_one(block, prior):
     """Perturb every token (noisy and clean copy) from block ``block`` on: the denoiser logits, the
     guide's q(z_b | .) and the block-conditional prior p(z_b | x^{<b}) of earlier blocks stay put,
     and the prior of block ``block`` itself too (it only reads earlier blocks)."""
-    program = block_program(prior="block-conditional")
+    program = block_program(prior=prior)
     x0 = random_tokens(6, 0)
     batch = corrupt_blocks(x0, program.mask_id, BLOCK, generator=torch.Generator().manual_seed(1))
     later = torch.arange(SEQ_LEN) >= block * BLOCK
@@ -65,6 +67,42 @@ def test_no_block_sees_a_later_one(block):
     # ... while the perturbed blocks themselves do change (the check can fail)
     assert not torch.allclose(logits[:, later], logits_p[:, later], atol=1e-3)
     assert not torch.allclose(q.mean[:, block:], q_p.mean[:, block:], atol=1e-3)
+
+
+def test_block_mixture_prior_is_a_mixture_whose_weights_read_the_earlier_blocks():
+    """block-mog: every block's density is sum_k pi_k N(z; mu_k, sigma_k) (scipy), integrating to
+    one; block 0's weights are the learned start weights for every sequence, a later block's
+    change with the tokens of the earlier blocks."""
+    from scipy import stats
+
+    program = block_program(prior="block-mog", latent_dim=2, components=3)
+    prior = program.prior
+    with torch.no_grad():
+        prior.start.copy_(torch.tensor([0.5, 0.0, -1.0]))
+        prior.locs.copy_(torch.tensor([[-2.0, 0.0], [0.0, 1.5], [3.0, -1.0]]))
+        prior.out.weight.normal_()  # away from near-uniform weights
+    x0 = random_tokens(2, 5)
+    x0_p = x0.clone()
+    x0_p[:, 0] = (x0[:, 0] + 1) % VOCAB
+    with torch.no_grad():
+        p, p_p = program.prior_dist(x0), program.prior_dist(x0_p)
+    weights = p.mixture_distribution.probs                    # (B, blocks, K)
+    assert torch.allclose(weights[:, 0], torch.softmax(prior.start, -1).expand(2, -1))
+    assert not torch.allclose(weights[:, 1:], p_p.mixture_distribution.probs[:, 1:], atol=1e-3)
+    mu = prior.locs.detach().numpy()
+    sd = (torch.nn.functional.softplus(prior.raw_scales) + 1e-3).detach().numpy()
+    z = torch.randn(40, 1, 1, 2) * 2                          # broadcast over (B, blocks)
+    logp = p.log_prob(z).detach().numpy()                      # (40, B, blocks)
+    for s in range(2):
+        for b in range(SEQ_LEN // BLOCK):
+            pi = weights[s, b].numpy()
+            dens = sum(pi[k] * stats.norm.pdf(z[:, 0, 0].numpy(), mu[k], sd[k]).prod(-1)
+                       for k in range(3))
+            assert np.allclose(logp[:, s, b], np.log(dens), atol=1e-5)
+    grid = torch.linspace(-9, 11, 601)
+    cells = torch.cartesian_prod(grid, grid)[:, None, None]
+    mass = p.log_prob(cells).exp().sum(0) * (grid[1] - grid[0]) ** 2
+    assert torch.allclose(mass, torch.ones_like(mass), atol=1e-3)
 
 
 def test_earlier_clean_blocks_do_reach_later_blocks():
@@ -199,7 +237,8 @@ def test_block_decoding_spends_its_calls_per_block_and_keeps_given_tokens(nfe, c
 
 @pytest.mark.parametrize("model, prior, z_conditioning", [
     ("mdm", None, "input"), ("vmd", "gaussian", "input"), ("vmd", "discrete", "input"),
-    ("vmd", "block-conditional", "input"), ("vmd", "gaussian", "film")])
+    ("vmd", "block-conditional", "input"), ("vmd", "block-mog", "input"),
+    ("vmd", "gaussian", "film")])
 def test_cached_block_logits_are_the_whole_sequence_logits(model, prior, z_conditioning):
     """Block b's logits from its noisy tokens and the kept keys and values of the clean blocks
     before it equal those of the network on the whole [xt ; x0] (every block)."""
