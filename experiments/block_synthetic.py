@@ -52,6 +52,9 @@ def build_parser():
                         "--train-nfe calls per block, for both models (default joint)")
     p.add_argument("--train-nfe", type=int, default=1,
                    help="with --objective steps: calls per block whose bound is trained (default 1)")
+    p.add_argument("--models", nargs="+", default=["mdm", "vmd"], choices=["mdm", "vmd"],
+                   help="which models each run trains (default both; block MDM does not depend "
+                        "on the VMD options, so a VMD-only rerun can skip it)")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--out-dir", required=True, help="output folder (e.g. runs/block)")
@@ -64,7 +67,7 @@ def command(dataset, seed, args, out):
             "--quiet", "--no-validate",
             "--dataset", dataset, "--arch", "transformer", "--hidden", str(args.hidden),
             "--layers", "2", "--heads", "4", "--block-size", "2", "--nfe", "2", "4",
-            "--model", "mdm", "vmd", "--prior", args.prior, "--components", str(args.components),
+            "--model", *args.models, "--prior", args.prior, "--components", str(args.components),
             "--latent-dim", str(args.latent_dim),
             *(["--guide-hidden", str(args.guide_hidden)] if args.guide_hidden else []),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size),
@@ -126,7 +129,7 @@ def main(argv=None):
              "Two blocks of 2 "
              "tokens; NFE counts calls for the whole sequence, split evenly over the blocks. "
              f"Block-causal transformer (hidden {args.hidden}, 2 layers, 4 heads), prior "
-             f"{args.prior}{f' (K={args.components})' if args.prior in ('mog', 'discrete') else ''}"
+             f"{args.prior}{f' (K={args.components})' if 'mog' in args.prior or args.prior == 'discrete' else ''}"
              f" per block (latent dimension {args.latent_dim}, guide width "
              f"{args.guide_hidden or 'a quarter of the denoiser'}), objective {args.objective}"
              f"{f' (T={args.train_nfe} per block)' if args.objective == 'steps' else ''}, "

@@ -47,7 +47,7 @@ from vmd_pyro import checkpoint, cli, faults
 from vmd_pyro.checkpoint import (CheckpointWriteError, frame, load_program,
                                  read_checkpoint)
 from vmd_pyro.datasets import sudoku, synthetic, text
-from vmd_pyro.experiment import git_commit, write_json
+from vmd_pyro.experiment import COMMIT_AT_START, write_json
 from vmd_pyro.training import NonFiniteLoss, TrainConfig, train
 
 TASK = synthetic.make_synthetic("quad-d1")
@@ -379,7 +379,7 @@ def main(argv=None) -> int:
                   flush=True)
     report = {"command": "python experiments/reliability.py " + " ".join(
                   sys.argv[1:] if argv is None else argv),
-              "git_commit": git_commit(), "seed": args.seed,
+              "git_commit": COMMIT_AT_START, "seed": args.seed,
               "wall_seconds": time.perf_counter() - start, "scenarios": scenarios}
     out = Path(args.out)
     write_json(out / "reliability.json", report)

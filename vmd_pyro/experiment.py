@@ -31,8 +31,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+# Read when the process starts (this module is imported first thing), so that a long run records
+# the code it ran even if the work tree moves on before it writes its results.
+COMMIT_AT_START = git_commit()
+
+
 def provenance(seed: int) -> dict:
-    return {"seed": seed, "git_commit": git_commit(), "command": " ".join([sys.executable.split("/")[-1]] + sys.argv),
+    return {"seed": seed, "git_commit": COMMIT_AT_START, "command": " ".join([sys.executable.split("/")[-1]] + sys.argv),
             "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads()}
 
 
