@@ -31,10 +31,12 @@ from vmd_pyro.experiment import provenance, run_commands, write_json
 
 MODELS = {"bd": ["--model", "mdm"], "vmd-gaussian": ["--model", "vmd", "--prior", "gaussian"],
           "vmd-block-conditional": ["--model", "vmd", "--prior", "block-conditional"],
-          "vmd-mog": ["--model", "vmd", "--prior", "mog", "--components", "16"]}
+          "vmd-mog": ["--model", "vmd", "--prior", "mog", "--components", "16"],
+          "vmd-block-mog": ["--model", "vmd", "--prior", "block-mog", "--components", "16"]}
 LABELS = {"bd": "block diffusion (no latent)", "vmd-gaussian": "block VMD, N(0, I) prior",
           "vmd-block-conditional": "block VMD, block-conditional prior",
-          "vmd-mog": "block VMD, mixture prior (K = 16)"}
+          "vmd-mog": "block VMD, mixture prior (K = 16)",
+          "vmd-block-mog": "block VMD, mixture prior with weights from the earlier blocks (K = 16)"}
 PUBLISHED = {4: "text8, seq 256: BD 2.873, VMD 2.858", 8: "text8, seq 256: BD 3.126, VMD 3.125"}
 
 
