@@ -17,6 +17,10 @@ puzzles and per clue count (``by_clues`` in the JSON).
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
 
+With ``--without-latent`` a VMD fills the puzzles with the denoiser's ``z`` input cut off (``z = 0``
+in every call, :func:`vmd_pyro.latent_usage.without_latent`): if the solve rate does not move,
+the model does not use its latent.
+
 ``latent`` asks whether a VMD model uses its latent on Sudoku: the blanks of each puzzle (with its
 solution as ``x0``) are masked at each ``--mask-rates`` value and the guide ``q(z | x0, xt)`` is
 compared with the prior: KL per coordinate, active units and ``I(z; x)`` (vmd_pyro.latent_usage).
@@ -33,7 +37,7 @@ import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_p
 from vmd_pyro import cli
 from vmd_pyro.checkpoint import load_program
 from vmd_pyro.datasets import sudoku
-from vmd_pyro.latent_usage import latent_usage
+from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
     s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES, help="latent per step")
+    s.add_argument("--without-latent", action="store_true",
+                   help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
+                        "call); where the solve rate does not move, the model does not use z")
     s.add_argument("--batch-size", type=int, default=500, help="puzzles per batch (default 500)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -121,6 +128,8 @@ def solve_command(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     program = load_sudoku_program(args.checkpoint, device)
+    if args.without_latent:
+        program = without_latent(program)
     puzzles, solutions = sudoku.read_puzzles(args.puzzles)
     tokens = sudoku.to_tokens(puzzles)
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -131,7 +140,8 @@ def solve_command(args) -> int:
     seconds = time.perf_counter() - start
     reference = None if solutions is None else sudoku.to_tokens(solutions)
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": args.nfe,
-              "order": args.order, "fill": args.fill, "seconds": seconds,
+              "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
+              "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}
     if args.out:

@@ -11,6 +11,7 @@ import torch
 from tests.conftest import pairs, tiny_program
 from vmd_pyro import latent_usage as U
 from vmd_pyro.datasets import synthetic
+from vmd_pyro.program import build_program
 
 
 def test_held_out_pairs_cover_every_item_at_every_rate():
@@ -64,3 +65,28 @@ def test_latent_usage_reports_every_rate(prior):
         q = program.guide_dist(batch.x0, batch.masked).base_dist
         hand = 0.5 * (q.scale ** 2 + q.loc ** 2 - 1 - 2 * q.scale.log())
         np.testing.assert_allclose(usage["kl_per_dim"], hand.mean(0).detach(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch, z_conditioning", [("mlp", "input"), ("mlp", "film"),
+                                                  ("transformer", "film")])
+def test_without_latent_is_the_network_fed_z_zero(arch, z_conditioning):
+    """The cut copy gives the same logits for any z, equal to the original's at z = 0, while the
+    original's logits do depend on z (so the check can fail); the original is left untouched."""
+    program = tiny_program(arch=arch)
+    program.cfg.net.z_conditioning = z_conditioning
+    program = build_program(program.cfg).eval()
+    if program.denoiser.film is not None:
+        with torch.no_grad():
+            program.denoiser.film.proj.weight.normal_()  # away from the no-effect start
+    net = program.cfg.net
+    xt = torch.randint(0, net.vocab_size + 1, (5, net.seq_len),
+                       generator=torch.Generator().manual_seed(0))
+    z1, z2 = torch.randn(2, 5, program.cfg.latent_dim, generator=torch.Generator().manual_seed(1))
+    cut = U.without_latent(program)
+    with torch.no_grad():
+        assert not torch.allclose(program.logits(xt, z1), program.logits(xt, z2), atol=1e-4)
+        assert torch.allclose(cut.logits(xt, z1), cut.logits(xt, z2), atol=1e-6)
+        assert torch.allclose(cut.logits(xt, z1), program.logits(xt, torch.zeros_like(z1)),
+                              atol=1e-5)
+    with pytest.raises(ValueError, match="no latent"):
+        U.without_latent(tiny_program(model="mdm"))

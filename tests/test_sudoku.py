@@ -255,6 +255,11 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert len(lines) == 3 and all(len(line) == 81 for line in lines)
     for line, puzzle in zip(lines, puzzles):
         assert all(p in (0, int(c)) for p, c in zip(puzzle, line)) and "0" not in line
+    cut = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint",
+                          str(ckpt), "--puzzles", str(tmp_path / "p.txt"), "--nfe", "3",
+                          "--without-latent", "--json", str(tmp_path / "cut.json")], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    assert json.loads((tmp_path / "cut.json").read_text())["without_latent"] is True, cut.stdout
     bad = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint",
                           str(ckpt), "--puzzles", str(tmp_path / "missing.txt")], cwd=REPO,
                          capture_output=True, text=True)
