@@ -5,6 +5,9 @@
 #            5/10/20/50 on the 1,000-puzzle 30-40-clue test split, B_5 on 100 test puzzles
 #   latent   does each VMD use its latent: KL(q || p), active units, I(z; x) on the 500 puzzles
 #            of results/sudoku/latent_puzzles.txt
+#   zcut     does decoding depend on z at all: each VMD (these and results/sudoku's committed
+#            ones) fills the 500 puzzles of results/sudoku/latent_puzzles.txt at NFE 5
+#            (Top-Prob-Margin, z fixed) as trained and with its z input cut off (--without-latent)
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -49,6 +52,21 @@ if [[ $STAGE == latent || $STAGE == all ]]; then
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
     python experiments/sudoku.py latent --checkpoint $OUT/$NAME.pt \
       --puzzles results/sudoku/latent_puzzles.txt --json $OUT/latent_$NAME.json
+  done
+fi
+if [[ $STAGE == zcut || $STAGE == all ]]; then
+  for CKPT in $OUT/gaussian-small.pt $OUT/free-film-z16.pt $OUT/mog64-film-steps5-z16.pt \
+              results/sudoku/cpu-gaussian.pt results/sudoku/cpu-conditional.pt \
+              results/sudoku/cpu-gaussian-free.pt; do
+    NAME=$(basename "$CKPT" .pt)
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    STRATEGY=fixed
+    [[ $NAME == mog64* ]] && STRATEGY=resample  # the strategy its table row uses
+    for CUT in "" --without-latent; do
+      python experiments/sudoku.py solve --checkpoint "$CKPT" --threads 1 --nfe 5 \
+        --puzzles results/sudoku/latent_puzzles.txt --z-strategy $STRATEGY $CUT \
+        --json "$OUT/zcut_${NAME}${CUT:+_without-latent}.json"
+    done
   done
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
