@@ -16,6 +16,7 @@
 #   gaussian-small   VMD, N(0, I), latent 2, objective J, the small default guide (a quarter of
 #                    the width, a third of the depth): issue 13's check against the full-size
 #                    guide of results/sudoku/cpu-gaussian.pt, same options otherwise
+#   gaussian-small-seed1   the same with seed 1 (is its gain over MDM reproducible?)
 #   free-film-z16    VMD, N(0, I), 2 free nats, latent 16, z in every layer (FiLM): the committed
 #                    free-nats run solved 63.5% at NFE 5 against MDM's 56.0%
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
@@ -30,6 +31,8 @@ COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed
 declare -A MODELS=(
   [mdm-now]="--model mdm --steps 5000 --eval-every 1000 --bound-nfe 5 --bound-sequences 100"
   [gaussian-small]="--model vmd --prior gaussian --steps 5000 --eval-every 1000 --z-strategy fixed"
+  [gaussian-small-seed1]="--model vmd --prior gaussian --steps 5000 --eval-every 1000
+                   --z-strategy fixed --seed 1"
   [free-film-z16]="--model vmd --prior gaussian --free-nats 2 --latent-dim 16 --z-conditioning film
                    --steps 5000 --eval-every 1000 --z-strategy fixed --bound-nfe 5
                    --bound-sequences 100"
@@ -37,7 +40,7 @@ declare -A MODELS=(
                    --z-conditioning film --objective steps --train-nfe 5 --z-strategy resample
                    --train-clues 17 40 --steps 4000 --lr 3e-3 --eval-every 500 --save-every 500
                    --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100")
-NAMES=(mdm-now gaussian-small free-film-z16 mog64-film-steps5-z16)
+NAMES=(mdm-now gaussian-small gaussian-small-seed1 free-film-z16 mog64-film-steps5-z16)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
