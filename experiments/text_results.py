@@ -52,6 +52,9 @@ def build_parser():
                    help="joint: J (VMD) / the NELBO (block diffusion); steps: every model trains "
                         "the bound of one call per block (default joint)")
     p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=64,
+                   help="width of every network (default 64); e.g. a wider block diffusion to "
+                        "match block VMD's parameter count, whose prior network doubles it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--out-dir", required=True, help="output folder (e.g. runs/text)")
@@ -61,7 +64,7 @@ def build_parser():
 
 def command(block_size, model, args, out):
     return [sys.executable, "experiments/run.py", "--task", "text", "--corpus", "offline",
-            "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer", "--hidden", "64",
+            "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer", "--hidden", str(args.hidden),
             "--layers", "2", "--heads", "4", "--latent-dim", "8", "--seq-len", str(args.seq_len),
             "--block-size", str(block_size), "--batch-size", "32", "--lr", "2e-3",
             "--steps", str(10 ** 9 if args.time_budget else args.steps), "--anneal-steps", "300",
@@ -122,7 +125,8 @@ def main(argv=None):
         f"Offline corpus ({info.get('source')}): {info.get('train_chars', 0):,} training / "
         f"{info.get('valid_chars', 0):,} validation characters, sha256 {info.get('sha256')}.",
         f"Sequence length {rows[0]['seq_len'] if rows else args.seq_len} (CPU setting; the published "
-        "text8 setting is 256), block-causal transformer hidden 64, 2 layers, 4 heads, batch 32, "
+        f"text8 setting is 256), block-causal transformer hidden {args.hidden}, 2 layers, 4 heads, "
+        "batch 32, "
         "the same training steps per run on one thread (train steps (s): steps and seconds); "
         + ("objective: every model trains the bound of one call per block (--objective steps "
            "--train-nfe 1)." if args.objective == "steps" else
