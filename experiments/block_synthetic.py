@@ -125,11 +125,12 @@ def main(argv=None):
         codes = run_commands([command(d, s, args, o) for (d, s), o in zip(jobs, outs)],
                              [out_dir / "logs" / f"{o.stem}.log" for o in outs], args.jobs)
     rows, table = aggregate(out_dir)
+    uses_components = "mog" in args.prior or args.prior == "discrete"  # K means something
     notes = ("Accuracy: share of 5000 generated sequences (sampled tokens) inside the data support. "
              "Two blocks of 2 "
              "tokens; NFE counts calls for the whole sequence, split evenly over the blocks. "
              f"Block-causal transformer (hidden {args.hidden}, 2 layers, 4 heads), prior "
-             f"{args.prior}{f' (K={args.components})' if 'mog' in args.prior or args.prior == 'discrete' else ''}"
+             f"{args.prior}{f' (K={args.components})' if uses_components else ''}"
              f" per block (latent dimension {args.latent_dim}, guide width "
              f"{args.guide_hidden or 'a quarter of the denoiser'}), objective {args.objective}"
              f"{f' (T={args.train_nfe} per block)' if args.objective == 'steps' else ''}, "

@@ -16,7 +16,8 @@
 #   gaussian-small   VMD, N(0, I), latent 2, objective J, the small default guide (a quarter of
 #                    the width, a third of the depth): issue 13's check against the full-size
 #                    guide of results/sudoku/cpu-gaussian.pt, same options otherwise
-#   gaussian-small-seed1   the same with seed 1 (is its gain over MDM reproducible?)
+#   gaussian-small-seed1, -seed2   the same with seeds 1 and 2 (is its gain over MDM
+#                    reproducible?), and mdm-now-seed2 MDM with seed 2 (MDM's own spread)
 #   free-film-z16    VMD, N(0, I), 2 free nats, latent 16, z in every layer (FiLM): the committed
 #                    free-nats run solved 63.5% at NFE 5 against MDM's 56.0%
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
@@ -33,6 +34,10 @@ declare -A MODELS=(
   [gaussian-small]="--model vmd --prior gaussian --steps 5000 --eval-every 1000 --z-strategy fixed"
   [gaussian-small-seed1]="--model vmd --prior gaussian --steps 5000 --eval-every 1000
                    --z-strategy fixed --seed 1"
+  [gaussian-small-seed2]="--model vmd --prior gaussian --steps 5000 --eval-every 1000
+                   --z-strategy fixed --seed 2 --bound-nfe 5 --bound-sequences 100"
+  [mdm-now-seed2]="--model mdm --steps 5000 --eval-every 1000 --bound-nfe 5 --bound-sequences 100
+                   --seed 2"
   [free-film-z16]="--model vmd --prior gaussian --free-nats 2 --latent-dim 16 --z-conditioning film
                    --steps 5000 --eval-every 1000 --z-strategy fixed --bound-nfe 5
                    --bound-sequences 100"
@@ -40,7 +45,8 @@ declare -A MODELS=(
                    --z-conditioning film --objective steps --train-nfe 5 --z-strategy resample
                    --train-clues 17 40 --steps 4000 --lr 3e-3 --eval-every 500 --save-every 500
                    --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100")
-NAMES=(mdm-now gaussian-small gaussian-small-seed1 free-film-z16 mog64-film-steps5-z16)
+NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
+       mog64-film-steps5-z16)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
@@ -51,7 +57,7 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   done
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
-  for NAME in "${NAMES[@]:1}"; do
+  for NAME in "${NAMES[@]:2}"; do
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
     python experiments/sudoku.py latent --checkpoint $OUT/$NAME.pt \
       --puzzles results/sudoku/latent_puzzles.txt --json $OUT/latent_$NAME.json
@@ -76,8 +82,8 @@ fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT results/sudoku/eval_cpu_mdm.json \
     $OUT/train_mdm-now.json results/sudoku/eval_cpu_gaussian.json $OUT/train_gaussian-small.json \
-    $OUT/train_gaussian-small-seed1.json results/sudoku/eval_cpu_gaussian-free.json $OUT/train_free-film-z16.json \
-    $OUT/train_mog64-film-steps5-z16.json \
+    $OUT/train_gaussian-small-seed1.json results/sudoku/eval_cpu_gaussian-free.json \
+    $OUT/train_free-film-z16.json $OUT/train_mog64-film-steps5-z16.json \
     --names "MDM (committed)" "MDM (today)" "VMD gaussian, full guide (committed)" \
       "VMD gaussian, small guide (today)" "VMD gaussian, small guide, seed 1" \
       "VMD gaussian, 2 free nats (committed)" \
