@@ -64,7 +64,8 @@ if [[ $STAGE == latent || $STAGE == all ]]; then
   done
 fi
 if [[ $STAGE == zcut || $STAGE == all ]]; then
-  for CKPT in $OUT/gaussian-small.pt $OUT/gaussian-small-seed1.pt $OUT/free-film-z16.pt \
+  for CKPT in $OUT/gaussian-small.pt $OUT/gaussian-small-seed1.pt $OUT/gaussian-small-seed2.pt \
+              $OUT/free-film-z16.pt \
               $OUT/mog64-film-steps5-z16.pt \
               results/sudoku/cpu-gaussian.pt results/sudoku/cpu-conditional.pt \
               results/sudoku/cpu-gaussian-free.pt; do
@@ -81,11 +82,13 @@ if [[ $STAGE == zcut || $STAGE == all ]]; then
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT results/sudoku/eval_cpu_mdm.json \
-    $OUT/train_mdm-now.json results/sudoku/eval_cpu_gaussian.json $OUT/train_gaussian-small.json \
-    $OUT/train_gaussian-small-seed1.json results/sudoku/eval_cpu_gaussian-free.json \
+    $OUT/train_mdm-now.json $OUT/train_mdm-now-seed2.json results/sudoku/eval_cpu_gaussian.json \
+    $OUT/train_gaussian-small.json $OUT/train_gaussian-small-seed1.json \
+    $OUT/train_gaussian-small-seed2.json results/sudoku/eval_cpu_gaussian-free.json \
     $OUT/train_free-film-z16.json $OUT/train_mog64-film-steps5-z16.json \
-    --names "MDM (committed)" "MDM (today)" "VMD gaussian, full guide (committed)" \
+    --names "MDM (committed)" "MDM (today)" "MDM, seed 2" "VMD gaussian, full guide (committed)" \
       "VMD gaussian, small guide (today)" "VMD gaussian, small guide, seed 1" \
+      "VMD gaussian, small guide, seed 2" \
       "VMD gaussian, 2 free nats (committed)" \
       "VMD gaussian, 2 free nats, FiLM, z16" "VMD mog64, FiLM, z16, B_5 (17-40)"
 fi
