@@ -36,6 +36,15 @@ def test_mutual_information_limits():
     assert U.mutual_information(dist.Categorical(probs=one_hot)) == pytest.approx(math.log(3))
 
 
+def test_coordinate_marginals_of_per_dimension_mixtures_are_those_mixtures():
+    program = tiny_program(prior="mog-per-dim", latent_dim=2, components=3)
+    prior = program.prior_dist(torch.full((2, 4), program.mask_id))
+    marginal = U.coordinate_marginals(prior)
+    z = torch.randn(5, 2, 2)
+    assert marginal.batch_shape == (2, 2)
+    assert torch.allclose(marginal.log_prob(z).sum(-1), prior.log_prob(z))  # independent coordinates
+
+
 def test_coordinate_marginals_of_a_mixture_integrate_the_other_coordinate():
     program = tiny_program(prior="mog", latent_dim=2, components=3)
     xt = torch.full((1, 4), program.mask_id)
@@ -50,7 +59,7 @@ def test_coordinate_marginals_of_a_mixture_integrate_the_other_coordinate():
         float(by_quadrature), rel=1e-4)
 
 
-@pytest.mark.parametrize("prior", ["gaussian", "mog", "discrete"])
+@pytest.mark.parametrize("prior", ["gaussian", "mog", "mog-per-dim", "discrete"])
 def test_latent_usage_reports_every_rate(prior):
     program = tiny_program(prior=prior, latent_dim=3, components=4)
     batch = pairs(program, n=12)
@@ -61,6 +70,8 @@ def test_latent_usage_reports_every_rate(prior):
     assert len(usage["kl_per_dim"]) == (1 if prior == "discrete" else 3)
     assert all(k >= -0.05 for k in usage["kl_per_dim"])  # MC noise aside, a KL is non-negative
     assert [r["mask_rate"] for r in usage["per_mask_rate"]] == pytest.approx([0.6, 0.9])
+    assert usage["kl_estimator"].startswith({"gaussian": "analytic", "discrete": "exact"}.get(
+        prior, "Monte Carlo"))
     if prior == "gaussian":  # analytic per-coordinate KL of a diagonal Normal to N(0, 1)
         q = program.guide_dist(batch.x0, batch.masked).base_dist
         hand = 0.5 * (q.scale ** 2 + q.loc ** 2 - 1 - 2 * q.scale.log())

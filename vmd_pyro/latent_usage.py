@@ -38,8 +38,9 @@ def held_out_pairs(task, mask_rates, per_rate: int, mask_id: int, generator=None
 
 # --- how much the latent is used -------------------------------------------------------------------
 def coordinate_marginals(d):
-    """The one-dimensional marginal of each coordinate of a diagonal Normal or of a mixture of
-    diagonal Normals, as a distribution with batch shape ``(..., D)``."""
+    """The one-dimensional marginal of each coordinate of a diagonal Normal, of a mixture of
+    diagonal Normals, or of independent one-dimensional mixtures (``mog-per-dim``), as a
+    distribution with batch shape ``(..., D)``."""
     if isinstance(d, dist.MixtureSameFamily):
         normal = d.component_distribution.base_dist        # batch (..., K, D)
         loc, scale = normal.loc.transpose(-1, -2), normal.scale.transpose(-1, -2)  # (..., D, K)
@@ -48,6 +49,8 @@ def coordinate_marginals(d):
     base = d.base_dist if isinstance(d, dist.Independent) else d
     if isinstance(base, dist.Normal):
         return dist.Normal(base.loc, base.scale)
+    if isinstance(base, dist.MixtureSameFamily) and not base.event_shape:
+        return base                                        # already one mixture per coordinate
     raise ValueError(f"no coordinate marginals for {type(d).__name__}")
 
 
@@ -98,6 +101,10 @@ def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, genera
     active when ``Cov_x(E_q[z_d]) > threshold``) and ``I(z; x)``, for the whole batch and per mask
     rate. For a discrete ``z`` the "units" are the ``K`` values (activity of ``q(z = k)``)."""
     kl = kl_to_prior_per_dim(program, batch, generator=generator)
+    discrete = program.prior.support == "discrete"
+    # the estimator kl_to_prior_per_dim chose, named from the same test it made
+    normal_prior = not discrete and isinstance(
+        coordinate_marginals(program.prior_dist(batch.xt)), dist.Normal)
     means = posterior_means(program, batch)
     rates = sorted(set(batch.t.tolist()))
     per_rate = []
@@ -115,13 +122,13 @@ def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, genera
     return {"kl_per_dim": kl.mean(0).tolist(), "kl_total": float(kl.sum(-1).mean()),
             "activity": activity.tolist(), "active_units": int((activity > threshold).sum()),
             "activity_threshold": threshold, "units": int(activity.numel()),
-            "kl_estimator": ("exact" if program.prior.support == "discrete" else
-                             "analytic per coordinate" if program.prior.name != "mog" else
+            "kl_estimator": ("exact" if discrete else
+                             "analytic per coordinate" if normal_prior else
                              "Monte Carlo (256 guide draws) against the mixture's coordinate "
                              "marginal"),
             "mutual_information_estimator": (
                 "I(z; x0, mask) under the aggregate posterior of each mask rate's examples, "
-                + ("exact" if program.prior.support == "discrete" else
+                + ("exact" if discrete else
                    "Monte Carlo with 64 guide draws per example")),
             "per_mask_rate": per_rate}
 
