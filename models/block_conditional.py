@@ -43,15 +43,15 @@ class BlockConditionalPrior(Prior):
 
     def block_distribution(self, x0, num_blocks):
         """``p(z_b | x0_{<b})`` for all blocks, batch shape ``(B, num_blocks)``."""
-        return self._normal(earlier_blocks_params(self, x0))
+        return self._normal(earlier_blocks_params(self, x0, self.start))
 
 
-def earlier_blocks_params(prior, x0):
+def earlier_blocks_params(prior, x0, start):
     """Per-block parameters ``(B, num_blocks, P)`` of a prior that reads the clean earlier blocks:
-    block 0 gets ``prior.start`` (P,), block ``b > 0`` gets ``prior.out`` of the mean of
+    block 0 gets ``start`` (P,), block ``b > 0`` gets ``prior.out`` of the mean of
     ``prior.trunk``'s block-causal features over block ``b - 1`` (a summary of ``x0_{<b}``)."""
     net = prior.net
     h = run_trunk(prior.trunk, x0, clean_causal_mask(net.seq_len, net.block_size, x0.device))
     upto = prior.out(pool_blocks(h, net.block_size))             # block b: summary of x0_{<=b}
-    first = prior.start.expand(*upto.shape[:-2], 1, -1)
+    first = start.expand(*upto.shape[:-2], 1, -1)
     return torch.cat([first, upto[..., :-1, :]], -2)

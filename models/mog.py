@@ -23,7 +23,10 @@ class MixturePrior(Prior):
         self.locs = nn.Parameter(torch.randn(k, d))  # spread the components out at the start
         self.raw_scales = nn.Parameter(torch.full((k, d), 0.5413))  # softplus(0.5413) = 1
 
+    def components(self):
+        """The ``K`` diagonal Normals, batch shape ``(K,)``."""
+        return dist.Normal(self.locs, F.softplus(self.raw_scales) + 1e-3).to_event(1)
+
     def distribution(self, xt, masked):
-        components = dist.Normal(self.locs, F.softplus(self.raw_scales) + 1e-3).to_event(1)
-        mixture = dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components)
+        mixture = dist.MixtureSameFamily(dist.Categorical(logits=self.logits), self.components())
         return mixture.expand((xt.shape[0],))

@@ -71,14 +71,14 @@ def test_no_block_sees_a_later_one(block, prior):
 
 def test_block_mixture_prior_is_a_mixture_whose_weights_read_the_earlier_blocks():
     """block-mog: every block's density is sum_k pi_k N(z; mu_k, sigma_k) (scipy), integrating to
-    one; block 0's weights are the learned start weights for every sequence, a later block's
+    one; block 0's weights are the learned first-block weights for every sequence, a later block's
     change with the tokens of the earlier blocks."""
     from scipy import stats
 
     program = block_program(prior="block-mog", latent_dim=2, components=3)
     prior = program.prior
     with torch.no_grad():
-        prior.start.copy_(torch.tensor([0.5, 0.0, -1.0]))
+        prior.logits.copy_(torch.tensor([0.5, 0.0, -1.0]))
         prior.locs.copy_(torch.tensor([[-2.0, 0.0], [0.0, 1.5], [3.0, -1.0]]))
         prior.out.weight.normal_()  # away from near-uniform weights
     x0 = random_tokens(2, 5)
@@ -87,7 +87,7 @@ def test_block_mixture_prior_is_a_mixture_whose_weights_read_the_earlier_blocks(
     with torch.no_grad():
         p, p_p = program.prior_dist(x0), program.prior_dist(x0_p)
     weights = p.mixture_distribution.probs                    # (B, blocks, K)
-    assert torch.allclose(weights[:, 0], torch.softmax(prior.start, -1).expand(2, -1))
+    assert torch.allclose(weights[:, 0], torch.softmax(prior.logits, -1).expand(2, -1))
     assert not torch.allclose(weights[:, 1:], p_p.mixture_distribution.probs[:, 1:], atol=1e-3)
     mu = prior.locs.detach().numpy()
     sd = (torch.nn.functional.softplus(prior.raw_scales) + 1e-3).detach().numpy()
