@@ -124,7 +124,8 @@ def clue_table(runs: list[dict]) -> str:
     head = ("| model | order | NFE | " + " | ".join(f"{c} ({sizes[c]})" for c in counts)
             + f" | all ({runs[0]['num_puzzles']}) | all: cell acc. |")
     lines = [head, "|" + "---|" * (5 + len(counts))]
-    for r in sorted(runs, key=lambda r: (model_order(runs)[model_label(r)], r["order"], r["nfe"])):
+    order = model_order(runs)
+    for r in sorted(runs, key=lambda r: (order[model_label(r)], r["order"], r["nfe"])):
         cells = [f"{100 * r['by_clues'][str(c)]['solve_rate']:.1f}%" if str(c) in r["by_clues"]
                  else "-" for c in counts]
         lines.append(f"| {model_label(r)} | {ORDER_NAMES[r['order']]} | {r['nfe']} | "

@@ -64,8 +64,8 @@ def build_parser():
 
 def command(block_size, model, args, out):
     return [sys.executable, "experiments/run.py", "--task", "text", "--corpus", "offline",
-            "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer", "--hidden", str(args.hidden),
-            "--layers", "2", "--heads", "4", "--latent-dim", "8", "--seq-len", str(args.seq_len),
+            "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer",
+            "--hidden", str(args.hidden), "--layers", "2", "--heads", "4", "--latent-dim", "8", "--seq-len", str(args.seq_len),
             "--block-size", str(block_size), "--batch-size", "32", "--lr", "2e-3",
             "--steps", str(10 ** 9 if args.time_budget else args.steps), "--anneal-steps", "300",
             "--eval-every", "0", "--time-budget", str(args.time_budget), "--iw-samples", "8", "--num-samples", "64",
