@@ -55,6 +55,12 @@ def build_parser():
     p.add_argument("--hidden", type=int, default=64,
                    help="width of every network (default 64); e.g. a wider block diffusion to "
                         "match block VMD's parameter count, whose prior network doubles it")
+    p.add_argument("--prior-hidden", type=int, default=None,
+                   help="width of block VMD's learned prior network (block-mog, block-conditional;"
+                        " default --hidden): a narrow one keeps block VMD near block diffusion's "
+                        "parameter count")
+    p.add_argument("--prior-layers", type=int, default=None,
+                   help="transformer layers of that prior network (default 2, as the denoiser)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--out-dir", required=True, help="output folder (e.g. runs/text)")
@@ -72,7 +78,9 @@ def command(block_size, model, args, out):
             "--eval-batches", "20", "--seed", str(args.seed), "--out", str(out),
             "--nfe", str(args.seq_len), str(args.seq_len // block_size),
             "--bound-sequences", "128", "--bound-iw-samples", "32", "--objective", args.objective,
-            *(["--train-nfe", "1"] if args.objective == "steps" else []), *MODELS[model]]
+            *(["--train-nfe", "1"] if args.objective == "steps" else []), *MODELS[model],
+            *(["--prior-hidden", str(args.prior_hidden)] if args.prior_hidden else []),
+            *(["--prior-layers", str(args.prior_layers)] if args.prior_layers else [])]
 
 
 def aggregate(out_dir: Path):
@@ -92,11 +100,12 @@ def aggregate(out_dir: Path):
             samples.append((r["block_size"], LABELS[name], r["nfe"], r["nfe_per_block"],
                             r["samples"][:3]))
     rows.sort(key=lambda r: (r["block_size"], list(LABELS).index(r["name"]), -r["nfe"]))
-    lines = ["| block size | model | NFE per block | B_T bits/char | PPL bound | IW bits/char | "
-             "IW PPL bound | NELBO / J bits/char | train steps (s) | sample char entropy (bits) | "
-             "word validity |", "|" + "---|" * 11]
+    lines = ["| block size | model | parameters | NFE per block | B_T bits/char | PPL bound | "
+             "IW bits/char | IW PPL bound | NELBO / J bits/char | train steps (s) | sample char entropy (bits) | "
+             "word validity |", "|" + "---|" * 12]
     for r in rows:
-        lines.append(f"| {r['block_size']} | {r['label']} | {r['nfe_per_block']} | "
+        lines.append(f"| {r['block_size']} | {r['label']} | {r['parameters']:,} | "
+                     f"{r['nfe_per_block']} | "
                      f"{r['bits_per_char']:.3f} | {r['ppl_bound']:.3f} | "
                      f"{r['iw_bits_per_char']:.3f} | {r['iw_ppl_bound']:.3f} | "
                      f"{r['training_objective_name']} {r['training_objective']:.3f} | "

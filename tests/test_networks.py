@@ -100,12 +100,34 @@ def test_guide_is_small_by_default_and_full_size_on_request(arch):
             ProgramConfig(net=net, guide_hidden=18)
 
 
+@pytest.mark.parametrize("prior,block_size", [("block-mog", 4), ("block-conditional", 4),
+                                               ("conditional", 0)])
+def test_a_learned_prior_has_its_own_size_and_the_denoisers_by_default(prior, block_size):
+    import models  # noqa: F401  (fills the prior registry)
+    from vmd_pyro.program import build_program
+    net = NetConfig(vocab_size=9, seq_len=12, arch="transformer", hidden=64, layers=3, heads=4,
+                    block_size=block_size)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    default = build_program(ProgramConfig(net=net, prior=prior))
+    small = build_program(ProgramConfig(net=net, prior=prior, prior_hidden=16, prior_layers=1))
+    assert (default.cfg.prior_hidden, default.cfg.prior_layers) == (64, 3)
+    widths = {p.shape[-1] for n, p in small.prior.named_parameters() if n.endswith("embed.weight")}
+    assert widths == {16}
+    assert count(small.denoiser) == count(default.denoiser)
+    assert count(small.prior) < count(default.prior) / 5
+    with pytest.raises(ValueError, match="prior_hidden 18 must be a multiple"):
+        ProgramConfig(net=net, prior=prior, prior_hidden=18)
+    with pytest.raises(ValueError, match="prior_layers must be >= 1"):
+        ProgramConfig(net=net, prior=prior, prior_layers=0)
+
+
 def test_configs_saved_before_guide_sizes_load_with_a_full_size_guide():
     net = NetConfig(vocab_size=9, seq_len=12, hidden=64, layers=3)
     old = ProgramConfig(net=net).to_dict()
-    del old["guide_hidden"], old["guide_layers"]
+    del old["guide_hidden"], old["guide_layers"], old["prior_hidden"], old["prior_layers"]
     cfg = ProgramConfig.from_dict(old)
     assert (cfg.guide_hidden, cfg.guide_layers) == (64, 3)
+    assert (cfg.prior_hidden, cfg.prior_layers) == (64, 3)
     assert ProgramConfig.from_dict(ProgramConfig(net=net).to_dict()) == ProgramConfig(net=net)
 
 

@@ -36,21 +36,34 @@ class ProgramConfig:
     # small_guide_size. The MLP encoder has a fixed depth, so guide_layers only sizes transformers.
     guide_hidden: int | None = None
     guide_layers: int | None = None
+    # Width and depth of a learned prior's network (conditional, block-conditional, block-mog);
+    # None: the denoiser's. A prior only summarises its input into a few parameters, so it may be
+    # narrower, e.g. to compare a block VMD with a block diffusion of equal parameter count.
+    prior_hidden: int | None = None
+    prior_layers: int | None = None
 
     def __post_init__(self):
         # Resolved here so that saved configs (and resume checks) hold the sizes actually built.
         hidden, layers = small_guide_size(self.net)
         self.guide_hidden = hidden if self.guide_hidden is None else int(self.guide_hidden)
         self.guide_layers = layers if self.guide_layers is None else int(self.guide_layers)
-        if self.guide_hidden < 1 or self.guide_layers < 1:
-            raise ValueError("guide_hidden and guide_layers must be >= 1")
-        if self.net.arch == "transformer" and self.guide_hidden % self.net.heads:
-            raise ValueError(f"guide_hidden {self.guide_hidden} must be a multiple of the "
-                             f"{self.net.heads} attention heads")
+        self.prior_hidden = self.net.hidden if self.prior_hidden is None else int(self.prior_hidden)
+        self.prior_layers = self.net.layers if self.prior_layers is None else int(self.prior_layers)
+        for name in ("guide_hidden", "guide_layers", "prior_hidden", "prior_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        for name in ("guide_hidden", "prior_hidden"):
+            if self.net.arch == "transformer" and getattr(self, name) % self.net.heads:
+                raise ValueError(f"{name} {getattr(self, name)} must be a multiple of the "
+                                 f"{self.net.heads} attention heads")
 
     def guide_net(self) -> NetConfig:
         """The network configuration of the guide's encoder: the denoiser's, resized."""
         return replace(self.net, hidden=self.guide_hidden, layers=self.guide_layers)
+
+    def prior_net(self) -> NetConfig:
+        """The network configuration of a learned prior: the denoiser's, resized."""
+        return replace(self.net, hidden=self.prior_hidden, layers=self.prior_layers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +72,8 @@ class ProgramConfig:
     def from_dict(cls, d: dict) -> "ProgramConfig":
         net = NetConfig(**d["net"])
         # Configs saved before the guide had its own size used the denoiser's width and depth.
-        sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers}
+        sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers,
+                 "prior_hidden": net.hidden, "prior_layers": net.layers}
         return cls(**{**sizes, **d, "net": net})
 
 
@@ -97,7 +111,7 @@ class DiffusionProgram(nn.Module):
             self.elbo_name = "trace"
         else:
             latent = LatentConfig(cfg.latent_dim, cfg.components)
-            self.prior = lookup(PRIORS, cfg.prior, "prior")(latent, cfg.net)
+            self.prior = lookup(PRIORS, cfg.prior, "prior")(latent, cfg.prior_net())
             self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior,
                                         cfg.guide_net())
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})

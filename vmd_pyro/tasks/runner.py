@@ -41,6 +41,11 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide-layers", type=int, default=None,
                    help="transformer layers of the guide's encoder (default: a third of --layers, "
                         "at least 1)")
+    g.add_argument("--prior-hidden", type=int, default=None,
+                   help="width of a learned prior's network (conditional, block-conditional, "
+                        "block-mog; default: --hidden)")
+    g.add_argument("--prior-layers", type=int, default=None,
+                   help="transformer layers of a learned prior's network (default: --layers)")
     g.add_argument("--z-conditioning", default="input", choices=Z_CONDITIONINGS,
                    help="how z enters the denoiser: input = its projection added to the input "
                         "embedding; film = also a scale and shift of every layer (FiLM in the MLP, "
@@ -120,7 +125,7 @@ def check_program_args(args, parser) -> None:
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
     for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads",
-                 "guide_hidden", "guide_layers", "threads", "model_processes"):
+                 "guide_hidden", "guide_layers", "prior_hidden", "prior_layers", "threads", "model_processes"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:
@@ -166,7 +171,8 @@ def program_config(args, model: str, data) -> ProgramConfig:
                     z_conditioning=args.z_conditioning)
     return ProgramConfig(net=net, model=model, prior=args.prior, guide=args.guide,
                          latent_dim=args.latent_dim, components=args.components, elbo=args.elbo,
-                         guide_hidden=args.guide_hidden, guide_layers=args.guide_layers)
+                         guide_hidden=args.guide_hidden, guide_layers=args.guide_layers,
+                         prior_hidden=args.prior_hidden, prior_layers=args.prior_layers)
 
 
 def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = True) -> TrainConfig:
