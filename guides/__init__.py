@@ -7,10 +7,12 @@ A guide family is an ``nn.Module`` whose ``distribution(x0, masked)`` is ``q_phi
 from guides.amortized import empty_guide, latent_guide
 from guides.categorical import CategoricalGuide
 from guides.normal import NormalGuide
+from guides.residual import ResidualNormalGuide
 from vmd_pyro.registry import GUIDES, register
 
 register(GUIDES, "normal", NormalGuide)
 register(GUIDES, "categorical", CategoricalGuide)
+register(GUIDES, "normal-residual", ResidualNormalGuide)
 
 __all__ = ["GUIDES", "latent_guide", "empty_guide", "NormalGuide",
-           "CategoricalGuide"]
+           "CategoricalGuide", "ResidualNormalGuide"]

@@ -317,14 +317,20 @@ class SequenceEncoder(nn.Module):
         self.out = nn.Linear(cfg.hidden, out_dim)
 
     def forward(self, tokens: torch.Tensor, masked: torch.Tensor,
-                clean: torch.Tensor | None = None) -> torch.Tensor:
+                clean: torch.Tensor | None = None, cond: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """``clean`` is read by block encoders only (the earlier blocks); one vector per sequence
-        needs nothing but ``tokens`` and their flags."""
+        needs nothing but ``tokens`` and their flags. ``cond (B, L, H)``, if given, is added to
+        the embedded tokens (a guide's extra per-position input)."""
         ids = tokens + (self.cfg.vocab_size + 1) * masked.long()
         if self.trunk is not None:
-            h = self.trunk(ids).mean(-2)
+            h = self.trunk(ids, cond).mean(-2)
         else:
-            h = self.mlp[1:](embed_flatten_linear(self.embed, self.mlp[0], ids))
+            first = self.mlp[0]
+            h = embed_flatten_linear(self.embed, first, ids)
+            if cond is not None:  # first(flatten(embed + cond)): the layer is linear
+                h = h + F.linear(cond.flatten(-2), first.weight)
+            h = self.mlp[1:](h)
         return self.out(h)
 
 

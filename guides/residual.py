@@ -1,0 +1,46 @@
+"""A diagonal Normal guide that also reads what the denoiser predicts without ``z`` (lever 2 of the
+latent issue)."""
+import torch
+import torch.nn.functional as F
+import pyro.distributions as dist
+from torch import nn
+
+from vmd_pyro.networks import make_encoder
+
+
+class ResidualNormalGuide(nn.Module):
+    """``q(z | x0, xt, p0) = N(mu, diag sigma^2)`` of ``(x0, m, p0)``, ``m`` the mask pattern and
+    ``p0(x0^i | xt)`` the denoiser's probabilities with its ``z`` input cut off, at the masked
+    positions (zeros elsewhere).
+
+    Why: a guide that sees only ``x0`` has to work out for itself which of the revealed tokens the
+    denoiser would get wrong, the only thing ``z`` can usefully carry; with ``p0`` beside the truth
+    that residual is in its input. ``p0`` is computed without gradients (the guide does not train
+    the denoiser) by one extra denoiser call per batch. Models without blocks only.
+    """
+
+    support = "continuous"
+    enumerate = False
+    reads_denoiser = True
+
+    def __init__(self, latent, net_cfg, denoiser):
+        super().__init__()
+        if net_cfg.block_size:
+            raise ValueError("guide 'normal-residual' serves models without blocks")
+        self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
+        self.read = nn.Linear(net_cfg.vocab_size, net_cfg.hidden)
+        self.mask_id = net_cfg.mask_id
+        # A reference, not a submodule: the denoiser's parameters belong to the model.
+        self._denoiser = (denoiser,)
+
+    @torch.no_grad()
+    def denoiser_probs(self, tokens, masked):
+        """``p0 (B, L, V)``: the denoiser's probabilities on ``xt`` (``tokens`` with the masked
+        positions masked again) with no ``z``, zeroed where nothing is masked."""
+        xt = torch.where(masked, torch.full_like(tokens, self.mask_id), tokens)
+        return self._denoiser[0](xt).softmax(-1) * masked.unsqueeze(-1)
+
+    def distribution(self, x0, masked, clean=None):
+        features = self.read(self.denoiser_probs(x0, masked))             # (B, L, H)
+        loc, raw_scale = self.encoder(x0, masked, cond=features).chunk(2, dim=-1)
+        return dist.Normal(loc, F.softplus(raw_scale) + 1e-4).to_event(1)

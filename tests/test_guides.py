@@ -1,0 +1,79 @@
+"""Guide families (guides/): the guide that reads the denoiser's z-free prediction."""
+import pyro
+import pytest
+import torch
+
+from tests.conftest import pairs, tiny_program
+from vmd_pyro.checkpoint import load_program, save_checkpoint
+from vmd_pyro.latent_usage import without_latent
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ProgramConfig, build_program
+
+
+def residual_program(arch="mlp", **kw):
+    return tiny_program(guide="normal-residual", arch=arch, **kw)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_residual_guide_reads_the_denoisers_probabilities_without_z(arch):
+    program = residual_program(arch)
+    batch = pairs(program)
+    probs = program.guide_net.denoiser_probs(batch.x0, batch.masked)
+    # independently: the denoiser on xt, its z input cut off, softmax, kept where masked
+    with torch.no_grad():
+        expected = program.denoiser(batch.xt).softmax(-1)
+    masked = batch.masked.unsqueeze(-1)
+    assert torch.allclose(probs, torch.where(masked, expected, torch.zeros_like(expected)))
+    assert torch.allclose(probs.sum(-1), batch.masked.float())
+    # the read is live: another denoiser output layer gives another q
+    before = program.guide_dist(batch.x0, batch.masked).mean
+    with torch.no_grad():
+        program.denoiser.out.weight.mul_(3.0)
+    assert not torch.allclose(program.guide_dist(batch.x0, batch.masked).mean, before)
+
+
+def test_residual_guide_does_not_train_the_denoiser_and_owns_none_of_its_parameters():
+    program = residual_program()
+    batch = pairs(program)
+    program.guide_dist(batch.x0, batch.masked).rsample().sum().backward()
+    assert all(p.grad is None for p in program.denoiser.parameters())
+    assert all(p.grad is not None for p in program.guide_net.parameters())
+    assert not any("denoiser" in name for name, _ in program.guide_net.named_parameters())
+    parts = sum(p.numel() for m in (program.denoiser, program.guide_net, program.prior)
+                for p in m.parameters())
+    assert program.num_parameters() == parts
+
+
+def test_residual_guide_elbo_equals_hand_written_nelbo_for_the_same_z():
+    program = residual_program(elbo="trace")
+    batch = pairs(program)
+    pyro.set_rng_seed(7)
+    loss = program.make_elbo().loss(program.model, program.guide, batch)
+    pyro.set_rng_seed(7)
+    q = program.guide_dist(batch.x0, batch.masked)
+    z = q.rsample()
+    p = program.prior.distribution(batch.xt, batch.masked)
+    logp = program.denoiser(batch.xt, z).log_softmax(-1).gather(-1, batch.x0.unsqueeze(-1))[..., 0]
+    per_example = -(logp * batch.masked).sum(-1) + q.log_prob(z) - p.log_prob(z)
+    assert float(loss) == pytest.approx(float((batch.weight * per_example).sum().detach()), rel=1e-5)
+
+
+def test_residual_guide_survives_a_checkpoint_and_a_copy(tmp_path):
+    program = residual_program()
+    batch = pairs(program)
+    with torch.no_grad():
+        program.denoiser.out.bias.add_(0.5)
+    save_checkpoint(tmp_path / "m.pt", program)
+    loaded, _ = load_program(tmp_path / "m.pt")
+    assert loaded.guide_net._denoiser[0] is loaded.denoiser
+    assert torch.allclose(loaded.guide_dist(batch.x0, batch.masked).mean,
+                          program.guide_dist(batch.x0, batch.masked).mean)
+    cut = without_latent(program)            # a deep copy: its guide reads the copy's denoiser
+    assert cut.guide_net._denoiser[0] is cut.denoiser
+
+
+def test_residual_guide_refuses_block_models():
+    net = NetConfig(vocab_size=5, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                    block_size=2)
+    with pytest.raises(ValueError, match="without blocks"):
+        build_program(ProgramConfig(net=net, guide="normal-residual"))
