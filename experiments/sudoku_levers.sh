@@ -20,6 +20,8 @@
 #                    reproducible?), and mdm-now-seed2 MDM with seed 2 (MDM's own spread)
 #   free-film-z16    VMD, N(0, I), 2 free nats, latent 16, z in every layer (FiLM): the committed
 #                    free-nats run solved 63.5% at NFE 5 against MDM's 56.0%
+#   residual-free-film-z16  session 6, lever 2: free-film-z16 with the guide that also reads the
+#                    denoiser's z-free probabilities (--guide normal-residual)
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -41,12 +43,15 @@ declare -A MODELS=(
   [free-film-z16]="--model vmd --prior gaussian --free-nats 2 --latent-dim 16 --z-conditioning film
                    --steps 5000 --eval-every 1000 --z-strategy fixed --bound-nfe 5
                    --bound-sequences 100"
+  [residual-free-film-z16]="--model vmd --prior gaussian --free-nats 2 --latent-dim 16
+                   --z-conditioning film --guide normal-residual --steps 5000 --eval-every 1000
+                   --z-strategy fixed --bound-nfe 5 --bound-sequences 100"
   [mog64-film-steps5-z16]="--model vmd --prior mog --components 64 --latent-dim 16
                    --z-conditioning film --objective steps --train-nfe 5 --z-strategy resample
                    --train-clues 17 40 --steps 4000 --lr 3e-3 --eval-every 500 --save-every 500
                    --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
-       mog64-film-steps5-z16)
+       mog64-film-steps5-z16 residual-free-film-z16)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
@@ -66,7 +71,7 @@ fi
 if [[ $STAGE == zcut || $STAGE == all ]]; then
   for CKPT in $OUT/gaussian-small.pt $OUT/gaussian-small-seed1.pt $OUT/gaussian-small-seed2.pt \
               $OUT/free-film-z16.pt \
-              $OUT/mog64-film-steps5-z16.pt \
+              $OUT/mog64-film-steps5-z16.pt $OUT/residual-free-film-z16.pt \
               results/sudoku/cpu-gaussian.pt results/sudoku/cpu-conditional.pt \
               results/sudoku/cpu-gaussian-free.pt; do
     NAME=$(basename "$CKPT" .pt)
