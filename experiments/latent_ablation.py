@@ -37,6 +37,10 @@ LEVERS = {
                          ["--prior", "gaussian", "--latent-dim", "8", *TRAIN_B1, *FULL_GUIDE]),
     "film-steps1": ("levers 1 + 4: train B_1, z scales and shifts every layer (FiLM)",
                     ["--prior", "gaussian", *TRAIN_B1, *FULL_GUIDE, "--z-conditioning", "film"]),
+    "residual-steps1": ("levers 1 + 2: train B_1 with a guide that also reads the denoiser's "
+                        "probabilities without z (--guide normal-residual)",
+                        ["--prior", "gaussian", *TRAIN_B1, *FULL_GUIDE, "--guide",
+                         "normal-residual"]),
     "mog16-steps1": ("levers 1 + 3: train B_1 with a learnable mixture prior of 16 components "
                      "(a Normal guide can match one component, so z can name a sequence cheaply)",
                      ["--prior", "mog", "--components", "16", *TRAIN_B1, *FULL_GUIDE]),
