@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")
+    s.add_argument("--failures", action="store_true",
+                   help="also say why the unsolved puzzles fail: clashes between cells filled in "
+                        "the same call (which the denoiser cannot see, the latent's case) or with "
+                        "cells it could see (needs solutions in the puzzle file)")
     s.add_argument("--batch-size", type=int, default=500, help="puzzles per batch (default 500)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -131,12 +135,15 @@ def solve_command(args) -> int:
     if args.without_latent:
         program = without_latent(program)
     puzzles, solutions = sudoku.read_puzzles(args.puzzles)
+    if args.failures and solutions is None:
+        raise ValueError(f"--failures needs the solutions, and {args.puzzles!r} has none")
     tokens = sudoku.to_tokens(puzzles)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
-    filled = sudoku.fill_puzzles(program, tokens, nfe=args.nfe, order=args.order, fill=args.fill,
-                                 z_strategy=args.z_strategy, generator=generator,
-                                 batch_size=args.batch_size)
+    filled, calls = sudoku.fill_puzzles(program, tokens, nfe=args.nfe, order=args.order,
+                                        fill=args.fill, z_strategy=args.z_strategy,
+                                        generator=generator, batch_size=args.batch_size,
+                                        return_calls=True)
     seconds = time.perf_counter() - start
     reference = None if solutions is None else sudoku.to_tokens(solutions)
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": args.nfe,
@@ -144,6 +151,8 @@ def solve_command(args) -> int:
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}
+    if args.failures:
+        result["failures"] = sudoku.failure_kinds(tokens, filled, calls, reference)
     if args.out:
         sudoku.write_puzzles(args.out, sudoku.to_digits(filled).tolist())
         print(f"wrote {len(puzzles)} grids to {args.out}")
@@ -151,6 +160,11 @@ def solve_command(args) -> int:
           f"{result['solve_rate']:.4f}" + (f", cell accuracy {result['cell_accuracy']:.4f}"
                                            if "cell_accuracy" in result else "")
           + f" ({seconds:.1f} s)")
+    if args.failures:
+        f = result["failures"]
+        print(f"{f['failed']} unsolved: {f['with_same_call_conflict']} with a clash inside one call "
+              f"({f['only_same_call_conflicts']} with no other clash); the first wrong call has "
+              f"such a clash in {f['first_error_in_same_call_conflict']}")
     if args.json:
         write_json(args.json, result)
     return 0

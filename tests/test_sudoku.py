@@ -257,13 +257,63 @@ def test_model_solving_never_changes_a_clue(tmp_path):
         assert all(p in (0, int(c)) for p, c in zip(puzzle, line)) and "0" not in line
     cut = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint",
                           str(ckpt), "--puzzles", str(tmp_path / "p.txt"), "--nfe", "3",
-                          "--without-latent", "--json", str(tmp_path / "cut.json")], cwd=REPO,
-                         capture_output=True, text=True, check=True)
-    assert json.loads((tmp_path / "cut.json").read_text())["without_latent"] is True, cut.stdout
+                          "--without-latent", "--failures", "--json", str(tmp_path / "cut.json")],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    report = json.loads((tmp_path / "cut.json").read_text())
+    assert report["without_latent"] is True, cut.stdout
+    assert report["failures"]["failed"] == round(3 * (1 - report["solve_rate"]))
     bad = subprocess.run([sys.executable, "experiments/sudoku.py", "solve", "--checkpoint",
                           str(ckpt), "--puzzles", str(tmp_path / "missing.txt")], cwd=REPO,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_failure_kinds_tell_clashes_inside_one_call_from_clashes_in_sight():
+    # BASE is valid: cell 0 holds 1, cell 1 holds 2, cell 27 (column 0) 2, cell 73 (column 1) 1.
+    # A puzzle blanks cells 0, 1, 27 and 73 (filled in call 0), 9 (call 1) and 80 (call 2).
+    solution = sudoku.to_tokens([BASE])
+    puzzle = solution.clone()
+    blanks = [0, 1, 27, 73, 9, 80]
+    puzzle[0, blanks] = sudoku.MASK_ID
+    calls = torch.full_like(puzzle, -1)
+    calls[0, blanks] = torch.tensor([0, 0, 0, 0, 1, 2])
+    # (a) cells 0 and 1 swapped: 0 clashes with 27 and 1 with 73, all filled in call 0.
+    a = solution.clone()
+    a[0, [0, 1]] = a[0, [1, 0]]
+    # (b) cell 9 (call 1) gets cell 0's digit, a peer filled in call 0: a clash in sight. Cell 80
+    # (call 2) gets cell 72's digit: a clash with a clue. Its first wrong call is 1.
+    b = solution.clone()
+    b[0, 9] = b[0, 0]
+    b[0, 80] = b[0, 72]
+    # (c) solved: counts nothing
+    grids = torch.cat([a, b, solution])
+    kinds = sudoku.failure_kinds(puzzle.repeat(3, 1), grids, calls.repeat(3, 1),
+                                 solution.repeat(3, 1))
+    assert kinds == {"failed": 2, "puzzles": 3, "with_same_call_conflict": 1,
+                     "only_same_call_conflicts": 1, "first_error_in_same_call_conflict": 1,
+                     "first_error_call": {"0": 1, "1": 1}}
+    # the peer table: 20 peers per cell, symmetric, cell 0's are row 0, column 0 and box 0
+    assert (sudoku.PEERS.sum(1) == 20).all() and sudoku.PEERS.equal(sudoku.PEERS.T)
+    assert sorted(torch.nonzero(sudoku.PEERS[0]).flatten().tolist()) == sorted(
+        set(range(1, 9)) | set(range(9, 81, 9)) | {10, 11, 19, 20})
+
+
+def test_fill_records_the_call_that_filled_each_cell():
+    program = tiny_program(model="mdm", vocab=9, seq_len=81, arch="transformer")
+    puzzles, _ = sudoku.generate_puzzles(4, (30, 40), seed=3)
+    tokens = sudoku.to_tokens(puzzles)
+    filled, calls = sudoku.fill_puzzles(program, tokens, nfe=5, order="top-prob-margin",
+                                        generator=torch.Generator().manual_seed(0),
+                                        return_calls=True, batch_size=3)
+    blanks = tokens == sudoku.MASK_ID
+    assert (calls[~blanks] == -1).all() and ((calls[blanks] >= 0) & (calls[blanks] < 5)).all()
+    # the even split of generate: call k fills about a fifth of each puzzle's blanks
+    for row, n in zip(calls, blanks.sum(-1).tolist()):
+        counts = torch.bincount(row[row >= 0], minlength=5)
+        assert counts.sum() == n and counts.max() - counts.min() <= 1
+    again = sudoku.fill_puzzles(program, tokens, nfe=5, order="top-prob-margin",
+                                generator=torch.Generator().manual_seed(0), batch_size=3)
+    assert again.equal(filled)  # recording changes nothing
 
 
 def test_full_config_builds_and_takes_a_training_step():

@@ -70,12 +70,14 @@ def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"
 
 @torch.no_grad()
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
-             z_strategy: str = "fixed", generator=None, cache: bool = True
+             z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None
              ) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
-    (:func:`generate_blocks`; the same logits up to float rounding).
+    (:func:`generate_blocks`; the same logits up to float rounding). ``on_reveal(call, reveal)``,
+    if given, is told after each call which positions (bool ``(B, L)``) it filled; ``call``
+    counts from 0 (in block models, from 0 inside each block).
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -93,7 +95,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
     if program.block_size:
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
-                               z_strategy=z_strategy, generator=generator, cache=cache)
+                               z_strategy=z_strategy, generator=generator, cache=cache,
+                               on_reveal=on_reveal)
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
                          f" prior {program.prior.name!r} does not: use 'resample'")
@@ -108,11 +111,12 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
     return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
-                        generator=generator), nfe
+                        generator=generator, on_reveal=on_reveal), nfe
 
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
-                 fill: str, z_strategy: str, generator=None, denoise=None) -> torch.Tensor:
+                 fill: str, z_strategy: str, generator=None, denoise=None,
+                 on_reveal=None) -> torch.Tensor:
     """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
     validated). ``z`` is drawn from the prior given ``x`` first and then follows ``z_strategy``.
     ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions at least (default
@@ -128,6 +132,8 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
         reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
         x = torch.where(reveal, candidate, x)
         masked = masked & ~reveal
+        if on_reveal is not None:
+            on_reveal(step, reveal)
         if program.has_latent and step + 1 < steps:
             if z_strategy in ("resample", "prior"):
                 z = _draw_prior(program, x, generator)
@@ -138,7 +144,7 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
 
 
 def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
-                    generator=None, cache: bool = True) -> tuple[torch.Tensor, int]:
+                    generator=None, cache: bool = True, on_reveal=None) -> tuple[torch.Tensor, int]:
     """Block-by-block decoding: block ``b`` is filled in its share of the ``nfe`` calls
     (:func:`nfe_per_block`, at least one per block), conditioned on the decoded earlier blocks.
     ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
@@ -163,7 +169,8 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
         # logits(x, z) reads x as the clean copy too: only its blocks < b are attended to
         denoise = partial(_cached_block_logits, program, b, past) if cache else None
         x = decode_steps(program, x, masked, steps, order=order, fill=fill,
-                         z_strategy=z_strategy, generator=generator, denoise=denoise)
+                         z_strategy=z_strategy, generator=generator, denoise=denoise,
+                         on_reveal=on_reveal)
         used += steps
         if cache and b + 1 < net.num_blocks:
             past = program.denoiser.extend_past(x[:, blk == b], b, past)

@@ -212,15 +212,64 @@ def _read_cache(path: Path, cfg):
 # ------------------------------------------------------------------------------ solving by a model
 
 def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: str = "sample",
-                 z_strategy: str = "fixed", generator=None, batch_size: int = 500) -> torch.Tensor:
+                 z_strategy: str = "fixed", generator=None, batch_size: int = 500,
+                 return_calls: bool = False):
     """Fill the blanks (mask tokens) of ``puzzles`` (B, 81) with the model in ``nfe`` denoiser calls
     per puzzle, ``batch_size`` puzzles at a time; clues are never changed (``generate`` keeps every
-    given token)."""
+    given token). With ``return_calls`` also the call that filled each cell ``(B, 81)``, from 0
+    (-1 for clues): the input of :func:`failure_kinds`."""
     device = next(program.parameters()).device
-    out = [generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
-                    z_strategy=z_strategy, generator=generator)[0].cpu()
-           for chunk in puzzles.split(batch_size)]
-    return torch.cat(out)
+    out, calls = [], []
+    for chunk in puzzles.split(batch_size):
+        call = torch.full(chunk.shape, -1, dtype=torch.long)
+
+        def record(step, reveal, call=call):
+            call[reveal.cpu()] = step
+
+        out.append(generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
+                            z_strategy=z_strategy, generator=generator,
+                            on_reveal=record)[0].cpu())
+        calls.append(call)
+    return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
+
+
+# (81, 81): True where two different cells share a row, column or box
+PEERS = ((torch.tensor(ROW)[:, None] == torch.tensor(ROW)) |
+         (torch.tensor(COL)[:, None] == torch.tensor(COL)) |
+         (torch.tensor(BOX)[:, None] == torch.tensor(BOX))) & ~torch.eye(SIZE, dtype=torch.bool)
+
+
+def failure_kinds(puzzles: torch.Tensor, filled: torch.Tensor, calls: torch.Tensor,
+                  solutions: torch.Tensor) -> dict:
+    """Why the unsolved puzzles fail, from the call that filled each cell (``fill_puzzles(...,
+    return_calls=True)``; token ids throughout). A failed grid breaks a rule: two peers (same row,
+    column or box) hold the same digit. A conflict between two cells filled in the **same** call is
+    one the denoiser could not see (it predicts the cells of one call independently, the case a
+    latent is for); a conflict with a clue or an earlier cell is a mistake made in plain sight.
+
+    Counts over the failed puzzles: ``with_same_call_conflict`` (at least one such pair),
+    ``only_same_call_conflicts`` (every conflicting pair is one), and for the **first** call that
+    put a wrong digit (against ``solutions``): ``first_error_in_same_call_conflict``, where a wrong
+    digit of that call clashes with another cell of the same call, and ``first_error_call``, the
+    histogram of that call's index."""
+    failed = ~solved(puzzles, filled)
+    conflict = (filled[:, :, None] == filled[:, None, :]) & PEERS
+    filled_by_model = calls >= 0
+    same_call = (conflict & (calls[:, :, None] == calls[:, None, :])
+                 & filled_by_model[:, :, None])
+    wrong = (filled != solutions) & filled_by_model
+    big = torch.iinfo(torch.long).max
+    first = torch.where(wrong, calls, torch.full_like(calls, big)).min(-1).values    # (B,)
+    in_first = wrong & (calls == first[:, None])
+    first_clash = (same_call & in_first[:, :, None]).any((1, 2))
+    f = failed
+    return {"failed": int(f.sum()), "puzzles": int(puzzles.shape[0]),
+            "with_same_call_conflict": int((f & same_call.any((1, 2))).sum()),
+            "only_same_call_conflicts": int((f & conflict.any((1, 2))
+                                             & ~(conflict & ~same_call).any((1, 2))).sum()),
+            "first_error_in_same_call_conflict": int((f & first_clash).sum()),
+            "first_error_call": {str(c): int(((first == c) & f).sum())
+                                 for c in first[f].unique().tolist()}}
 
 
 def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor | None = None) -> dict:
