@@ -8,6 +8,8 @@
 #   zcut     does decoding depend on z at all: each VMD (these and results/sudoku's committed
 #            ones) fills the 500 puzzles of results/sudoku/latent_puzzles.txt at NFE 5
 #            (Top-Prob-Margin, z fixed) as trained and with its z input cut off (--without-latent)
+#   failures session 6: why the unsolved puzzles fail (sudoku.py solve --failures): MDM at NFE
+#            5/10/20/50 and each VMD at NFE 5, on the 500 puzzles of results/sudoku/latent_puzzles.txt
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -83,6 +85,20 @@ if [[ $STAGE == zcut || $STAGE == all ]]; then
         --puzzles results/sudoku/latent_puzzles.txt --z-strategy $STRATEGY $CUT \
         --json "$OUT/zcut_${NAME}${CUT:+_without-latent}.json"
     done
+  done
+fi
+if [[ $STAGE == failures || $STAGE == all ]]; then
+  for NFE in 5 10 20 50; do
+    for NAME in mdm-now mdm-now-seed2; do
+      python experiments/sudoku.py solve --checkpoint $OUT/$NAME.pt --threads 1 --nfe $NFE \
+        --puzzles results/sudoku/latent_puzzles.txt --failures \
+        --json "$OUT/failures_${NAME}_nfe$NFE.json"
+    done
+  done
+  for NAME in gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16 \
+              residual-free-film-z16; do
+    python experiments/sudoku.py solve --checkpoint $OUT/$NAME.pt --threads 1 --nfe 5 \
+      --puzzles results/sudoku/latent_puzzles.txt --failures --json "$OUT/failures_${NAME}_nfe5.json"
   done
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
