@@ -100,6 +100,7 @@ if [[ $STAGE == failures || $STAGE == all ]]; then
     python experiments/sudoku.py solve --checkpoint $OUT/$NAME.pt --threads 1 --nfe 5 \
       --puzzles results/sudoku/latent_puzzles.txt --failures --json "$OUT/failures_${NAME}_nfe5.json"
   done
+  python experiments/sudoku_failures_report.py $OUT/failures_*.json --out-dir $OUT
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT results/sudoku/eval_cpu_mdm.json \

@@ -316,6 +316,23 @@ def test_fill_records_the_call_that_filled_each_cell():
     assert again.equal(filled)  # recording changes nothing
 
 
+def test_failures_report_tables_and_plots_the_solve_json(tmp_path):
+    report = load_script("sudoku_failures_report")
+    base = {"nfe": 5, "solve_rate": 0.6, "without_latent": False,
+            "failures": {"failed": 4, "puzzles": 10, "with_same_call_conflict": 3,
+                         "only_same_call_conflicts": 1, "first_error_in_same_call_conflict": 2,
+                         "first_error_call": {"0": 4}}}
+    (tmp_path / "a.json").write_text(json.dumps({**base, "checkpoint": "x/mdm.pt"}))
+    (tmp_path / "b.json").write_text(json.dumps({"checkpoint": "x/vmd.pt", "solve_rate": 0.5}))
+    assert report.main([str(tmp_path / "a.json"), "--out-dir", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "failures.md").read_text()
+    assert "| mdm | 5 | 60.0% | 4 | 3 (75%) | 1 (25%) | 2 (50%) |" in text
+    assert (tmp_path / "out" / "failures.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as err:
+        report.main([str(tmp_path / "b.json"), "--out-dir", str(tmp_path / "out")])
+    assert err.value.code == 2
+
+
 def test_full_config_builds_and_takes_a_training_step():
     run = load_script("run")
     from vmd_pyro.masking import corrupt
