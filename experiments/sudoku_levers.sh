@@ -107,10 +107,12 @@ if [[ $STAGE == report || $STAGE == all ]]; then
     $OUT/train_mdm-now.json $OUT/train_mdm-now-seed2.json results/sudoku/eval_cpu_gaussian.json \
     $OUT/train_gaussian-small.json $OUT/train_gaussian-small-seed1.json \
     $OUT/train_gaussian-small-seed2.json results/sudoku/eval_cpu_gaussian-free.json \
-    $OUT/train_free-film-z16.json $OUT/train_mog64-film-steps5-z16.json \
+    $OUT/train_free-film-z16.json $OUT/train_residual-free-film-z16.json \
+    $OUT/train_mog64-film-steps5-z16.json \
     --names "MDM (committed)" "MDM (today)" "MDM, seed 2" "VMD gaussian, full guide (committed)" \
       "VMD gaussian, small guide (today)" "VMD gaussian, small guide, seed 1" \
       "VMD gaussian, small guide, seed 2" \
       "VMD gaussian, 2 free nats (committed)" \
-      "VMD gaussian, 2 free nats, FiLM, z16" "VMD mog64, FiLM, z16, B_5 (17-40)"
+      "VMD gaussian, 2 free nats, FiLM, z16" "VMD the same, residual guide" \
+      "VMD mog64, FiLM, z16, B_5 (17-40)"
 fi
