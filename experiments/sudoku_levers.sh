@@ -10,6 +10,9 @@
 #            (Top-Prob-Margin, z fixed) as trained and with its z input cut off (--without-latent)
 #   failures session 6: why the unsolved puzzles fail (sudoku.py solve --failures): MDM at NFE
 #            5/10/20/50 and each VMD at NFE 5, on the 500 puzzles of results/sudoku/latent_puzzles.txt
+#   bounds   session 6: the few-step bounds B_1, B_2, B_5 (random order, sampled fills, z
+#            resampled) per blank on 100 test puzzles, MDM seeds 0 and 2 and the small-guide VMD
+#            seeds 0-2, from the checkpoints (no training)
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -101,6 +104,16 @@ if [[ $STAGE == failures || $STAGE == all ]]; then
       --puzzles results/sudoku/latent_puzzles.txt --failures --json "$OUT/failures_${NAME}_nfe5.json"
   done
   python experiments/sudoku_failures_report.py $OUT/failures_*.json --out-dir $OUT
+fi
+if [[ $STAGE == bounds || $STAGE == all ]]; then
+  for NAME in mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2; do
+    MODEL=(--model mdm)
+    [[ $NAME == gaussian* ]] && MODEL=(--model vmd --prior gaussian --z-strategy fixed)
+    python experiments/run.py --task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 \
+      --seed 0 --threads 1 --order top-prob-margin --nfe 5 --sudoku-config cpu "${MODEL[@]}" \
+      --checkpoint $OUT/$NAME.pt --bound-nfe 1 2 5 --bound-sequences 100 \
+      --out $OUT/bounds_$NAME.json
+  done
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT results/sudoku/eval_cpu_mdm.json \
