@@ -27,6 +27,11 @@
 #                    free-nats run solved 63.5% at NFE 5 against MDM's 56.0%
 #   residual-free-film-z16  session 6, lever 2: free-film-z16 with the guide that also reads the
 #                    denoiser's z-free probabilities (--guide normal-residual)
+#   slow-anneal-film-z16    session 6: VMD, N(0, I), latent 16, FiLM, objective J, the KL weight
+#                    rising from 0 to 1 over the whole run (--anneal-steps 5000, default 1000), so
+#                    that z has a long cheap window to become informative before it pays in full
+#   slow-anneal-film-z16-steps5   the same trained on B_5 (--objective steps --train-nfe 5), z
+#                    resampled from the prior every step when decoding (the generator B_5 describes)
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -51,12 +56,19 @@ declare -A MODELS=(
   [residual-free-film-z16]="--model vmd --prior gaussian --free-nats 2 --latent-dim 16
                    --z-conditioning film --guide normal-residual --steps 5000 --eval-every 1000
                    --z-strategy fixed --bound-nfe 5 --bound-sequences 100"
+  [slow-anneal-film-z16]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
+                   --anneal-steps 5000 --steps 5000 --eval-every 1000 --z-strategy fixed
+                   --bound-nfe 5 --bound-sequences 100"
+  [slow-anneal-film-z16-steps5]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
+                   --anneal-steps 5000 --objective steps --train-nfe 5 --steps 5000
+                   --eval-every 1000 --z-strategy resample --bound-nfe 5 --bound-sequences 100"
   [mog64-film-steps5-z16]="--model vmd --prior mog --components 64 --latent-dim 16
                    --z-conditioning film --objective steps --train-nfe 5 --z-strategy resample
                    --train-clues 17 40 --steps 4000 --lr 3e-3 --eval-every 500 --save-every 500
                    --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
-       mog64-film-steps5-z16 residual-free-film-z16)
+       mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
+       slow-anneal-film-z16-steps5)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
