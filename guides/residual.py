@@ -23,20 +23,26 @@ class ResidualNormalGuide(nn.Module):
     enumerate = False
     reads_denoiser = True
 
-    def __init__(self, latent, net_cfg, denoiser):
+    def __init__(self, latent, net_cfg):
         super().__init__()
         if net_cfg.block_size:
             raise ValueError("guide 'normal-residual' serves models without blocks")
         self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
         self.read = nn.Linear(net_cfg.vocab_size, net_cfg.hidden)
         self.mask_id = net_cfg.mask_id
-        # A reference, not a submodule: the denoiser's parameters belong to the model.
+        self._denoiser = None
+
+    def read_from(self, denoiser):
+        """The model's denoiser, held as a reference and not as a submodule: its parameters
+        belong to the model (``DiffusionProgram`` calls this once it has built the denoiser)."""
         self._denoiser = (denoiser,)
 
     @torch.no_grad()
     def denoiser_probs(self, tokens, masked):
         """``p0 (B, L, V)``: the denoiser's probabilities on ``xt`` (``tokens`` with the masked
         positions masked again) with no ``z``, zeroed where nothing is masked."""
+        if self._denoiser is None:
+            raise RuntimeError("guide 'normal-residual' has no denoiser to read (read_from)")
         xt = torch.where(masked, torch.full_like(tokens, self.mask_id), tokens)
         return self._denoiser[0](xt).softmax(-1) * masked.unsqueeze(-1)
 

@@ -77,3 +77,12 @@ def test_residual_guide_refuses_block_models():
                     block_size=2)
     with pytest.raises(ValueError, match="without blocks"):
         build_program(ProgramConfig(net=net, guide="normal-residual"))
+
+
+def test_residual_guide_without_a_denoiser_says_so():
+    from guides.residual import ResidualNormalGuide
+    from vmd_pyro.program import LatentConfig
+    guide = ResidualNormalGuide(LatentConfig(latent_dim=3), NetConfig(vocab_size=5, seq_len=4))
+    x0 = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(RuntimeError, match="no denoiser to read"):
+        guide.distribution(x0, torch.ones(2, 4, dtype=torch.bool))

@@ -112,13 +112,14 @@ class DiffusionProgram(nn.Module):
         else:
             latent = LatentConfig(cfg.latent_dim, cfg.components)
             self.prior = lookup(PRIORS, cfg.prior, "prior")(latent, cfg.prior_net())
-            net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
-            denoiser = make_denoiser(net_cfg)
-            # Registered after the guide, as before guides could read the denoiser: the order
-            # of parameters (and of saved optimiser states) stays the same.
             self.guide_net = make_guide(cfg.guide or self.prior.default_guide, self.prior,
-                                        cfg.guide_net(), denoiser)
-            self.denoiser = denoiser
+                                        cfg.guide_net())
+            net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
+            self.denoiser = make_denoiser(net_cfg)
+            # Built after the guide, so that a seed gives every model the same initial weights
+            # as before guides could read the denoiser; such a guide is told of it now.
+            if getattr(self.guide_net, "reads_denoiser", False):
+                self.guide_net.read_from(self.denoiser)
             self.elbo_name = cfg.elbo or self.prior.elbo
             if self.guide_net.enumerate and self.elbo_name != "enum":
                 raise ValueError(f"guide {cfg.guide!r} enumerates z and needs elbo 'enum'")
@@ -208,16 +209,13 @@ class DiffusionProgram(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def make_guide(name: str, prior, net_cfg: NetConfig, denoiser: nn.Module) -> nn.Module:
-    """Guide family ``name`` for ``prior``, refusing a family that cannot match the prior. A
-    family with ``reads_denoiser`` also gets the model's ``denoiser``."""
+def make_guide(name: str, prior, net_cfg: NetConfig) -> nn.Module:
+    """Guide family ``name`` for ``prior``, refusing a family that cannot match the prior."""
     cls = lookup(GUIDES, name, "guide")
     if cls.support != prior.support:
         raise ValueError(
             f"guide {name!r} ({cls.support} z) cannot match prior {prior.name!r} ({prior.support} z); "
             f"use --guide {prior.default_guide}")
-    if getattr(cls, "reads_denoiser", False):
-        return cls(prior.latent, net_cfg, denoiser)
     return cls(prior.latent, net_cfg)
 
 
