@@ -89,12 +89,13 @@ if [[ $STAGE == zcut || $STAGE == all ]]; then
   for CKPT in $OUT/gaussian-small.pt $OUT/gaussian-small-seed1.pt $OUT/gaussian-small-seed2.pt \
               $OUT/free-film-z16.pt \
               $OUT/mog64-film-steps5-z16.pt $OUT/residual-free-film-z16.pt \
+              $OUT/slow-anneal-film-z16.pt $OUT/slow-anneal-film-z16-steps5.pt \
               results/sudoku/cpu-gaussian.pt results/sudoku/cpu-conditional.pt \
               results/sudoku/cpu-gaussian-free.pt; do
     NAME=$(basename "$CKPT" .pt)
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
     STRATEGY=fixed
-    [[ $NAME == mog64* ]] && STRATEGY=resample  # the strategy its table row uses
+    [[ $NAME == mog64* || $NAME == *steps5 ]] && STRATEGY=resample  # as in its table row
     for CUT in "" --without-latent; do
       python experiments/sudoku.py solve --checkpoint "$CKPT" --threads 1 --nfe 5 \
         --puzzles results/sudoku/latent_puzzles.txt --z-strategy $STRATEGY $CUT \
@@ -111,7 +112,7 @@ if [[ $STAGE == failures || $STAGE == all ]]; then
     done
   done
   for NAME in gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16 \
-              residual-free-film-z16; do
+              residual-free-film-z16 slow-anneal-film-z16; do
     python experiments/sudoku.py solve --checkpoint $OUT/$NAME.pt --threads 1 --nfe 5 \
       --puzzles results/sudoku/latent_puzzles.txt --failures --json "$OUT/failures_${NAME}_nfe5.json"
   done
@@ -133,11 +134,13 @@ if [[ $STAGE == report || $STAGE == all ]]; then
     $OUT/train_gaussian-small.json $OUT/train_gaussian-small-seed1.json \
     $OUT/train_gaussian-small-seed2.json results/sudoku/eval_cpu_gaussian-free.json \
     $OUT/train_free-film-z16.json $OUT/train_residual-free-film-z16.json \
-    $OUT/train_mog64-film-steps5-z16.json \
+    $OUT/train_mog64-film-steps5-z16.json $OUT/train_slow-anneal-film-z16.json \
+    $OUT/train_slow-anneal-film-z16-steps5.json \
     --names "MDM (committed)" "MDM (today)" "MDM, seed 2" "VMD gaussian, full guide (committed)" \
       "VMD gaussian, small guide (today)" "VMD gaussian, small guide, seed 1" \
       "VMD gaussian, small guide, seed 2" \
       "VMD gaussian, 2 free nats (committed)" \
       "VMD gaussian, 2 free nats, FiLM, z16" "VMD the same, residual guide" \
-      "VMD mog64, FiLM, z16, B_5 (17-40)"
+      "VMD mog64, FiLM, z16, B_5 (17-40)" "VMD gaussian, FiLM, z16, slow annealing" \
+      "VMD the same on B_5"
 fi
