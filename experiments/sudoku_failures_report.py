@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     p = cli.ArgumentParser(description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", help="JSON files of sudoku.py solve --failures")
-    p.add_argument("--out-dir", default="runs/failures", help="output folder (default runs/failures)")
+    p.add_argument("--out-dir", default="runs/failures",
+                   help="output folder (default runs/failures)")
     args = p.parse_args(argv)
     for path in args.results:
         if not Path(path).is_file():

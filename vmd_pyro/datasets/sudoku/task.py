@@ -262,14 +262,13 @@ def failure_kinds(puzzles: torch.Tensor, filled: torch.Tensor, calls: torch.Tens
     first = torch.where(wrong, calls, torch.full_like(calls, big)).min(-1).values    # (B,)
     in_first = wrong & (calls == first[:, None])
     first_clash = (same_call & in_first[:, :, None]).any((1, 2))
-    f = failed
-    return {"failed": int(f.sum()), "puzzles": int(puzzles.shape[0]),
-            "with_same_call_conflict": int((f & same_call.any((1, 2))).sum()),
-            "only_same_call_conflicts": int((f & conflict.any((1, 2))
-                                             & ~(conflict & ~same_call).any((1, 2))).sum()),
-            "first_error_in_same_call_conflict": int((f & first_clash).sum()),
-            "first_error_call": {str(c): int(((first == c) & f).sum())
-                                 for c in first[f].unique().tolist()}}
+    only_same = conflict.any((1, 2)) & ~(conflict & ~same_call).any((1, 2))
+    return {"failed": int(failed.sum()), "puzzles": int(puzzles.shape[0]),
+            "with_same_call_conflict": int((failed & same_call.any((1, 2))).sum()),
+            "only_same_call_conflicts": int((failed & only_same).sum()),
+            "first_error_in_same_call_conflict": int((failed & first_clash).sum()),
+            "first_error_call": {str(c): int(((first == c) & failed).sum())
+                                 for c in first[failed].unique().tolist()}}
 
 
 def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor | None = None) -> dict:
