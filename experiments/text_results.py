@@ -54,7 +54,7 @@ def build_parser():
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--hidden", type=int, default=64,
                    help="width of every network (default 64); e.g. a wider block diffusion to "
-                        "match block VMD's parameter count, whose prior network doubles it")
+                        "match block VMD's parameter count (see also --prior-hidden)")
     p.add_argument("--prior-hidden", type=int, default=None,
                    help="width of block VMD's learned prior network (block-mog, block-conditional;"
                         " default --hidden): a narrow one keeps block VMD near block diffusion's "
@@ -71,7 +71,8 @@ def build_parser():
 def command(block_size, model, args, out):
     return [sys.executable, "experiments/run.py", "--task", "text", "--corpus", "offline",
             "--threads", "1", "--quiet", "--no-validate", "--arch", "transformer",
-            "--hidden", str(args.hidden), "--layers", "2", "--heads", "4", "--latent-dim", "8", "--seq-len", str(args.seq_len),
+            "--hidden", str(args.hidden), "--layers", "2", "--heads", "4", "--latent-dim", "8",
+            "--seq-len", str(args.seq_len),
             "--block-size", str(block_size), "--batch-size", "32", "--lr", "2e-3",
             "--steps", str(10 ** 9 if args.time_budget else args.steps), "--anneal-steps", "300",
             "--eval-every", "0", "--time-budget", str(args.time_budget), "--iw-samples", "8", "--num-samples", "64",
@@ -101,8 +102,8 @@ def aggregate(out_dir: Path):
                             r["samples"][:3]))
     rows.sort(key=lambda r: (r["block_size"], list(LABELS).index(r["name"]), -r["nfe"]))
     lines = ["| block size | model | parameters | NFE per block | B_T bits/char | PPL bound | "
-             "IW bits/char | IW PPL bound | NELBO / J bits/char | train steps (s) | sample char entropy (bits) | "
-             "word validity |", "|" + "---|" * 12]
+             "IW bits/char | IW PPL bound | NELBO / J bits/char | train steps (s) | "
+             "sample char entropy (bits) | word validity |", "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['block_size']} | {r['label']} | {r['parameters']:,} | "
                      f"{r['nfe_per_block']} | "

@@ -125,7 +125,8 @@ def check_program_args(args, parser) -> None:
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
     for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads",
-                 "guide_hidden", "guide_layers", "prior_hidden", "prior_layers", "threads", "model_processes"):
+                 "guide_hidden", "guide_layers", "prior_hidden", "prior_layers", "threads",
+                 "model_processes"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.save_every < 0:

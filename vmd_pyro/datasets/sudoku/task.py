@@ -228,7 +228,7 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
 
         out.append(generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
                             z_strategy=z_strategy, generator=generator,
-                            on_reveal=record)[0].cpu())
+                            on_reveal=record if return_calls else None)[0].cpu())
         calls.append(call)
     return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
 
