@@ -32,15 +32,23 @@
 #                    that z has a long cheap window to become informative before it pays in full
 #   slow-anneal-film-z16-steps5   the same trained on B_5 (--objective steps --train-nfe 5), z
 #                    resampled from the prior every step when decoding (the generator B_5 describes)
+#   ft-*             session 7, warm start: 2,000 more steps at lr 1e-3 from mdm-now.pt's
+#                    denoiser (--init-denoiser; a VMD's z weights start at zero, so it starts as
+#                    that MDM), so that z only has the trained denoiser's remaining errors to
+#                    encode: ft-mdm (objective J) and ft-mdm-steps5 (B_5) are the controls of
+#                    ft-film-z16 (VMD, N(0, I), latent 16, FiLM, J) and ft-film-z16-steps5 (B_5,
+#                    z resampled)
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
 set -euo pipefail
-OUT=results/sudoku_levers
+OUT=${OUT:-results/sudoku_levers}  # OUT=/tmp/x to write elsewhere
 STAGE=${1:-all}
 ONLY=${2:-}
 COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --threads 1
         --order top-prob-margin --nfe 5 10 20 50 --sudoku-config cpu --batch-size 64)
+WARM="--init-denoiser results/sudoku_levers/mdm-now.pt --steps 2000 --lr 1e-3 --eval-every 500
+      --bound-nfe 5 --bound-sequences 100"
 declare -A MODELS=(
   [mdm-now]="--model mdm --steps 5000 --eval-every 1000 --bound-nfe 5 --bound-sequences 100"
   [gaussian-small]="--model vmd --prior gaussian --steps 5000 --eval-every 1000 --z-strategy fixed"
@@ -65,10 +73,16 @@ declare -A MODELS=(
   [mog64-film-steps5-z16]="--model vmd --prior mog --components 64 --latent-dim 16
                    --z-conditioning film --objective steps --train-nfe 5 --z-strategy resample
                    --train-clues 17 40 --steps 4000 --lr 3e-3 --eval-every 500 --save-every 500
-                   --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100")
+                   --time-budget 4200 --bound-nfe 5 10 --bound-sequences 100"
+  [ft-mdm]="--model mdm $WARM"
+  [ft-mdm-steps5]="--model mdm --objective steps --train-nfe 5 $WARM"
+  [ft-film-z16]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
+                   --z-strategy fixed $WARM"
+  [ft-film-z16-steps5]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
+                   --objective steps --train-nfe 5 --z-strategy resample $WARM")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
-       slow-anneal-film-z16-steps5)
+       slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
@@ -79,8 +93,8 @@ if [[ $STAGE == train || $STAGE == all ]]; then
   done
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
-  for NAME in "${NAMES[@]:2}"; do
-    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+  for NAME in "${NAMES[@]}"; do
+    [[ $NAME == *mdm* || ( -n $ONLY && $ONLY != "$NAME" ) ]] && continue
     python experiments/sudoku.py latent --checkpoint $OUT/$NAME.pt \
       --puzzles results/sudoku/latent_puzzles.txt --json $OUT/latent_$NAME.json
   done

@@ -13,9 +13,11 @@ import torch
 from tests.conftest import tiny_program
 from vmd_pyro import checkpoint, faults
 from vmd_pyro.checkpoint import (FORMAT, MAGIC, REQUIRED, RESUMABLE, RNG_STATE, TRAINING_STATE,
-                                 CheckpointWriteError, frame, load_program, read_checkpoint,
-                                 save_checkpoint, set_rng_state, write_state)
+                                 CheckpointWriteError, frame, init_denoiser, load_program,
+                                 read_checkpoint, save_checkpoint, set_rng_state, write_state)
 from vmd_pyro.datasets import synthetic
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.sampling import all_masked, generate
 from vmd_pyro.training import TrainConfig, train
 
@@ -214,3 +216,45 @@ def test_fuzzed_checkpoints_load_correctly_or_fail_with_one_line(tmp_path):
         outcome, _ = faults.classify(_resume_from, tmp_path / f"shape{i}.pt")
         outcomes["shape", outcome] = outcomes.get(("shape", outcome), 0) + 1
     assert outcomes.get(("shape", "refused"), 0) > 50, outcomes
+
+
+def _program(model, arch="mlp", z_conditioning="input", hidden=16, latent_dim=3):
+    net = NetConfig(vocab_size=5, seq_len=4, arch=arch, hidden=hidden, layers=1, heads=2,
+                    z_conditioning=z_conditioning)
+    return build_program(ProgramConfig(net=net, model=model, latent_dim=latent_dim))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+@pytest.mark.parametrize("z_conditioning", ["input", "film"])
+def test_a_vmd_started_from_an_mdm_predicts_what_the_mdm_predicts_for_every_z(tmp_path, arch,
+                                                                             z_conditioning):
+    mdm = _program("mdm", arch)
+    save_checkpoint(tmp_path / "mdm.pt", mdm)
+    torch.manual_seed(1)  # other weights than the MDM's everywhere before the copy
+    vmd = _program("vmd", arch, z_conditioning)
+    init_denoiser(vmd, tmp_path / "mdm.pt")
+    xt = torch.randint(0, 6, (7, 4))
+    z = 3 * torch.randn(7, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(vmd.logits(xt, z), mdm.logits(xt), rtol=0, atol=1e-6)
+    # the zeroed weights still learn: z's gradient path is open
+    vmd.logits(xt, z).logsumexp(-1).sum().backward()
+    assert vmd.denoiser.z_proj.weight.grad.abs().sum() > 0
+
+
+def test_a_vmd_started_from_a_vmd_takes_every_denoiser_weight(tmp_path):
+    source = _program("vmd", z_conditioning="film")
+    save_checkpoint(tmp_path / "vmd.pt", source)
+    torch.manual_seed(1)
+    vmd = _program("vmd", z_conditioning="film")
+    init_denoiser(vmd, tmp_path / "vmd.pt")
+    for (key, a), b in zip(vmd.denoiser.state_dict().items(), source.denoiser.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert not torch.equal(vmd.guide_net.state_dict()[next(iter(vmd.guide_net.state_dict()))],
+                           source.guide_net.state_dict()[next(iter(source.guide_net.state_dict()))])
+
+
+def test_a_denoiser_of_another_network_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "mdm.pt", _program("mdm", hidden=32))
+    with pytest.raises(ValueError, match="differs in hidden"):
+        init_denoiser(_program("vmd"), tmp_path / "mdm.pt")

@@ -31,11 +31,13 @@ import os
 import pickle
 import random
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 
 FORMAT = "vmd-pyro-checkpoint-v2"
@@ -220,6 +222,40 @@ def load_program(path: str | os.PathLike, map_location="cpu"):
                          f"({_first_line(err)})") from None
     program.eval()
     return program.to(map_location), state
+
+
+# Parameters through which a denoiser reads z (networks.py): the only ones a warm start may lack.
+LATENT_INPUTS = ("z_proj.", "film.")
+
+
+def init_denoiser(program, path: str | os.PathLike) -> None:
+    """Warm start: copy the denoiser of the checkpoint at ``path`` (an MDM or a VMD) into the fresh
+    ``program``. The two networks must agree in everything but how they read ``z``. Weights that
+    feed ``z`` and that the checkpoint lacks (an MDM has none) are set to zero, so the program
+    starts out computing exactly what the trained denoiser computes, whatever ``z`` is, and
+    training gives ``z`` a use only where a use pays: on the trained denoiser's remaining errors."""
+    state = read_checkpoint(path)
+    name = repr(str(path))
+    source, target = NetConfig(**state["program_config"]["net"]), program.cfg.net
+    differ = [f.name for f in fields(NetConfig) if f.name not in ("latent_dim", "z_conditioning")
+              and getattr(source, f.name) != getattr(target, f.name)]
+    if differ:
+        found = "; ".join(f"{d} {getattr(source, d)!r} against {getattr(target, d)!r}"
+                          for d in differ)
+        raise ValueError(f"cannot start the denoiser from {name}: its network differs in {found}")
+    own = program.denoiser.state_dict()
+    weights = {key.removeprefix("denoiser."): value for key, value in state["state_dict"].items()
+               if key.startswith("denoiser.")}
+    # z weights of another latent size (or of a latent this program lacks) cannot be reused
+    weights = {key: value for key, value in weights.items() if not key.startswith(LATENT_INPUTS)
+               or (key in own and own[key].shape == value.shape)}
+    missing, unexpected = program.denoiser.load_state_dict(weights, strict=False)
+    wrong = [key for key in missing if not key.startswith(LATENT_INPUTS)] + unexpected
+    if wrong:
+        raise ValueError(f"checkpoint {name}'s denoiser weights do not fit: {', '.join(wrong)}")
+    with torch.no_grad():
+        for key in missing:
+            program.denoiser.get_parameter(key).zero_()
 
 
 def checkpoint_model(path: str | os.PathLike) -> str:

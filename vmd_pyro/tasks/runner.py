@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vmd_pyro import distributed
-from vmd_pyro.checkpoint import checkpoint_model, load_program
+from vmd_pyro.checkpoint import checkpoint_model, init_denoiser, load_program
 from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
 from vmd_pyro.registry import PRIORS
@@ -87,6 +87,10 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
                         "B_T is trained; block models: calls per block (default: the evaluated "
                         "--nfe values)")
+    g.add_argument("--init-denoiser", default=None, metavar="CHECKPOINT",
+                   help="warm start: begin with the denoiser of this trained checkpoint (e.g. a VMD "
+                        "from an MDM of the same network); the weights through which z enters "
+                        "start at zero, so training begins from exactly that model")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
@@ -133,6 +137,8 @@ def check_program_args(args, parser) -> None:
         parser.error("--save-every must be >= 0")
     if args.resume and args.checkpoint:
         parser.error("--resume continues training, --checkpoint skips it: give one of them")
+    if args.init_denoiser and args.checkpoint:
+        parser.error("--init-denoiser starts training, --checkpoint skips it: give one of them")
     if args.train_nfe is not None and any(t < 1 for t in args.train_nfe):
         parser.error(f"--train-nfe must be >= 1, got {args.train_nfe}")
     if args.train_nfe is not None and args.objective != "steps":
@@ -157,6 +163,8 @@ def check_checkpoints(args) -> None:
             found = checkpoint_model(path) if path else model
             if found != model:
                 raise ValueError(f"checkpoint {path!r} holds a {found} model, not {model}")
+    if args.init_denoiser:
+        checkpoint_model(args.init_denoiser)  # readable and complete, before any data is built
 
 
 def program_config(args, model: str, data) -> ProgramConfig:
@@ -222,14 +230,20 @@ def obtain_program(args, model: str, task, device, progress_bar: bool = True) ->
         return Trained(program, state.get("history", []), state.get("train_seconds"),
                        state.get("train_config", {}))
     pyro.set_rng_seed(args.seed)  # the initialisation is part of the run: seed it
-    program = build_program(program_config(args, model, task.data)).to(device)
+    program = build_program(program_config(args, model, task.data))
+    if args.init_denoiser:
+        init_denoiser(program, args.init_denoiser)
+    program = program.to(device)
+    run_info = {"task": task.name, **task.run_info}
+    if args.init_denoiser:  # part of the run: a resume must start from the same weights
+        run_info["init_denoiser"] = args.init_denoiser
     resume = checkpoint_path(args.resume, model, args.model)
     cfg = train_config(args, model, program.cfg.net.num_blocks, progress_bar)
     start = time.perf_counter()
     history = train(program, sample, cfg, eval_fn=monitor,
                     log=None if args.quiet else lambda r: print(progress_line(model, r)),
                     save=checkpoint_path(args.save, model, args.model) or resume, resume=resume,
-                    run_info={"task": task.name, **task.run_info})
+                    run_info=run_info)
     return Trained(program, history, time.perf_counter() - start, cfg.to_dict())
 
 
