@@ -203,11 +203,12 @@ def test_film_transformer_equals_the_stock_layers_with_scaled_norms(grad):
         assert torch.allclose(film(x, z), plain(x, z), atol=1e-4)
 
 
+@pytest.mark.parametrize("z_conditioning", ["film", "head"])
 @pytest.mark.parametrize("arch", ["mlp", "transformer"])
-def test_film_broadcasts_over_latent_samples(arch):
+def test_film_broadcasts_over_latent_samples(arch, z_conditioning):
     torch.manual_seed(0)
     cfg = NetConfig(vocab_size=5, seq_len=6, arch=arch, hidden=8, layers=2, heads=2,
-                    latent_dim=3, z_conditioning="film")
+                    latent_dim=3, z_conditioning=z_conditioning)
     net = make_denoiser(cfg)
     with torch.no_grad():
         net.film.proj.weight.normal_()
@@ -217,6 +218,40 @@ def test_film_broadcasts_over_latent_samples(arch):
     for s in range(5):
         assert torch.allclose(together[s], net(x, z[s]), atol=1e-5)
     assert not torch.allclose(together[0], together[1])     # z reaches the output
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_head_conditioning_scales_and_shifts_the_last_features_after_one_pass(arch):
+    """``head``: logits = out(h * (1 + s(z)) + t(z)) with ``h`` the network's last features
+    without z, computed once for any number of latent values (an enumerated z)."""
+    torch.manual_seed(0)
+    cfg = NetConfig(vocab_size=5, seq_len=6, arch=arch, hidden=8, layers=2, heads=2,
+                    latent_dim=3, z_conditioning="head")
+    net = make_denoiser(cfg)
+    assert net.z_proj is None                                # z enters at the head only
+    x, z = torch.randint(0, 6, (4, 6)), torch.randn(7, 1, 3)  # 7 values of z, as enumerated
+    assert torch.equal(net(x, z), net(x).expand(7, 4, 6, 5))  # the zero start changes nothing
+    with torch.no_grad():
+        net.film.proj.weight.normal_()
+        net.film.proj.bias.normal_()
+    last = net.trunk if arch == "transformer" else net.body
+    calls = []
+    last.register_forward_hook(lambda *_: calls.append(1))
+    logits = net(x, z)
+    assert len(calls) == 1 and logits.shape == (7, 4, 6, 5)
+    features = last(x) if arch == "transformer" else last(
+        net.inp(net.embed(x).flatten(-2)))                   # (4, 6, H) / (4, H)
+    scale, shift = net.film.proj(z).view(7, 1, 2, 8).unbind(-2)
+    if arch == "transformer":
+        scale, shift = scale.unsqueeze(-2), shift.unsqueeze(-2)
+    expected = net.out(features * (1 + scale) + shift)
+    torch.testing.assert_close(logits, expected.reshape(7, 4, 6, 5), rtol=1e-5, atol=1e-5)
+
+
+def test_block_models_refuse_head_conditioning():
+    with pytest.raises(ValueError, match="not head"):
+        make_denoiser(NetConfig(vocab_size=5, seq_len=6, arch="transformer", hidden=8, layers=1,
+                                heads=2, latent_dim=3, block_size=2, z_conditioning="head"))
 
 
 def test_block_film_modulates_each_block_with_its_own_latent():

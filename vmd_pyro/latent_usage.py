@@ -143,7 +143,8 @@ def without_latent(program):
         raise ValueError("an MDM has no latent to cut off")
     cut = deepcopy(program)
     with torch.no_grad():
-        cut.denoiser.z_proj.weight.zero_()
+        if cut.denoiser.z_proj is not None:
+            cut.denoiser.z_proj.weight.zero_()
         if cut.denoiser.film is not None:
             cut.denoiser.film.proj.weight.zero_()
     return cut

@@ -21,7 +21,7 @@ from torch import nn
 from vmd_pyro.blocks import block_causal_mask, pool_blocks
 
 
-Z_CONDITIONINGS = ("input", "film")
+Z_CONDITIONINGS = ("input", "film", "head")
 
 
 @dataclass
@@ -41,7 +41,10 @@ class NetConfig:
     attention: str = "full"      # "full", or "groups": a position attends to those sharing a group
     # How z enters the denoiser: "input" adds its projection to the input embedding only; "film"
     # also scales and shifts the features of every layer (FiLM in the MLP, adaptive layer norm in
-    # transformers), so that z can steer each layer rather than only what the first one sees.
+    # transformers), so that z can steer each layer rather than only what the first one sees;
+    # "head" only scales and shifts the last hidden features, after the network has run: one pass
+    # of the network then serves every value of z, so an enumerated z with K values costs about
+    # one call instead of K (z picks among alternatives the network lays out in its features).
     z_conditioning: str = "input"
 
     def __post_init__(self):
@@ -86,6 +89,13 @@ class LatentModulation(nn.Module):
         return self.proj(z).unflatten(-1, self.shape)
 
 
+def input_projection(cfg: "NetConfig") -> nn.Linear | None:
+    """The projection of ``z`` added to the input embedding (none with ``head`` conditioning)."""
+    if not cfg.latent_dim or cfg.z_conditioning == "head":
+        return None
+    return nn.Linear(cfg.latent_dim, cfg.hidden)
+
+
 def modulate(h: torch.Tensor, mod: torch.Tensor | None, place: int) -> torch.Tensor:
     """``h * (1 + scale) + shift`` with the scale and shift of ``place`` in ``mod (..., slots, H)``."""
     if mod is None:
@@ -95,9 +105,11 @@ def modulate(h: torch.Tensor, mod: torch.Tensor | None, place: int) -> torch.Ten
 
 def latent_modulation(cfg: "NetConfig", slots: int) -> LatentModulation | None:
     """The FiLM / adaptive-layer-norm projection of ``cfg``, or ``None`` (no latent, or z enters
-    at the input only)."""
-    if not cfg.latent_dim or cfg.z_conditioning != "film":
+    at the input only); with ``z_conditioning="head"`` one scale and shift of the last features."""
+    if not cfg.latent_dim or cfg.z_conditioning == "input":
         return None
+    if cfg.z_conditioning == "head":
+        return LatentModulation(cfg.latent_dim, 1, 2, cfg.hidden)
     return LatentModulation(cfg.latent_dim, cfg.layers, slots, cfg.hidden)
 
 
@@ -135,7 +147,7 @@ class MLPDenoiser(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size + 1, cfg.hidden)
         self.inp = nn.Linear(cfg.seq_len * cfg.hidden, cfg.hidden)
-        self.z_proj = nn.Linear(cfg.latent_dim, cfg.hidden) if cfg.latent_dim else None
+        self.z_proj = input_projection(cfg)
         body = []
         for _ in range(cfg.layers):
             body += [nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden)]
@@ -145,10 +157,12 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         h = embed_flatten_linear(self.embed, self.inp, xt)
-        if z is not None:
+        if z is not None and self.z_proj is not None:
             h = h + self.z_proj(z)                                    # (*S, B, H)
         if self.film is None or z is None:
             h = self.body(h)
+        elif self.cfg.z_conditioning == "head":
+            h = modulate(self.body(h), self.film(z)[..., 0, :, :], 0)  # (*S, B, H)
         else:
             mod = self.film(z)                                        # (*S, B, layers, 2, H)
             for layer, linear in enumerate(self.body[1::2]):
@@ -281,13 +295,15 @@ class TransformerDenoiser(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.trunk = TransformerTrunk(cfg, cfg.vocab_size + 1)
-        self.z_proj = nn.Linear(cfg.latent_dim, cfg.hidden) if cfg.latent_dim else None
+        self.z_proj = input_projection(cfg)
         self.film = latent_modulation(cfg, slots=4)
         self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
 
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         if z is None:
             return self.out(self.trunk(xt))
+        if self.cfg.z_conditioning == "head":  # (*S, B, 1, 2, H): the same for every token
+            return self.out(modulate(self.trunk(xt), self.film(z)[..., 0, :, :].unsqueeze(-3), 0))
         film = None if self.film is None else self.film(z).unsqueeze(-4)  # one for every token
         return self.out(self.trunk(xt, self.z_proj(z).unsqueeze(-2), film))
 
@@ -344,6 +360,9 @@ def check_block_config(cfg: NetConfig) -> None:
         raise ValueError("block diffusion needs the block-causal transformer: use --arch transformer")
     if cfg.attention != "full":
         raise ValueError("block diffusion has its own (block-causal) attention mask: use attention='full'")
+    if cfg.z_conditioning == "head":
+        raise ValueError("block diffusion reads z per block inside the network: use "
+                         "--z-conditioning input or film, not head")
 
 
 def run_trunk(trunk, tokens: torch.Tensor, attn_mask: torch.Tensor,

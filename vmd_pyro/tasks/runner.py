@@ -49,7 +49,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--z-conditioning", default="input", choices=Z_CONDITIONINGS,
                    help="how z enters the denoiser: input = its projection added to the input "
                         "embedding; film = also a scale and shift of every layer (FiLM in the MLP, "
-                        "adaptive layer norm in transformers), starting at no effect (default input)")
+                        "adaptive layer norm in transformers), starting at no effect; head = only "
+                        "a scale and shift of the last hidden features, so one network pass serves "
+                        "every value of an enumerated z (--prior discrete) (default input)")
     g.add_argument("--arch", default=None, choices=["mlp", "transformer"],
                    help="denoiser network (default: mlp; text: mlp; sudoku: from --sudoku-config)")
     g.add_argument("--hidden", type=int, default=None,
