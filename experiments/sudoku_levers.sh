@@ -38,6 +38,13 @@
 #                    encode: ft-mdm (objective J) and ft-mdm-steps5 (B_5) are the controls of
 #                    ft-film-z16 (VMD, N(0, I), latent 16, FiLM, J) and ft-film-z16-steps5 (B_5,
 #                    z resampled)
+#   ft-discrete16-head[-steps5]  the same warm start with a discrete z of 16 values summed out
+#                    exactly (TraceEnum_ELBO) that scales and shifts only the denoiser's last
+#                    features (--z-conditioning head: one trunk pass serves all 16 values), on J
+#                    (z fixed while decoding) or B_5 (z resampled)
+#   ft-*-steps12     the same warm start trained on B_1 and B_2 (one or two calls fill every
+#                    blank: where the cells filled together are most, and a latent has the most
+#                    to coordinate), scored on those bounds: MDM, N(0, I) z 16 FiLM, mixture K 64
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -47,8 +54,9 @@ STAGE=${1:-all}
 ONLY=${2:-}
 COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --threads 1
         --order top-prob-margin --nfe 5 10 20 50 --sudoku-config cpu --batch-size 64)
-WARM="--init-denoiser results/sudoku_levers/mdm-now.pt --steps 2000 --lr 1e-3 --eval-every 500
-      --bound-nfe 5 --bound-sequences 100"
+WARM_START="--init-denoiser results/sudoku_levers/mdm-now.pt --steps 2000 --lr 1e-3 --eval-every 500"
+WARM="$WARM_START --bound-nfe 5 --bound-sequences 100"
+FEW="--objective steps --train-nfe 1 2 --nfe 1 2 5 --bound-nfe 1 2 --bound-sequences 100"
 declare -A MODELS=(
   [mdm-now]="--model mdm --steps 5000 --eval-every 1000 --bound-nfe 5 --bound-sequences 100"
   [gaussian-small]="--model vmd --prior gaussian --steps 5000 --eval-every 1000 --z-strategy fixed"
@@ -79,10 +87,22 @@ declare -A MODELS=(
   [ft-film-z16]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
                    --z-strategy fixed $WARM"
   [ft-film-z16-steps5]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
-                   --objective steps --train-nfe 5 --z-strategy resample $WARM")
+                   --objective steps --train-nfe 5 --z-strategy resample $WARM"
+  [ft-discrete16-head]="--model vmd --prior discrete --components 16 --latent-dim 16
+                   --z-conditioning head --z-strategy fixed $WARM"
+  [ft-discrete16-head-steps5]="--model vmd --prior discrete --components 16 --latent-dim 16
+                   --z-conditioning head --objective steps --train-nfe 5 --z-strategy resample
+                   $WARM"
+  [ft-mdm-steps12]="--model mdm $FEW $WARM_START"
+  [ft-film-z16-steps12]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
+                   --z-strategy resample $FEW $WARM_START"
+  [ft-mog64-film-z16-steps12]="--model vmd --prior mog --components 64 --latent-dim 16
+                   --z-conditioning film --z-strategy resample $FEW $WARM_START")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
-       slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5)
+       slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5
+       ft-discrete16-head ft-discrete16-head-steps5 ft-mdm-steps12 ft-film-z16-steps12
+       ft-mog64-film-z16-steps12)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
