@@ -45,6 +45,9 @@
 #   ft-*-steps12     the same warm start trained on B_1 and B_2 (one or two calls fill every
 #                    blank: where the cells filled together are most, and a latent has the most
 #                    to coordinate), scored on those bounds: MDM, N(0, I) z 16 FiLM, mixture K 64
+#   ft-exact16-head[-steps12]  the discrete head model with no guide network: q is the model's
+#                    own exact posterior over the 16 values (--guide exact), so the objective is
+#                    the mixture's exact log-likelihood and nothing can hide a useful latent
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -97,12 +100,16 @@ declare -A MODELS=(
   [ft-film-z16-steps12]="--model vmd --prior gaussian --latent-dim 16 --z-conditioning film
                    --z-strategy resample $FEW $WARM_START"
   [ft-mog64-film-z16-steps12]="--model vmd --prior mog --components 64 --latent-dim 16
-                   --z-conditioning film --z-strategy resample $FEW $WARM_START")
+                   --z-conditioning film --z-strategy resample $FEW $WARM_START"
+  [ft-exact16-head]="--model vmd --prior discrete --guide exact --components 16 --latent-dim 16
+                   --z-conditioning head --z-strategy fixed $WARM"
+  [ft-exact16-head-steps12]="--model vmd --prior discrete --guide exact --components 16
+                   --latent-dim 16 --z-conditioning head --z-strategy resample $FEW $WARM_START")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
        slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5
        ft-discrete16-head ft-discrete16-head-steps5 ft-mdm-steps12 ft-film-z16-steps12
-       ft-mog64-film-z16-steps12)
+       ft-mog64-film-z16-steps12 ft-exact16-head ft-exact16-head-steps12)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do

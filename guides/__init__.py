@@ -6,6 +6,7 @@ A guide family is an ``nn.Module`` whose ``distribution(x0, masked)`` is ``q_phi
 """
 from guides.amortized import empty_guide, latent_guide
 from guides.categorical import CategoricalGuide
+from guides.exact import ExactPosterior
 from guides.normal import NormalGuide
 from guides.residual import ResidualNormalGuide
 from vmd_pyro.registry import GUIDES, register
@@ -13,6 +14,7 @@ from vmd_pyro.registry import GUIDES, register
 register(GUIDES, "normal", NormalGuide)
 register(GUIDES, "categorical", CategoricalGuide)
 register(GUIDES, "normal-residual", ResidualNormalGuide)
+register(GUIDES, "exact", ExactPosterior)
 
 __all__ = ["GUIDES", "latent_guide", "empty_guide", "NormalGuide",
-           "CategoricalGuide", "ResidualNormalGuide"]
+           "CategoricalGuide", "ResidualNormalGuide", "ExactPosterior"]

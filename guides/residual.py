@@ -32,9 +32,9 @@ class ResidualNormalGuide(nn.Module):
         self.mask_id = net_cfg.mask_id
         self._denoiser = None
 
-    def read_from(self, denoiser):
-        """The model's denoiser, held as a reference and not as a submodule: its parameters
-        belong to the model (``DiffusionProgram`` calls this once it has built the denoiser)."""
+    def read_from(self, denoiser, prior):
+        """The model's denoiser (not its prior), held as a reference and not as a submodule: its
+        parameters belong to the model (``DiffusionProgram`` calls this once it has built it)."""
         self._denoiser = (denoiser,)
 
     @torch.no_grad()

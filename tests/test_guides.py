@@ -87,3 +87,67 @@ def test_residual_guide_without_a_denoiser_says_so():
     x0 = torch.zeros(2, 4, dtype=torch.long)
     with pytest.raises(RuntimeError, match="no denoiser to read"):
         guide.distribution(x0, torch.ones(2, 4, dtype=torch.bool))
+
+
+# --- the exact posterior of a discrete z (guide "exact") ----------------------------------------
+
+def exact_program(arch="mlp", z_conditioning="head"):
+    net = NetConfig(vocab_size=5, seq_len=4, arch=arch, hidden=16, layers=1, heads=2,
+                    z_conditioning=z_conditioning)
+    program = build_program(ProgramConfig(net=net, prior="discrete", guide="exact", latent_dim=3,
+                                          components=4))
+    with torch.no_grad():  # values of z that change the denoiser's output (its z weights start at 0)
+        for p in program.denoiser.film.parameters() if program.denoiser.film is not None else []:
+            p.normal_()
+        program.prior.logits.normal_()
+    return program
+
+
+def log_joint(program, xt, x0, scored):
+    """``log p(k) + sum_i log p(x0^i | xt, k)`` over the scored positions, ``(B, K)``, one value
+    of z at a time."""
+    columns = []
+    for k in range(program.cfg.components):
+        z = torch.full((xt.shape[0],), k)
+        logp = program.logits(xt, z).log_softmax(-1).gather(-1, x0.unsqueeze(-1))[..., 0]
+        columns.append(program.prior.logits.log_softmax(-1)[k] + (logp * scored).sum(-1))
+    return torch.stack(columns, -1)
+
+
+@pytest.mark.parametrize("arch,z_conditioning", [("mlp", "head"), ("transformer", "head"),
+                                                 ("mlp", "input")])
+def test_exact_guide_is_bayes_rule_over_the_models_own_mixture(arch, z_conditioning):
+    program = exact_program(arch, z_conditioning)
+    batch = pairs(program)
+    q = program.guide_dist(batch.x0, batch.masked).probs
+    with torch.no_grad():
+        expected = log_joint(program, batch.xt, batch.x0, batch.masked).softmax(-1)
+    torch.testing.assert_close(q, expected, rtol=1e-5, atol=1e-6)
+    assert q.std(0).max() > 1e-3                 # a posterior that depends on the sequence
+
+
+def test_exact_guide_scores_only_the_steps_reveals():
+    program = exact_program()
+    x0 = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))
+    batch = program.step_batch(x0, [2], generator=torch.Generator().manual_seed(1))
+    q = program.guide_dist(batch.guide_tokens, batch.masked).probs
+    with torch.no_grad():
+        expected = log_joint(program, batch.xt, batch.x0, batch.scored).softmax(-1)
+    torch.testing.assert_close(q, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_with_the_exact_guide_the_elbo_is_the_exact_marginal_likelihood_and_its_gradient():
+    program = exact_program()
+    batch = pairs(program)
+    loss = program.make_elbo().differentiable_loss(program.model, program.guide, batch)
+    marginal = log_joint(program, batch.xt, batch.x0, batch.masked).logsumexp(-1)
+    exact = -(batch.weight * marginal).sum()
+    assert float(loss.detach()) == pytest.approx(float(exact.detach()), rel=1e-5)
+    params = list(program.denoiser.parameters()) + [program.prior.logits]
+    got = torch.autograd.grad(loss, params, allow_unused=True)
+    want = torch.autograd.grad(exact, params, allow_unused=True)
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None or not g.abs().max()
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)

@@ -117,9 +117,9 @@ class DiffusionProgram(nn.Module):
             net_cfg = NetConfig(**{**asdict(cfg.net), "latent_dim": self.prior.decoder_dim})
             self.denoiser = make_denoiser(net_cfg)
             # Built after the guide, so that a seed gives every model the same initial weights
-            # as before guides could read the denoiser; such a guide is told of it now.
+            # as before guides could read the model; such a guide is told of it now.
             if getattr(self.guide_net, "reads_denoiser", False):
-                self.guide_net.read_from(self.denoiser)
+                self.guide_net.read_from(self.denoiser, self.prior)
             self.elbo_name = cfg.elbo or self.prior.elbo
             if self.guide_net.enumerate and self.elbo_name != "enum":
                 raise ValueError(f"guide {cfg.guide!r} enumerates z and needs elbo 'enum'")

@@ -20,7 +20,7 @@ from vmd_pyro import distributed
 from vmd_pyro.checkpoint import checkpoint_model, init_denoiser, load_program
 from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
-from vmd_pyro.registry import PRIORS
+from vmd_pyro.registry import GUIDES, PRIORS
 from vmd_pyro.training import OBJECTIVES, TrainConfig, train
 
 
@@ -29,7 +29,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--prior", default="gaussian",
                    help=f"latent prior for vmd: {', '.join(sorted(PRIORS))} (default gaussian)")
-    g.add_argument("--guide", default=None, help="guide family (default: the prior's own)")
+    g.add_argument("--guide", default=None,
+                   help=f"guide family: {', '.join(sorted(GUIDES))} (default: the prior's own; "
+                        "exact = the model's own posterior over a discrete z, no network)")
     g.add_argument("--elbo", default=None, choices=sorted(ELBOS),
                    help="ELBO estimator (default: the prior's own: analytic KL where possible)")
     g.add_argument("--latent-dim", type=int, default=2, help="dimension of z (default 2)")

@@ -1,0 +1,53 @@
+"""The exact posterior of a discrete latent, read off the model itself: a guide with no network."""
+import torch
+import pyro.distributions as dist
+from torch import nn
+
+
+class ExactPosterior(nn.Module):
+    """``q(z = k | x0, xt) = p(z = k | x0, xt)``, proportional to
+    ``p(k | xt) prod_i p(x0^i | xt, k)`` over the scored positions, from the model's own prior and
+    denoiser evaluated at every one of the ``K`` values of ``z``.
+
+    Why: with it the enumerated ELBO is the exact ``log p(x0 | xt)`` of the mixture the model
+    defines, with no amortisation gap, so a latent that stays unused is one the model has no use
+    for, not one a small guide failed to find. It is computed without gradients: at the exact
+    posterior the gradient of the ELBO is ``E_q grad log p(x0, z | xt)`` (Fisher's identity), which
+    the enumerated model term supplies. Costs one denoiser call per value of ``z`` (one call in all
+    with ``--z-conditioning head``). Discrete priors, models without blocks.
+    """
+
+    support = "discrete"
+    enumerate = True
+    reads_denoiser = True
+
+    def __init__(self, latent, net_cfg):
+        super().__init__()
+        if net_cfg.block_size:
+            raise ValueError("guide 'exact' serves models without blocks")
+        self.mask_id, self.vocab_size = net_cfg.mask_id, net_cfg.vocab_size
+        self.components = latent.components
+        self._model = None
+
+    def read_from(self, denoiser, prior):
+        """The model's denoiser and prior, held as references and not as submodules: their
+        parameters belong to the model (``DiffusionProgram`` calls this once it has built them)."""
+        self._model = (denoiser, prior)
+
+    @torch.no_grad()
+    def distribution(self, tokens, masked, clean=None):
+        """``tokens`` with the flags ``masked``: ``x0`` (objective J) or ``x^(k+1)``, the step's
+        reveals known and later ones still masked (objective ``steps``); the model reads the
+        masked positions as masked and scores those whose token ``tokens`` shows."""
+        if self._model is None:
+            raise RuntimeError("guide 'exact' has no model to read (read_from)")
+        denoiser, prior = self._model
+        xt = torch.where(masked, torch.full_like(tokens, self.mask_id), tokens)
+        scored = masked & (tokens != self.mask_id)
+        values = torch.arange(self.components, device=tokens.device)
+        z = prior.decoder_input(values).unsqueeze(-2)                      # (K, 1, D)
+        logp = denoiser(xt, z).log_softmax(-1)                              # (K, B, L, V)
+        index = torch.where(scored, tokens, torch.zeros_like(tokens)).unsqueeze(-1)
+        loglik = (logp.gather(-1, index.expand(*logp.shape[:-1], 1)).squeeze(-1)
+                  * scored).sum(-1)                                         # (K, B)
+        return dist.Categorical(logits=prior.distribution(xt, masked).logits + loglik.T)
