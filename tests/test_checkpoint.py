@@ -14,7 +14,8 @@ from tests.conftest import tiny_program
 from vmd_pyro import checkpoint, faults
 from vmd_pyro.checkpoint import (FORMAT, MAGIC, REQUIRED, RESUMABLE, RNG_STATE, TRAINING_STATE,
                                  CheckpointWriteError, frame, init_denoiser, load_program,
-                                 read_checkpoint, save_checkpoint, set_rng_state, write_state)
+                                 randomize_latent_inputs, read_checkpoint, save_checkpoint,
+                                 set_rng_state, write_state)
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
@@ -258,3 +259,22 @@ def test_a_denoiser_of_another_network_is_refused(tmp_path):
     save_checkpoint(tmp_path / "mdm.pt", _program("mdm", hidden=32))
     with pytest.raises(ValueError, match="differs in hidden"):
         init_denoiser(_program("vmd"), tmp_path / "mdm.pt")
+
+
+def test_randomized_latent_inputs_make_every_value_of_an_enumerated_z_predict_differently(tmp_path):
+    mdm = _program("mdm")
+    save_checkpoint(tmp_path / "mdm.pt", mdm)
+    vmd = build_program(ProgramConfig(net=NetConfig(vocab_size=5, seq_len=4, hidden=16, layers=1,
+                                                    heads=2, z_conditioning="head"),
+                                      prior="discrete", components=4, latent_dim=3))
+    init_denoiser(vmd, tmp_path / "mdm.pt")
+    xt, values = torch.randint(0, 6, (5, 4)), torch.arange(4).unsqueeze(-1)   # (K, 1)
+    with torch.no_grad():
+        same = vmd.logits(xt, values)
+        assert torch.equal(same[0], same[3])                  # the symmetric start
+        bias = vmd.denoiser.film.proj.bias.clone()
+        randomize_latent_inputs(vmd, 0.5)
+        moved = vmd.logits(xt, values)
+    assert not torch.allclose(moved[0], moved[3])
+    weight = vmd.denoiser.film.proj.weight
+    assert 0.4 < float(weight.std()) < 0.6 and torch.equal(vmd.denoiser.film.proj.bias, bias)

@@ -258,6 +258,17 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
             program.denoiser.get_parameter(key).zero_()
 
 
+def randomize_latent_inputs(program, std: float) -> None:
+    """Draw the weights through which ``z`` enters the denoiser from ``N(0, std^2)``. They start
+    at zero in FiLM, head and warm-started networks, so that ``z`` begins with no effect; for an
+    enumerated ``z`` that makes every value's prediction identical at the start, a symmetric
+    point that training leaves only slowly. Biases are left as they are."""
+    with torch.no_grad():
+        for name, weight in program.denoiser.named_parameters():
+            if name.startswith(LATENT_INPUTS) and name.endswith("weight"):
+                weight.normal_(0.0, std)
+
+
 def checkpoint_model(path: str | os.PathLike) -> str:
     """Which model (``mdm`` / ``vmd``) a checkpoint holds: for checks before any expensive work."""
     config = read_checkpoint(path)["program_config"]

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from vmd_pyro import distributed
-from vmd_pyro.checkpoint import checkpoint_model, init_denoiser, load_program
+from vmd_pyro.checkpoint import (checkpoint_model, init_denoiser, load_program,
+                                 randomize_latent_inputs)
 from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
 from vmd_pyro.registry import GUIDES, PRIORS
@@ -95,6 +96,11 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="warm start: begin with the denoiser of this trained checkpoint (e.g. a VMD "
                         "from an MDM of the same network); the weights through which z enters "
                         "start at zero, so training begins from exactly that model")
+    g.add_argument("--z-init-std", type=float, default=0.0,
+                   help="draw the denoiser's weights that read z from N(0, S^2) at the start "
+                        "(after --init-denoiser) instead of leaving those that start at zero "
+                        "(FiLM, head, warm start) at zero: with an enumerated z every value then "
+                        "predicts differently from the first step (default 0 = as built)")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
     g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
@@ -137,6 +143,8 @@ def check_program_args(args, parser) -> None:
                  "model_processes"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.z_init_std < 0:
+        parser.error("--z-init-std must be >= 0")
     if args.save_every < 0:
         parser.error("--save-every must be >= 0")
     if args.resume and args.checkpoint:
@@ -237,10 +245,14 @@ def obtain_program(args, model: str, task, device, progress_bar: bool = True) ->
     program = build_program(program_config(args, model, task.data))
     if args.init_denoiser:
         init_denoiser(program, args.init_denoiser)
+    if args.z_init_std and program.has_latent:
+        randomize_latent_inputs(program, args.z_init_std)
     program = program.to(device)
     run_info = {"task": task.name, **task.run_info}
-    if args.init_denoiser:  # part of the run: a resume must start from the same weights
-        run_info["init_denoiser"] = args.init_denoiser
+    # part of the run: a resume must start from the same weights
+    for name in ("init_denoiser", "z_init_std"):
+        if getattr(args, name):
+            run_info[name] = getattr(args, name)
     resume = checkpoint_path(args.resume, model, args.model)
     cfg = train_config(args, model, program.cfg.net.num_blocks, progress_bar)
     start = time.perf_counter()
