@@ -185,12 +185,14 @@ if [[ $STAGE == report || $STAGE == all ]]; then
     $OUT/train_gaussian-small-seed2.json results/sudoku/eval_cpu_gaussian-free.json \
     $OUT/train_free-film-z16.json $OUT/train_residual-free-film-z16.json \
     $OUT/train_mog64-film-steps5-z16.json $OUT/train_slow-anneal-film-z16.json \
-    $OUT/train_slow-anneal-film-z16-steps5.json \
+    $OUT/train_slow-anneal-film-z16-steps5.json $OUT/train_ft-mdm.json \
+    $OUT/train_ft-film-z16.json $OUT/train_ft-exact16-head.json \
     --names "MDM (committed)" "MDM (today)" "MDM, seed 2" "VMD gaussian, full guide (committed)" \
       "VMD gaussian, small guide (today)" "VMD gaussian, small guide, seed 1" \
       "VMD gaussian, small guide, seed 2" \
       "VMD gaussian, 2 free nats (committed)" \
       "VMD gaussian, 2 free nats, FiLM, z16" "VMD the same, residual guide" \
       "VMD mog64, FiLM, z16, B_5 (17-40)" "VMD gaussian, FiLM, z16, slow annealing" \
-      "VMD the same on B_5"
+      "VMD the same on B_5" "MDM, warm start +2000 steps" "VMD gaussian, FiLM, z16, warm start" \
+      "VMD discrete 16, head, exact posterior, warm start"
 fi
