@@ -57,6 +57,12 @@ LEVERS = {
     "discrete16-steps1": ("levers 1 + 3: enumerated discrete z, K = 16 (quad-d1 has 10 "
                           "sequences), train B_1",
                           ["--prior", "discrete", "--components", "16", *TRAIN_B1]),
+    "exact16-head-steps1": ("levers 1 + 3 with no guide network: discrete z, K = 16, the model's "
+                            "exact posterior (--guide exact), z on the head (one denoiser pass "
+                            "for all 16 values), train B_1: the control of results/sudoku_levers' "
+                            "warm starts",
+                            ["--prior", "discrete", "--components", "16", "--guide", "exact",
+                             "--z-conditioning", "head", *TRAIN_B1]),
     "discrete128-steps1": ("levers 1 + 3: enumerated discrete z, K = 128 (quad-d2 has 100 "
                            "sequences), train B_1; 128 network passes per example per step",
                            ["--prior", "discrete", "--components", "128", *TRAIN_B1]),
