@@ -114,6 +114,10 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--train-nfe", "2"], "add --objective steps"),
     (["--prior", "mog", "--z-strategy", "prior"], "--z-strategy prior needs a prior that depends"),
     (["--model-processes", "0"], "--model-processes must be >= 1"),
+    (["--init-denoiser", "/nonexistent.pt", "--model", "vmd"], "does not exist"),
+    (["--init-denoiser", "/tmp/m.pt", "--checkpoint", "/tmp/m.pt"], "give one of them"),
+    (["--z-init-std", "-1"], "--z-init-std must be >= 0"),
+    (["--prior", "gaussian", "--guide", "exact", "--model", "vmd"], "cannot match prior"),
     (["--model-processes", "2", "--device", "cuda"], "--model-processes above 1 is for --device cpu"),
 ])
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
