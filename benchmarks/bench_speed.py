@@ -104,11 +104,15 @@ class Stepper:
         self.optimizer.step()
 
 
+
+
 def make_program(net: NetConfig, model: str, seed: int = 0, guide: str = "small"):
     """``guide``: "small" is the library's default guide encoder (ProgramConfig.guide_hidden /
-    guide_layers left to their defaults); "full" is as wide and deep as the denoiser."""
+    guide_layers left to their defaults); "full" is as wide and deep as the denoiser; "linear" is
+    the small width with no hidden layer (``--guide-layers 0``, MLP only)."""
     pyro.set_rng_seed(seed)
-    sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers} if guide == "full" else {}
+    sizes = {"small": {}, "full": {"guide_hidden": net.hidden, "guide_layers": net.layers},
+             "linear": {"guide_layers": 0}}[guide]
     return build_program(ProgramConfig(net=net, model=model, prior="gaussian",
                                        latent_dim=LATENT_DIM, **sizes))
 

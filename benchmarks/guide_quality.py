@@ -2,7 +2,8 @@
 """One-step quality of VMD with the small default guide against a guide as large as the denoiser.
 
 Trains VMD (Gaussian prior) with ``experiments/run.py`` at its default budget on ``quad-d1`` and
-``quad-d2`` for each guide size and seed (one process and one torch thread per run), evaluates
+``quad-d2`` for each guide (``--guides``: the default, one as wide as the denoiser, and a linear
+one with no hidden layer) and seed (one process and one torch thread per run), evaluates
 NFE 1 with sampled and argmax tokens, and writes every run's JSON plus a summary (mean and
 standard deviation over seeds) to ``--out``:
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from vmd_pyro.experiment import provenance, run_commands, write_json
 
 HIDDEN = 128  # experiments/run.py's synthetic default width
-GUIDES = {"small": [], "full": ["--guide-hidden", str(HIDDEN)]}
+GUIDES = {"small": [], "full": ["--guide-hidden", str(HIDDEN)], "linear": ["--guide-layers", "0"]}
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -31,7 +32,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     for (dataset, guide, fill), rs in sorted(groups.items()):
         entry = {"dataset": dataset, "guide": guide, "fill": fill, "nfe": 1,
                  "seeds": [r["seed"] for r in rs], "guide_hidden": rs[0]["guide_hidden"]}
-        for key in ("accuracy", "kl", "nelbo_bits", "train_seconds"):
+        for key in ("accuracy", "kl", "objective_bits", "train_seconds"):
             values = [r[key] for r in rs]
             entry[key] = {"mean": statistics.mean(values),
                           "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -45,34 +46,41 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--datasets", nargs="+", default=["quad-d1", "quad-d2"])
+    p.add_argument("--guides", nargs="+", default=list(GUIDES), choices=list(GUIDES),
+                   help="small: the default guide; full: as wide as the denoiser; linear: the "
+                        "default width with no hidden layer (--guide-layers 0)")
     p.add_argument("--out", default="runs/bench/guide_quality")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    p.add_argument("--no-run", action="store_true",
+                   help="train nothing: summarise the runs already under --out")
     args = p.parse_args(argv)
     out = Path(args.out)
     start = time.perf_counter()
-    commands, logs, paths = [], [], []
+    commands, logs, paths, names = [], [], [], []
     for dataset in args.datasets:
-        for guide, flags in GUIDES.items():
+        for guide in args.guides:
+            flags = GUIDES[guide]
             for seed in args.seeds:
                 tag = f"{dataset}-{guide}-seed{seed}"
+                names.append(guide)
                 paths.append(out / "runs" / f"{tag}.json")
                 logs.append(out / "logs" / f"{tag}.log")
                 commands.append([sys.executable, "experiments/run.py", "--dataset", dataset,
                                  "--model", "vmd", "--nfe", "1", "--iw-samples", "0",
                                  "--threads", "1", "--quiet", "--seed", str(seed), *flags,
                                  "--out", str(paths[-1])])
-    codes = run_commands(commands, logs, jobs=args.jobs)
+    codes = ([0 if path.exists() else 1 for path in paths] if args.no_run
+             else run_commands(commands, logs, jobs=args.jobs))
     rows = []
-    for cmd, path, code in zip(commands, paths, codes):
+    for cmd, path, code, guide in zip(commands, paths, codes, names):
         if code:
             print(f"failed ({code}): {' '.join(cmd)}", file=sys.stderr)
             continue
         data = json.loads(path.read_text())
-        guide = "full" if "--guide-hidden" in cmd else "small"
         for r in data["runs"]:
             rows.append({"dataset": r["dataset"], "guide": guide, "fill": r["fill"],
                          "seed": r["seed"], "accuracy": r["accuracy"], "kl": r["kl"],
-                         "nelbo_bits": r["nelbo_bits"], "train_seconds": r["train_seconds"],
+                         "objective_bits": r["objective_bits"], "train_seconds": r["train_seconds"],
                          "guide_hidden": r["config"]["guide_hidden"]})
     summary = summarise(rows)
     write_json(out / "summary.json", {

@@ -7,7 +7,8 @@ allocator puts the tensors of a 4-token MLP whose steps last milliseconds. This 
 same comparisons in ``--processes`` fresh Python processes, one after another, and reports every
 process's median ratio and their spread:
 
-* the VMD/MDM training step (the library's fused Pyro engine, as in ``bench_speed.py``);
+* the VMD/MDM training step (the library's fused Pyro engine, as in ``bench_speed.py``), with
+  the default guide and with a linear one (``--guide-layers 0``: no hidden layer);
 * VMD/MDM sampling (1,024 sequences, NFE 2, z drawn once);
 * one VMD denoiser call with ``z`` against the same call without it (``z`` input cut off): the
   cost of the latent's path inside the network, the part of the sampling ratio that is VMD's own.
@@ -48,8 +49,12 @@ def measure(repeats: int, steps: int) -> dict:
     def sampler(program):
         return lambda: generate(program, x, nfe=SAMPLING_NFE, generator=torch.Generator())
 
+    linear = bench.make_program(net, "vmd", guide="linear")
     out = {"vmd/mdm training step": bench.compare(
         bench.pyro_stepper(vmd, batch), bench.pyro_stepper(mdm, batch), repeats=repeats,
+        steps=steps),
+        "vmd with a linear guide/mdm training step": bench.compare(
+        bench.pyro_stepper(linear, batch), bench.pyro_stepper(mdm, batch), repeats=repeats,
         steps=steps)}
     with torch.no_grad():
         out["vmd/mdm sampling"] = bench.compare(sampler(vmd), sampler(mdm), repeats=repeats,

@@ -275,3 +275,28 @@ def test_block_film_modulates_each_block_with_its_own_latent():
 def test_unknown_z_conditioning_is_refused():
     with pytest.raises(ValueError, match="unknown z_conditioning"):
         NetConfig(vocab_size=5, seq_len=4, z_conditioning="cross")
+
+
+# --- the linear guide encoder (--guide-layers 0 on the MLP) ------------------------------------
+
+def test_linear_guide_encoder_is_one_linear_map_of_the_flagged_tokens():
+    from vmd_pyro.networks import SequenceEncoder
+    torch.manual_seed(0)
+    cfg = NetConfig(vocab_size=5, seq_len=4, hidden=8, layers=0)
+    enc = SequenceEncoder(cfg, out_dim=6)
+    assert enc.mlp is None and enc.out.in_features == 4 * 8
+    tokens, masked = torch.randint(0, 6, (300, 4)), torch.rand(300, 4) < 0.5
+    ids = tokens + 6 * masked.long()
+    expected = enc.out(enc.embed(ids).flatten(-2))
+    torch.testing.assert_close(enc(tokens, masked), expected, rtol=1e-5, atol=1e-5)
+    cond = torch.randn(300, 4, 8)
+    torch.testing.assert_close(enc(tokens, masked, cond=cond),
+                               enc.out((enc.embed(ids) + cond).flatten(-2)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_linear_guide_is_for_the_mlp_only():
+    net = sudoku_net()
+    with pytest.raises(ValueError, match="linear guide encoder"):
+        ProgramConfig(net=net, guide_layers=0)
+    mlp = NetConfig(vocab_size=5, seq_len=4, hidden=16, layers=2)
+    assert ProgramConfig(net=mlp, guide_layers=0).guide_net().layers == 0

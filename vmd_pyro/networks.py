@@ -328,9 +328,13 @@ class SequenceEncoder(nn.Module):
         else:
             self.trunk = None
             self.embed = nn.Embedding(num_embeddings, cfg.hidden)
+            # layers 0: a linear encoder, out(flatten(embed)): one table lookup per sequence, the
+            # cheapest guide (a small MLP step is bound by the number of ops, not by FLOPs)
             self.mlp = nn.Sequential(nn.Linear(cfg.seq_len * cfg.hidden, cfg.hidden), nn.GELU(),
-                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU())
-        self.out = nn.Linear(cfg.hidden, out_dim)
+                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU()
+                                     ) if cfg.layers else None
+        linear = self.trunk is None and self.mlp is None
+        self.out = nn.Linear(cfg.seq_len * cfg.hidden if linear else cfg.hidden, out_dim)
 
     def forward(self, tokens: torch.Tensor, masked: torch.Tensor,
                 clean: torch.Tensor | None = None, cond: torch.Tensor | None = None
@@ -340,14 +344,12 @@ class SequenceEncoder(nn.Module):
         the embedded tokens (a guide's extra per-position input)."""
         ids = tokens + (self.cfg.vocab_size + 1) * masked.long()
         if self.trunk is not None:
-            h = self.trunk(ids, cond).mean(-2)
-        else:
-            first = self.mlp[0]
-            h = embed_flatten_linear(self.embed, first, ids)
-            if cond is not None:  # first(flatten(embed + cond)): the layer is linear
-                h = h + F.linear(cond.flatten(-2), first.weight)
-            h = self.mlp[1:](h)
-        return self.out(h)
+            return self.out(self.trunk(ids, cond).mean(-2))
+        first = self.out if self.mlp is None else self.mlp[0]
+        h = embed_flatten_linear(self.embed, first, ids)
+        if cond is not None:  # first(flatten(embed + cond)): the layer is linear
+            h = h + F.linear(cond.flatten(-2), first.weight)
+        return h if self.mlp is None else self.out(self.mlp[1:](h))
 
 
 # --- block diffusion (vmd_pyro.blocks): the block-causal transformer over [xt ; x0] -------------

@@ -33,7 +33,8 @@ class ProgramConfig:
     components: int = 10
     elbo: str | None = None          # override the prior's ELBO ("trace", "meanfield", "enum")
     # Width and depth of the guide's encoder q(z | x0, xt); None: the small default of
-    # small_guide_size. The MLP encoder has a fixed depth, so guide_layers only sizes transformers.
+    # small_guide_size. The MLP encoder has a fixed depth (two hidden layers), so guide_layers
+    # sizes transformers, except that 0 makes the MLP encoder linear (no hidden layer at all).
     guide_hidden: int | None = None
     guide_layers: int | None = None
     # Width and depth of a learned prior's network (conditional, block-conditional, block-mog);
@@ -50,8 +51,11 @@ class ProgramConfig:
         self.prior_hidden = self.net.hidden if self.prior_hidden is None else int(self.prior_hidden)
         self.prior_layers = self.net.layers if self.prior_layers is None else int(self.prior_layers)
         for name in ("guide_hidden", "guide_layers", "prior_hidden", "prior_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+            if getattr(self, name) < (0 if name == "guide_layers" else 1):
+                raise ValueError(f"{name} must be >= {0 if name == 'guide_layers' else 1}")
+        if self.guide_layers == 0 and self.net.arch != "mlp":
+            raise ValueError("guide_layers 0 (a linear guide encoder) is for the MLP; a "
+                             "transformer guide needs at least one layer")
         for name in ("guide_hidden", "prior_hidden"):
             if self.net.arch == "transformer" and getattr(self, name) % self.net.heads:
                 raise ValueError(f"{name} {getattr(self, name)} must be a multiple of the "

@@ -43,7 +43,8 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                         "--hidden, at least 16; give --hidden for a guide as wide as the denoiser)")
     g.add_argument("--guide-layers", type=int, default=None,
                    help="transformer layers of the guide's encoder (default: a third of --layers, "
-                        "at least 1)")
+                        "at least 1); the MLP guide has two hidden layers, or none with 0 (a "
+                        "linear encoder: the cheapest guide)")
     g.add_argument("--prior-hidden", type=int, default=None,
                    help="width of a learned prior's network (conditional, block-conditional, "
                         "block-mog; default: --hidden)")
@@ -139,10 +140,11 @@ def check_program_args(args, parser) -> None:
     if args.prior not in PRIORS:
         parser.error(f"unknown prior {args.prior!r}; available: {', '.join(sorted(PRIORS))}")
     for name in ("steps", "batch_size", "latent_dim", "components", "hidden", "layers", "heads",
-                 "guide_hidden", "guide_layers", "prior_hidden", "prior_layers", "threads",
-                 "model_processes"):
+                 "guide_hidden", "prior_hidden", "prior_layers", "threads", "model_processes"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.guide_layers is not None and args.guide_layers < 0:
+        parser.error("--guide-layers must be >= 0")
     if args.z_init_std < 0:
         parser.error("--z-init-std must be >= 0")
     if args.save_every < 0:
