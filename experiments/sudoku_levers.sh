@@ -53,7 +53,8 @@
 #                    instead of starting identical (a symmetric point training leaves slowly)
 #   ft-exact4-film-steps12  a discrete z with 4 values that steers every layer (FiLM, random
 #                    start), exact posterior, B_1 + B_2: each value costs a full network pass,
-#                    so 1,000 steps on two threads (half the others' budget)
+#                    so 1,000 steps on two threads (half the others' budget); -2k: the others'
+#                    2,000 steps on one thread, with 4 or 8 values
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -119,13 +120,20 @@ declare -A MODELS=(
   [ft-exact4-film-steps12]="--model vmd --prior discrete --guide exact --components 4
                    --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
                    $FEW --init-denoiser results/sudoku_levers/mdm-now.pt --steps 1000 --lr 1e-3
-                   --eval-every 250 --threads 2")
+                   --eval-every 250 --threads 2"
+  [ft-exact4-film-steps12-2k]="--model vmd --prior discrete --guide exact --components 4
+                   --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
+                   $FEW $WARM_START"
+  [ft-exact8-film-steps12-2k]="--model vmd --prior discrete --guide exact --components 8
+                   --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
+                   $FEW $WARM_START")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
        slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5
        ft-discrete16-head ft-discrete16-head-steps5 ft-mdm-steps12 ft-film-z16-steps12
        ft-mog64-film-z16-steps12 ft-exact16-head ft-exact16-head-steps12
-       ft-exact16-head-rand ft-exact16-head-rand-steps12 ft-exact4-film-steps12)
+       ft-exact16-head-rand ft-exact16-head-rand-steps12 ft-exact4-film-steps12
+       ft-exact4-film-steps12-2k ft-exact8-film-steps12-2k)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
