@@ -54,7 +54,8 @@
 #   ft-exact4-film-steps12  a discrete z with 4 values that steers every layer (FiLM, random
 #                    start), exact posterior, B_1 + B_2: each value costs a full network pass,
 #                    so 1,000 steps on two threads (half the others' budget); -2k: the others'
-#                    2,000 steps on one thread, with 4 or 8 values
+#                    2,000 steps on one thread, with 4 or 8 values; -seed1: the 4-valued run
+#                    and its MDM control again with seed 1 (other batches and z weights)
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -126,14 +127,19 @@ declare -A MODELS=(
                    $FEW $WARM_START"
   [ft-exact8-film-steps12-2k]="--model vmd --prior discrete --guide exact --components 8
                    --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
-                   $FEW $WARM_START")
+                   $FEW $WARM_START"
+  [ft-mdm-steps12-seed1]="--model mdm $FEW $WARM_START --seed 1"
+  [ft-exact4-film-steps12-2k-seed1]="--model vmd --prior discrete --guide exact --components 4
+                   --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
+                   $FEW $WARM_START --seed 1")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
        slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5
        ft-discrete16-head ft-discrete16-head-steps5 ft-mdm-steps12 ft-film-z16-steps12
        ft-mog64-film-z16-steps12 ft-exact16-head ft-exact16-head-steps12
        ft-exact16-head-rand ft-exact16-head-rand-steps12 ft-exact4-film-steps12
-       ft-exact4-film-steps12-2k ft-exact8-film-steps12-2k)
+       ft-exact4-film-steps12-2k ft-exact8-film-steps12-2k ft-mdm-steps12-seed1
+       ft-exact4-film-steps12-2k-seed1)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
