@@ -1,10 +1,11 @@
 """The exact posterior of a discrete latent, read off the model itself: a guide with no network."""
 import torch
 import pyro.distributions as dist
-from torch import nn
+
+from guides.model_reading import ModelReadingGuide
 
 
-class ExactPosterior(nn.Module):
+class ExactPosterior(ModelReadingGuide):
     """``q(z = k | x0, xt) = p(z = k | x0, xt)``, proportional to
     ``p(k | xt) prod_i p(x0^i | xt, k)`` over the scored positions, from the model's own prior and
     denoiser evaluated at every one of the ``K`` values of ``z``.
@@ -17,32 +18,21 @@ class ExactPosterior(nn.Module):
     with ``--z-conditioning head``). Discrete priors, models without blocks.
     """
 
+    name = "exact"
     support = "discrete"
     enumerate = True
-    reads_denoiser = True
 
     def __init__(self, latent, net_cfg):
-        super().__init__()
-        if net_cfg.block_size:
-            raise ValueError("guide 'exact' serves models without blocks")
-        self.mask_id, self.vocab_size = net_cfg.mask_id, net_cfg.vocab_size
+        super().__init__(net_cfg)
         self.components = latent.components
-        self._model = None
-
-    def read_from(self, denoiser, prior):
-        """The model's denoiser and prior, held as references and not as submodules: their
-        parameters belong to the model (``DiffusionProgram`` calls this once it has built them)."""
-        self._model = (denoiser, prior)
 
     @torch.no_grad()
     def distribution(self, tokens, masked, clean=None):
         """``tokens`` with the flags ``masked``: ``x0`` (objective J) or ``x^(k+1)``, the step's
         reveals known and later ones still masked (objective ``steps``); the model reads the
         masked positions as masked and scores those whose token ``tokens`` shows."""
-        if self._model is None:
-            raise RuntimeError("guide 'exact' has no model to read (read_from)")
-        denoiser, prior = self._model
-        xt = torch.where(masked, torch.full_like(tokens, self.mask_id), tokens)
+        denoiser, prior = self.model_parts()
+        xt = self.masked_input(tokens, masked)
         scored = masked & (tokens != self.mask_id)
         values = torch.arange(self.components, device=tokens.device)
         z = prior.decoder_input(values).unsqueeze(-2)                      # (K, 1, D)

@@ -5,10 +5,11 @@ import torch.nn.functional as F
 import pyro.distributions as dist
 from torch import nn
 
+from guides.model_reading import ModelReadingGuide
 from vmd_pyro.networks import make_encoder
 
 
-class ResidualNormalGuide(nn.Module):
+class ResidualNormalGuide(ModelReadingGuide):
     """``q(z | x0, xt, p0) = N(mu, diag sigma^2)`` of ``(x0, m, p0)``, ``m`` the mask pattern and
     ``p0(x0^i | xt)`` the denoiser's probabilities with its ``z`` input cut off, at the masked
     positions (zeros elsewhere).
@@ -19,32 +20,21 @@ class ResidualNormalGuide(nn.Module):
     the denoiser) by one extra denoiser call per batch. Models without blocks only.
     """
 
+    name = "normal-residual"
     support = "continuous"
     enumerate = False
-    reads_denoiser = True
 
     def __init__(self, latent, net_cfg):
-        super().__init__()
-        if net_cfg.block_size:
-            raise ValueError("guide 'normal-residual' serves models without blocks")
+        super().__init__(net_cfg)
         self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
         self.read = nn.Linear(net_cfg.vocab_size, net_cfg.hidden)
-        self.mask_id = net_cfg.mask_id
-        self._denoiser = None
-
-    def read_from(self, denoiser, prior):
-        """The model's denoiser (not its prior), held as a reference and not as a submodule: its
-        parameters belong to the model (``DiffusionProgram`` calls this once it has built it)."""
-        self._denoiser = (denoiser,)
 
     @torch.no_grad()
     def denoiser_probs(self, tokens, masked):
         """``p0 (B, L, V)``: the denoiser's probabilities on ``xt`` (``tokens`` with the masked
         positions masked again) with no ``z``, zeroed where nothing is masked."""
-        if self._denoiser is None:
-            raise RuntimeError("guide 'normal-residual' has no denoiser to read (read_from)")
-        xt = torch.where(masked, torch.full_like(tokens, self.mask_id), tokens)
-        return self._denoiser[0](xt).softmax(-1) * masked.unsqueeze(-1)
+        denoiser, _ = self.model_parts()
+        return denoiser(self.masked_input(tokens, masked)).softmax(-1) * masked.unsqueeze(-1)
 
     def distribution(self, x0, masked, clean=None):
         features = self.read(self.denoiser_probs(x0, masked))             # (B, L, H)

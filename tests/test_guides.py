@@ -66,11 +66,11 @@ def test_residual_guide_survives_a_checkpoint_and_a_copy(tmp_path):
         program.denoiser.out.bias.add_(0.5)
     save_checkpoint(tmp_path / "m.pt", program)
     loaded, _ = load_program(tmp_path / "m.pt")
-    assert loaded.guide_net._denoiser[0] is loaded.denoiser
+    assert loaded.guide_net.model_parts()[0] is loaded.denoiser
     assert torch.allclose(loaded.guide_dist(batch.x0, batch.masked).mean,
                           program.guide_dist(batch.x0, batch.masked).mean)
     cut = without_latent(program)            # a deep copy: its guide reads the copy's denoiser
-    assert cut.guide_net._denoiser[0] is cut.denoiser
+    assert cut.guide_net.model_parts()[0] is cut.denoiser
 
 
 def test_residual_guide_refuses_block_models():
