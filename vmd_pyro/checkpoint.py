@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vmd_pyro.networks import NetConfig
+from vmd_pyro.networks import LATENT_INPUTS, NetConfig, latent_input_weights
 from vmd_pyro.program import ProgramConfig, build_program
 
 FORMAT = "vmd-pyro-checkpoint-v2"
@@ -224,10 +224,6 @@ def load_program(path: str | os.PathLike, map_location="cpu"):
     return program.to(map_location), state
 
 
-# Parameters through which a denoiser reads z (networks.py): the only ones a warm start may lack.
-LATENT_INPUTS = ("z_proj.", "film.")
-
-
 def init_denoiser(program, path: str | os.PathLike) -> None:
     """Warm start: copy the denoiser of the checkpoint at ``path`` (an MDM or a VMD) into the fresh
     ``program``. The two networks must agree in everything but how they read ``z``. Weights that
@@ -246,7 +242,8 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
     own = program.denoiser.state_dict()
     weights = {key.removeprefix("denoiser."): value for key, value in state["state_dict"].items()
                if key.startswith("denoiser.")}
-    # z weights of another latent size (or of a latent this program lacks) cannot be reused
+    # z weights (LATENT_INPUTS: the only ones a warm start may lack) of another latent size, or
+    # of a latent this program lacks, cannot be reused
     weights = {key: value for key, value in weights.items() if not key.startswith(LATENT_INPUTS)
                or (key in own and own[key].shape == value.shape)}
     missing, unexpected = program.denoiser.load_state_dict(weights, strict=False)
@@ -264,9 +261,8 @@ def randomize_latent_inputs(program, std: float) -> None:
     enumerated ``z`` that makes every value's prediction identical at the start, a symmetric
     point that training leaves only slowly. Biases are left as they are."""
     with torch.no_grad():
-        for name, weight in program.denoiser.named_parameters():
-            if name.startswith(LATENT_INPUTS) and name.endswith("weight"):
-                weight.normal_(0.0, std)
+        for weight in latent_input_weights(program.denoiser):
+            weight.normal_(0.0, std)
 
 
 def checkpoint_model(path: str | os.PathLike) -> str:

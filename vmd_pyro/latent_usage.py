@@ -18,6 +18,7 @@ import pyro.distributions as dist
 import torch
 
 from vmd_pyro.masking import DiffusionBatch, corrupt
+from vmd_pyro.networks import latent_input_weights
 from vmd_pyro.sampling import _draw
 
 
@@ -143,8 +144,6 @@ def without_latent(program):
         raise ValueError("an MDM has no latent to cut off")
     cut = deepcopy(program)
     with torch.no_grad():
-        if cut.denoiser.z_proj is not None:
-            cut.denoiser.z_proj.weight.zero_()
-        if cut.denoiser.film is not None:
-            cut.denoiser.film.proj.weight.zero_()
+        for weight in latent_input_weights(cut.denoiser):
+            weight.zero_()
     return cut

@@ -89,6 +89,17 @@ class LatentModulation(nn.Module):
         return self.proj(z).unflatten(-1, self.shape)
 
 
+# The submodules through which every denoiser reads z: its input projection and its modulation.
+LATENT_INPUTS = ("z_proj.", "film.")
+
+
+def latent_input_weights(denoiser: nn.Module) -> list[nn.Parameter]:
+    """The weight matrices through which ``z`` enters ``denoiser`` (not their biases): with them
+    at zero the network computes what it computes when fed ``z = 0``."""
+    return [weight for name, weight in denoiser.named_parameters()
+            if name.startswith(LATENT_INPUTS) and name.endswith("weight")]
+
+
 def input_projection(cfg: "NetConfig") -> nn.Linear | None:
     """The projection of ``z`` added to the input embedding (none with ``head`` conditioning)."""
     if not cfg.latent_dim or cfg.z_conditioning == "head":
