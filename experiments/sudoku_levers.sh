@@ -13,6 +13,10 @@
 #   bounds   session 6: the few-step bounds B_1, B_2, B_5 (random order, sampled fills, z
 #            resampled) per blank on 100 test puzzles, MDM seeds 0 and 2 and the small-guide VMD
 #            seeds 0-2, from the checkpoints (no training)
+#   argmax   session 8: every committed Sudoku checkpoint (these and results/sudoku*/) fills the
+#            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
+#            5/10/20/50, z fixed as in the original method; models trained on a few-step bound
+#            also with z resampled, the generator that bound describes), no training
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -197,6 +201,27 @@ if [[ $STAGE == bounds || $STAGE == all ]]; then
       --seed 0 --threads 1 --order top-prob-margin --nfe 5 --sudoku-config cpu "${MODEL[@]}" \
       --checkpoint $OUT/$NAME.pt --bound-nfe 1 2 5 --bound-sequences 100 \
       --out $OUT/bounds_$NAME.json
+  done
+fi
+if [[ $STAGE == argmax || $STAGE == all ]]; then
+  for CKPT in results/sudoku_levers/*.pt results/sudoku/*.pt results/sudoku_hard/*.pt; do
+    NAME=$(basename "$CKPT" .pt)
+    [[ $CKPT == results/sudoku/* ]] && NAME=committed-$NAME
+    [[ $CKPT == results/sudoku_hard/* ]] && NAME=hard-$NAME
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    MODEL=$(python -c "from vmd_pyro.checkpoint import checkpoint_model; print(checkpoint_model('$CKPT'))")
+    STRATEGIES=(fixed)
+    [[ $MODEL == mdm ]] && STRATEGIES=(none)
+    [[ $MODEL == vmd && ( $NAME == *steps* || $NAME == mog64* ) ]] && STRATEGIES=(fixed resample)
+    for STRATEGY in "${STRATEGIES[@]}"; do
+      Z=()
+      [[ $STRATEGY != none ]] && Z=(--z-strategy "$STRATEGY")
+      # the bound does not depend on the fill: one puzzle keeps its cost negligible
+      python experiments/run.py --task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 \
+        --seed 0 --threads 1 --order top-prob-margin --nfe 5 10 20 50 --sudoku-config cpu \
+        --fill argmax --model "$MODEL" "${Z[@]}" --checkpoint "$CKPT" --bound-nfe 1 \
+        --bound-sequences 1 --quiet --out "$OUT/argmax_${NAME}${Z:+_z-$STRATEGY}.json"
+    done
   done
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
