@@ -13,6 +13,9 @@
 #   bounds   session 6: the few-step bounds B_1, B_2, B_5 (random order, sampled fills, z
 #            resampled) per blank on 100 test puzzles, MDM seeds 0 and 2 and the small-guide VMD
 #            seeds 0-2, from the checkpoints (no training)
+#   bounds1k session 8: B_1 and B_2 of the warm-started B_1 + B_2 models and their MDM controls
+#            on all 1,000 test puzzles with 4 random orders each (the 100-puzzle B_2 above moves by
+#            about 0.01 bits per blank with the random stream; this is the precise comparison)
 #   argmax   session 8: every committed Sudoku checkpoint (these and results/sudoku*/) fills the
 #            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
 #            5/10/20/50, z fixed as in the original method; models trained on a few-step bound
@@ -201,6 +204,18 @@ if [[ $STAGE == bounds || $STAGE == all ]]; then
       --seed 0 --threads 1 --order top-prob-margin --nfe 5 --sudoku-config cpu "${MODEL[@]}" \
       --checkpoint $OUT/$NAME.pt --bound-nfe 1 2 5 --bound-sequences 100 \
       --out $OUT/bounds_$NAME.json
+  done
+fi
+if [[ $STAGE == bounds1k || $STAGE == all ]]; then
+  for NAME in ft-mdm-steps12 ft-mdm-steps12-seed1 ft-exact4-film-steps12-2k \
+              ft-exact4-film-steps12-2k-seed1 ft-exact8-film-steps12-2k; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    MODEL=(--model mdm)
+    [[ $NAME == *exact* ]] && MODEL=(--model vmd --z-strategy resample)
+    python experiments/run.py --task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 \
+      --seed 0 --threads 1 --order top-prob-margin --nfe 1 2 --sudoku-config cpu "${MODEL[@]}" \
+      --checkpoint results/sudoku_levers/$NAME.pt --bound-nfe 1 2 --bound-sequences 1000 \
+      --bound-orders 4 --quiet --out $OUT/bounds1k_$NAME.json
   done
 fi
 if [[ $STAGE == argmax || $STAGE == all ]]; then

@@ -333,6 +333,35 @@ def test_failures_report_tables_and_plots_the_solve_json(tmp_path):
     assert err.value.code == 2
 
 
+def test_fill_report_pairs_each_argmax_run_with_the_same_models_sampled_run(tmp_path):
+    report = load_script("sudoku_fill_report")
+
+    def row(fill, nfe, rate, z="fixed", history=(1.0,), model="vmd"):
+        return {"model": model, "prior": "gaussian" if model == "vmd" else None,
+                "order": "top-prob-margin", "nfe": nfe, "solve_rate": rate, "fill": fill,
+                "z_strategy": z if model == "vmd" else None, "history": list(history)}
+
+    argmax = tmp_path / "argmax.json"
+    argmax.write_text(json.dumps({"command": "run.py --fill argmax --checkpoint ck/a.pt",
+                                  "runs": [row("argmax", 5, 0.7), row("argmax", 10, 0.9)]}))
+    mdm = tmp_path / "argmax_mdm.json"
+    mdm.write_text(json.dumps({"command": "run.py --checkpoint ck/m.pt",
+                               "runs": [row("argmax", 5, 0.8, model="mdm")]}))
+    sampled = [tmp_path / "other.json", tmp_path / "train.json"]
+    # another model (other history) and the right one with another z strategy come first
+    sampled[0].write_text(json.dumps({"runs": [row("sample", 5, 0.1, history=(2.0,))]}))
+    sampled[1].write_text(json.dumps({"runs": [row("sample", 5, 0.2, z="resample"),
+                                               row("sample", 5, 0.5), row("sample", 10, 0.6)]}))
+    out = tmp_path / "out"
+    assert report.main([str(argmax), str(mdm), "--sampled", *map(str, sampled),
+                        "--out-dir", str(out)]) == 0
+    text = (out / "fill.md").read_text()
+    assert "| `ck/a.pt` | VMD gaussian | fixed | 50.0% | 60.0% | 70.0% | 90.0% |" in text
+    assert "| `ck/m.pt` | MDM | - | - | - | 80.0% | - |" in text  # no sampled run: dashes
+    assert json.loads((out / "fill.json").read_text())[0]["sampled_file"] == str(sampled[1])
+    assert (out / "fill.png").stat().st_size > 0
+
+
 def test_full_config_builds_and_takes_a_training_step():
     run = load_script("run")
     from vmd_pyro.masking import corrupt
