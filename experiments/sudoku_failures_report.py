@@ -33,7 +33,8 @@ def load(paths) -> list[dict]:
         if "failures" not in data:
             raise ValueError(f"{path}: no 'failures' (made without sudoku.py solve --failures?)")
         rows.append({"model": Path(data["checkpoint"]).stem
-                     + (", z cut off" if data.get("without_latent") else ""),
+                     + (", z cut off" if data.get("without_latent") else "")
+                     + (", argmax" if data.get("fill") == "argmax" else ""),
                      "nfe": data["nfe"], "solve_rate": data["solve_rate"], **data["failures"]})
     return sorted(rows, key=lambda r: (r["model"], r["nfe"]))
 

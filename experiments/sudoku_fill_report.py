@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from vmd_pyro import cli  # noqa: E402
+
 
 def option(command: str, name: str) -> str | None:
     """The value of ``name`` in a recorded ``run.py`` command line (None where absent)."""
@@ -51,7 +53,7 @@ def rows(argmax_paths, sampled_paths) -> list[dict]:
         data = json.loads(Path(path).read_text())
         ckpt = option(data["command"], "--checkpoint")
         if ckpt is None:
-            raise ValueError(f"{path}: not a --checkpoint evaluation")
+            raise ValueError(f"{path}: not a run.py --checkpoint evaluation")
         first = data["runs"][0]
         z, order = first.get("z_strategy"), first["order"]
         match = next(((p, rates) for p, runs in sampled
@@ -101,14 +103,20 @@ def plot(found: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("argmax", nargs="+", help="run.py --checkpoint ... --fill argmax JSON files")
     parser.add_argument("--sampled", nargs="*", default=[],
                         help="JSON files of the same checkpoints with sampled tokens")
     parser.add_argument("--out-dir", required=True, help="where fill.md and fill.png go")
     args = parser.parse_args(argv)
-    found = rows(args.argmax, args.sampled)
+    for path in [*args.argmax, *args.sampled]:
+        if not Path(path).is_file():
+            parser.error(f"{path} does not exist")
+    try:
+        found = rows(args.argmax, args.sampled)
+    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        parser.error(f"{type(err).__name__}: {err}")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fill.md").write_text(markdown(found))

@@ -20,6 +20,8 @@
 #            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
 #            5/10/20/50, z fixed as in the original method; models trained on a few-step bound
 #            also with z resampled, the generator that bound describes), no training
+#   failures-argmax  session 8: the failures stage for the warm-started MDM ft-mdm with argmax
+#            tokens at NFE 5/10/20/50 (how much room is left for coordinating the cells of a call)
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -238,6 +240,19 @@ if [[ $STAGE == argmax || $STAGE == all ]]; then
         --bound-sequences 1 --quiet --out "$OUT/argmax_${NAME}${Z:+_z-$STRATEGY}.json"
     done
   done
+  if [[ -z $ONLY ]]; then
+    python experiments/sudoku_fill_report.py $OUT/argmax_*.json \
+      --sampled results/sudoku_levers/train_*.json results/sudoku/eval_cpu_*.json --out-dir $OUT
+  fi
+fi
+if [[ $STAGE == failures-argmax || $STAGE == all ]]; then
+  for NFE in 5 10 20 50; do
+    python experiments/sudoku.py solve --checkpoint results/sudoku_levers/ft-mdm.pt --threads 1 \
+      --nfe $NFE --fill argmax --puzzles results/sudoku/latent_puzzles.txt --failures \
+      --json "$OUT/failures-argmax_ft-mdm_nfe$NFE.json"
+  done
+  python experiments/sudoku_failures_report.py $OUT/failures_*.json $OUT/failures-argmax_*.json \
+    --out-dir $OUT
 fi
 if [[ $STAGE == report || $STAGE == all ]]; then
   python experiments/sudoku_report.py --out-dir $OUT results/sudoku/eval_cpu_mdm.json \
