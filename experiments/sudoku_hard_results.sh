@@ -16,9 +16,13 @@
 #                   splits; a 25-minute time budget (the session's), so it may stop before STEPS
 #   latent          does the new VMD use its latent: KL(q || p), active units, I(z; x) on the 500
 #                   puzzles of results/sudoku/latent_puzzles.txt
+#   argmax          session 8: the three checkpoints trained here on the few-clue split with
+#                   argmax instead of sampled tokens (the VMD with z from p(z | x^(k)) and with z
+#                   fixed); OUT=/tmp/x to write these elsewhere (the checkpoints are read here)
 #   report          table.md, solve_rate.png and solve_rate_by_clues.png
 set -euo pipefail
-OUT=results/sudoku_hard
+HERE=results/sudoku_hard
+OUT=${OUT:-$HERE}
 STAGE=${1:-all}
 ONLY=${2:-}
 STEPS=${STEPS:-4000}
@@ -73,6 +77,18 @@ if [[ $STAGE == control || $STAGE == all ]]; then
     --train-nfe 5 --train-clues 17 40 --sudoku-config cpu --steps "$STEPS" --batch-size 64 \
     --lr 3e-3 --eval-every 500 --save-every 500 --time-budget 1500 --bound-nfe 5 10 \
     --bound-sequences 100 --quiet --save $OUT/mdm-steps5.pt --out $OUT/train_mdm-steps5.json
+fi
+if [[ $STAGE == argmax || $STAGE == all ]]; then
+  TRAINED[mdm-steps5]="--model mdm"
+  for NAME in mdm mdm-steps5 vmd-conditional-steps5-z16 vmd-conditional-steps5-z16_z-fixed; do
+    [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
+    Z=()
+    [[ $NAME == *_z-fixed ]] && Z=(--z-strategy fixed)  # after the trained options: it wins
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" --only-test-clues \
+      ${TRAINED[${NAME%_z-fixed}]} "${Z[@]}" --fill argmax --quiet \
+      --checkpoint $HERE/${NAME%_z-fixed}.pt --out $OUT/argmax_$NAME.json
+  done
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
   python experiments/sudoku.py latent --checkpoint $OUT/vmd-conditional-steps5-z16.pt \
