@@ -242,7 +242,8 @@ if [[ $STAGE == argmax || $STAGE == all ]]; then
   done
   if [[ -z $ONLY ]]; then
     python experiments/sudoku_fill_report.py $OUT/argmax_*.json \
-      --sampled results/sudoku_levers/train_*.json results/sudoku/eval_cpu_*.json --out-dir $OUT
+      --sampled results/sudoku_levers/train_*.json results/sudoku/eval_cpu_*.json \
+      results/sudoku_hard/train_*.json --out-dir $OUT
   fi
 fi
 if [[ $STAGE == failures-argmax || $STAGE == all ]]; then
