@@ -20,8 +20,8 @@
 #            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
 #            5/10/20/50, z fixed as in the original method; models trained on a few-step bound
 #            also with z resampled, the generator that bound describes), no training
-#   failures-argmax  session 8: the failures stage for the warm-started MDM ft-mdm with argmax
-#            tokens at NFE 5/10/20/50 (how much room is left for coordinating the cells of a call)
+#   failures-argmax  session 8: the failures stage for the warm-started MDM ft-mdm with sampled and
+#            argmax tokens at NFE 5/10/20/50 (the room left for coordinating the cells of a call)
 #   report   table.md and solve_rate.png
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
@@ -248,9 +248,13 @@ if [[ $STAGE == argmax || $STAGE == all ]]; then
 fi
 if [[ $STAGE == failures-argmax || $STAGE == all ]]; then
   for NFE in 5 10 20 50; do
-    python experiments/sudoku.py solve --checkpoint results/sudoku_levers/ft-mdm.pt --threads 1 \
-      --nfe $NFE --fill argmax --puzzles results/sudoku/latent_puzzles.txt --failures \
-      --json "$OUT/failures-argmax_ft-mdm_nfe$NFE.json"
+    for FILL in sample argmax; do
+      NAME=failures-argmax
+      [[ $FILL == sample ]] && NAME=failures
+      python experiments/sudoku.py solve --checkpoint results/sudoku_levers/ft-mdm.pt \
+        --threads 1 --nfe $NFE --fill $FILL --puzzles results/sudoku/latent_puzzles.txt \
+        --failures --json "$OUT/${NAME}_ft-mdm_nfe$NFE.json"
+    done
   done
   python experiments/sudoku_failures_report.py $OUT/failures_*.json $OUT/failures-argmax_*.json \
     --out-dir $OUT
