@@ -441,6 +441,8 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
                                     "git_commit": "def"}))
     free = run("vmd", "gaussian", "top-prob-margin", 5, 0.5, "fixed")
     free["train_config"] = {"batch_size": 4, "free_nats": 2.0}
+    del free["val_nelbo_bits"]  # files since the rename: the objective under its own name
+    free["val_objective_bits"] = 0.5
     files.append(tmp_path / "c.json")
     files[2].write_text(json.dumps({"runs": [free], "git_commit": "abc"}))
     assert sudoku_report.main([*map(str, files), "--out-dir", str(tmp_path)]) == 0
@@ -451,6 +453,8 @@ def test_report_tables_each_model_and_z_strategy(tmp_path):
     assert "| 5 | 30.0% | 40.0% | 50.0% |" in text
     # one budget row per trained model, not per decoding strategy
     assert text.count("| VMD (gaussian prior) | 100 | 7 | 4 | 1.0 min | 0.250 |") == 1
+    assert "| VMD (gaussian prior, 2 free nats) | 100 | 7 | 4 | 1.0 min | 0.500 |" in text
+    assert "NELBO (bits" not in text and "VMD's J is not a bound" in text
     assert "commit abc, def" in text and (tmp_path / "solve_rate.png").stat().st_size > 0
 
 
