@@ -19,7 +19,8 @@
 #   argmax   session 8: every committed Sudoku checkpoint (these and results/sudoku*/) fills the
 #            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
 #            5/10/20/50, z fixed as in the original method; models trained on a few-step bound
-#            also with z resampled, the generator that bound describes), no training
+#            also with z resampled, the generator that bound describes), no training; fill.md and
+#            fill.png (argmax beside sampled), argmax_report/ (solve rate against NFE, 5 models)
 #   failures-argmax  session 8: the failures stage for the warm-started MDM ft-mdm with sampled and
 #            argmax tokens at NFE 5/10/20/50 (the room left for coordinating the cells of a call)
 #   report   table.md and solve_rate.png
@@ -244,6 +245,13 @@ if [[ $STAGE == argmax || $STAGE == all ]]; then
     python experiments/sudoku_fill_report.py $OUT/argmax_*.json \
       --sampled results/sudoku_levers/train_*.json results/sudoku/eval_cpu_*.json \
       results/sudoku_hard/train_*.json --out-dir $OUT
+    python experiments/sudoku_report.py --out-dir $OUT/argmax_report $OUT/argmax_ft-mdm.json \
+      $OUT/argmax_ft-mdm-steps12.json $OUT/argmax_ft-exact16-head_z-fixed.json \
+      $OUT/argmax_ft-exact4-film-steps12-2k_z-fixed.json \
+      $OUT/argmax_ft-exact8-film-steps12-2k_z-fixed.json \
+      --names "MDM, warm start, J" "MDM, warm start, B_1 + B_2" \
+        "VMD discrete 16, head, exact posterior, J" "VMD discrete 4, FiLM, exact posterior, B_1 + B_2" \
+        "VMD discrete 8, FiLM, exact posterior, B_1 + B_2"
   fi
 fi
 if [[ $STAGE == failures-argmax || $STAGE == all ]]; then

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -176,13 +177,16 @@ def plot_by_clues(runs: list[dict], path: Path, title: str, order="top-prob-marg
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
-    """Top row: solve rate against NFE; bottom row: cell accuracy, with chance (1/9) dashed."""
-    fig, axes = plt.subplots(2, len(ORDER_NAMES), figsize=(4 * len(ORDER_NAMES), 6.4),
-                             sharex=True, sharey="row")
+    """Top row: solve rate against NFE; bottom row: cell accuracy, with chance (1/9) dashed; one
+    column per decoding order the runs have."""
+    orders = [order for order in ORDER_NAMES if any(r["order"] == order for r in runs)]
+    width = max(6.5, 4 * len(orders))
+    fig, axes = plt.subplots(2, len(orders), figsize=(width, 6.4), sharex=True, sharey="row",
+                             squeeze=False)
     # One colour per trained model, one line style per z strategy, the same in every panel.
     colour = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(trained_label(r) for r in runs))}
     style = {"fixed": "-", "resample": "--", "posterior": ":", "prior": "-."}
-    for col, order in enumerate(ORDER_NAMES):
+    for col, order in enumerate(orders):
         for row, key in enumerate(("solve_rate", "cell_accuracy")):
             ax = axes[row, col]
             for label in dict.fromkeys(model_label(r) for r in runs):
@@ -207,7 +211,7 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     axes[1, 0].set_ylabel("cell accuracy on blanks (%)")
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes[1]), key=lambda h: len(h[1]))
     axes[1, 0].legend(handles, labels, fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, int(14 * width)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
