@@ -47,11 +47,13 @@ def same_model(run: dict, other: dict) -> bool:
 
 
 def rows(argmax_paths, sampled_paths) -> list[dict]:
+    """One entry per argmax file: its checkpoint, model, z strategy, order, both fills' solve rates
+    per NFE (``sample`` empty where no sampled file holds the same model) and the files read."""
     sampled = [(path, json.loads(Path(path).read_text())["runs"]) for path in sampled_paths]
     found = []
     for path in argmax_paths:
         data = json.loads(Path(path).read_text())
-        ckpt = option(data["command"], "--checkpoint")
+        ckpt = option(data.get("command", ""), "--checkpoint")
         if ckpt is None:
             raise ValueError(f"{path}: not a run.py --checkpoint evaluation")
         first = data["runs"][0]
@@ -104,6 +106,7 @@ def plot(found: list[dict], path: Path) -> None:
                  "MDM black, VMD blue", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:

@@ -360,6 +360,9 @@ def test_fill_report_pairs_each_argmax_run_with_the_same_models_sampled_run(tmp_
     assert "| `ck/m.pt` | MDM | - | - | - | 80.0% | - |" in text  # no sampled run: dashes
     assert json.loads((out / "fill.json").read_text())[0]["sampled_file"] == str(sampled[1])
     assert (out / "fill.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as err:  # a training run is not a --checkpoint evaluation
+        report.main([str(sampled[1]), "--out-dir", str(out)])
+    assert err.value.code == 2
 
 
 def test_full_config_builds_and_takes_a_training_step():
