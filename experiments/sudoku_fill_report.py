@@ -41,6 +41,10 @@ def test_rates(runs: list[dict], fill: str, z: str | None, order: str) -> dict[i
             and (r.get("fill") or "sample") == fill and r.get("z_strategy") == z}
 
 
+def runs_of(data: dict) -> list[dict]:
+    return data.get("runs", [data])
+
+
 def same_model(run: dict, other: dict) -> bool:
     """Rows of one trained model: the same training history (the checkpoint stores it)."""
     return run["model"] == other["model"] and run.get("history") == other.get("history")
@@ -49,21 +53,22 @@ def same_model(run: dict, other: dict) -> bool:
 def rows(argmax_paths, sampled_paths) -> list[dict]:
     """One entry per argmax file: its checkpoint, model, z strategy, order, both fills' solve rates
     per NFE (``sample`` empty where no sampled file holds the same model) and the files read."""
-    sampled = [(path, json.loads(Path(path).read_text())["runs"]) for path in sampled_paths]
+    # a file with one row holds it at the top level, as sudoku_report.py reads it too
+    sampled = [(path, runs_of(json.loads(Path(path).read_text()))) for path in sampled_paths]
     found = []
     for path in argmax_paths:
         data = json.loads(Path(path).read_text())
         ckpt = option(data.get("command", ""), "--checkpoint")
         if ckpt is None:
             raise ValueError(f"{path}: not a run.py --checkpoint evaluation")
-        first = data["runs"][0]
+        first = runs_of(data)[0]
         z, order = first.get("z_strategy"), first["order"]
         match = next(((p, rates) for p, runs in sampled
                       for rates in [test_rates([r for r in runs if same_model(r, first)],
                                                "sample", z, order)] if rates), (None, {}))
         found.append({"checkpoint": ckpt, "model": first["model"], "prior": first.get("prior"),
                       "z_strategy": z, "order": order,
-                      "argmax": test_rates(data["runs"], "argmax", z, order),
+                      "argmax": test_rates(runs_of(data), "argmax", z, order),
                       "sample": match[1], "sampled_file": match[0], "argmax_file": str(path),
                       "git_commit": data.get("git_commit")})
     return found

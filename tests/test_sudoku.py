@@ -352,12 +352,14 @@ def test_fill_report_pairs_each_argmax_run_with_the_same_models_sampled_run(tmp_
     sampled[0].write_text(json.dumps({"runs": [row("sample", 5, 0.1, history=(2.0,))]}))
     sampled[1].write_text(json.dumps({"runs": [row("sample", 5, 0.2, z="resample"),
                                                row("sample", 5, 0.5), row("sample", 10, 0.6)]}))
+    sampled.append(tmp_path / "one_row.json")  # a file of one row keeps it at the top level
+    sampled[2].write_text(json.dumps(row("sample", 5, 0.4, model="mdm")))
     out = tmp_path / "out"
     assert report.main([str(argmax), str(mdm), "--sampled", *map(str, sampled),
                         "--out-dir", str(out)]) == 0
     text = (out / "fill.md").read_text()
     assert "| `ck/a.pt` | VMD gaussian | fixed | 50.0% | 60.0% | 70.0% | 90.0% |" in text
-    assert "| `ck/m.pt` | MDM | - | - | - | 80.0% | - |" in text  # no sampled run: dashes
+    assert "| `ck/m.pt` | MDM | - | 40.0% | - | 80.0% | - |" in text  # no NFE 10 rows: dashes
     assert json.loads((out / "fill.json").read_text())[0]["sampled_file"] == str(sampled[1])
     assert (out / "fill.png").stat().st_size > 0
     with pytest.raises(SystemExit) as err:  # a training run is not a --checkpoint evaluation
