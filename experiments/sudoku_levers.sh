@@ -66,6 +66,8 @@
 #                    so 1,000 steps on two threads (half the others' budget); -2k: the others'
 #                    2,000 steps on one thread, with 4 or 8 values; -seed1: the 4-valued run
 #                    and its MDM control again with seed 1 (other batches and z weights)
+#   ft-exact4-film-steps5  session 8: the 4-valued FiLM z with its exact posterior trained on B_5,
+#                    the bound of the decoder it is scored with (control: ft-mdm-steps5)
 #   mog64-film-steps5-z16   VMD, mixture prior (K = 64), latent 16, FiLM, trained on the few-step
 #                    bound B_5 on 17-40-clue grids (4,000 steps, lr 3e-3): the recipe that works on
 #                    the synthetic sets, beside results/sudoku_hard's B_5 runs
@@ -141,7 +143,10 @@ declare -A MODELS=(
   [ft-mdm-steps12-seed1]="--model mdm $FEW $WARM_START --seed 1"
   [ft-exact4-film-steps12-2k-seed1]="--model vmd --prior discrete --guide exact --components 4
                    --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy resample
-                   $FEW $WARM_START --seed 1")
+                   $FEW $WARM_START --seed 1"
+  [ft-exact4-film-steps5]="--model vmd --prior discrete --guide exact --components 4
+                   --latent-dim 16 --z-conditioning film --z-init-std 0.05 --objective steps
+                   --train-nfe 5 --z-strategy fixed $WARM")
 NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-seed2 free-film-z16
        mog64-film-steps5-z16 residual-free-film-z16 slow-anneal-film-z16
        slow-anneal-film-z16-steps5 ft-mdm ft-mdm-steps5 ft-film-z16 ft-film-z16-steps5
@@ -149,7 +154,7 @@ NAMES=(mdm-now mdm-now-seed2 gaussian-small gaussian-small-seed1 gaussian-small-
        ft-mog64-film-z16-steps12 ft-exact16-head ft-exact16-head-steps12
        ft-exact16-head-rand ft-exact16-head-rand-steps12 ft-exact4-film-steps12
        ft-exact4-film-steps12-2k ft-exact8-film-steps12-2k ft-mdm-steps12-seed1
-       ft-exact4-film-steps12-2k-seed1)
+       ft-exact4-film-steps12-2k-seed1 ft-exact4-film-steps5)
 
 if [[ $STAGE == train || $STAGE == all ]]; then
   for NAME in "${NAMES[@]}"; do
