@@ -14,7 +14,7 @@
 #            resampled) per blank on 100 test puzzles, MDM seeds 0 and 2 and the small-guide VMD
 #            seeds 0-2, from the checkpoints (no training)
 #   bounds1k session 8: B_1 and B_2 of the warm-started B_1 + B_2 models and their MDM controls
-#            on all 1,000 test puzzles with 4 random orders each (the 100-puzzle B_2 above moves by
+#            (B_5 of the B_5 ones) on all 1,000 test puzzles with 4 random orders each (the 100-puzzle B_2 above moves by
 #            about 0.01 bits per blank with the random stream; this is the precise comparison)
 #   argmax   session 8: every committed Sudoku checkpoint (these and results/sudoku*/) fills the
 #            1,000 test puzzles with argmax instead of sampled tokens (Top-Prob-Margin, NFE
@@ -216,14 +216,17 @@ if [[ $STAGE == bounds || $STAGE == all ]]; then
 fi
 if [[ $STAGE == bounds1k || $STAGE == all ]]; then
   for NAME in ft-mdm-steps12 ft-mdm-steps12-seed1 ft-exact4-film-steps12-2k \
-              ft-exact4-film-steps12-2k-seed1 ft-exact8-film-steps12-2k; do
+              ft-exact4-film-steps12-2k-seed1 ft-exact8-film-steps12-2k ft-mdm-steps5 \
+              ft-exact4-film-steps5; do
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue
     MODEL=(--model mdm)
     [[ $NAME == *exact* ]] && MODEL=(--model vmd --z-strategy resample)
+    NFE=(1 2)
+    [[ $NAME == *steps5 ]] && NFE=(5)  # the bound each was trained on
     python experiments/run.py --task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 \
-      --seed 0 --threads 1 --order top-prob-margin --nfe 1 2 --sudoku-config cpu "${MODEL[@]}" \
-      --checkpoint results/sudoku_levers/$NAME.pt --bound-nfe 1 2 --bound-sequences 1000 \
-      --bound-orders 4 --quiet --out $OUT/bounds1k_$NAME.json
+      --seed 0 --threads 1 --order top-prob-margin --nfe "${NFE[@]}" --sudoku-config cpu \
+      "${MODEL[@]}" --checkpoint results/sudoku_levers/$NAME.pt --bound-nfe "${NFE[@]}" \
+      --bound-sequences 1000 --bound-orders 4 --quiet --out $OUT/bounds1k_$NAME.json
   done
 fi
 if [[ $STAGE == argmax || $STAGE == all ]]; then
