@@ -7,8 +7,8 @@
 
 Each ``argmax`` file is a ``run.py --task sudoku --checkpoint CKPT --fill argmax`` evaluation. Its
 sampled-token counterpart is the ``--sampled`` file whose rows come from the same trained model
-(the same recorded training history: the file that trained CKPT, or one that evaluated it; the
-checkpoint may have been renamed since) with the same decoding order and z strategy (``-`` where
+(the same recorded training history up to wall times: the file that trained CKPT, one that
+evaluated it, or the run that a retrained CKPT reproduces; the checkpoint may have been renamed) with the same decoding order and z strategy (``-`` where
 none does). Writes ``fill.md`` (solve rate on the test split at every NFE, both fills) and
 ``fill.png`` (the gain of argmax over sampled tokens at each NFE, one point per row).
 """
@@ -45,9 +45,14 @@ def runs_of(data: dict) -> list[dict]:
     return data.get("runs", [data])
 
 
+def trajectory(run: dict) -> list[dict]:
+    """The training history without its wall times: what a retrained checkpoint reproduces."""
+    return [{k: v for k, v in record.items() if k != "elapsed"} for record in run.get("history", [])]
+
+
 def same_model(run: dict, other: dict) -> bool:
-    """Rows of one trained model: the same training history (the checkpoint stores it)."""
-    return run["model"] == other["model"] and run.get("history") == other.get("history")
+    """Rows of one trained model: the same training trajectory (the checkpoint stores it)."""
+    return run["model"] == other["model"] and trajectory(run) == trajectory(other)
 
 
 def rows(argmax_paths, sampled_paths) -> list[dict]:
