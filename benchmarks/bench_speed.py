@@ -104,8 +104,6 @@ class Stepper:
         self.optimizer.step()
 
 
-
-
 def make_program(net: NetConfig, model: str, seed: int = 0, guide: str = "small"):
     """``guide``: "small" is the library's default guide encoder (ProgramConfig.guide_hidden /
     guide_layers left to their defaults); "full" is as wide and deep as the denoiser; "linear" is

@@ -84,13 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default="runs/failures",
                    help="output folder (default runs/failures)")
     args = p.parse_args(argv)
-    for path in args.results:
-        if not Path(path).is_file():
-            p.error(f"{path} does not exist")
-    try:
-        rows = load(args.results)
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
-        p.error(str(err))
+    rows = cli.read_result_files(p, args.results, lambda: load(args.results))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "failures.md").write_text(table(rows) + "\n")

@@ -127,13 +127,8 @@ def main(argv=None) -> int:
                         help="JSON files of the same checkpoints with sampled tokens")
     parser.add_argument("--out-dir", required=True, help="where fill.md and fill.png go")
     args = parser.parse_args(argv)
-    for path in [*args.argmax, *args.sampled]:
-        if not Path(path).is_file():
-            parser.error(f"{path} does not exist")
-    try:
-        found = rows(args.argmax, args.sampled)
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
-        parser.error(f"{type(err).__name__}: {err}")
+    found = cli.read_result_files(parser, [*args.argmax, *args.sampled],
+                                  lambda: rows(args.argmax, args.sampled))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fill.md").write_text(markdown(found))

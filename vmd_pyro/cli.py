@@ -6,7 +6,9 @@ wrong" rather than "the program has a bug" (those keep their traceback)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from vmd_pyro.checkpoint import CheckpointWriteError
@@ -35,3 +37,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see {self.prog} --help)")
+
+
+def read_result_files(parser: argparse.ArgumentParser, paths, load):
+    """``load()`` for a report script whose inputs are the result files ``paths``: each must exist,
+    and a file that is not what ``load`` expects (``ValueError``, a missing key, broken JSON) is a
+    one-line usage error instead of a traceback."""
+    for path in paths:
+        if not Path(path).is_file():
+            parser.error(f"{path} does not exist")
+    try:
+        return load()
+    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        parser.error(str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}")

@@ -51,8 +51,9 @@ class ProgramConfig:
         self.prior_hidden = self.net.hidden if self.prior_hidden is None else int(self.prior_hidden)
         self.prior_layers = self.net.layers if self.prior_layers is None else int(self.prior_layers)
         for name in ("guide_hidden", "guide_layers", "prior_hidden", "prior_layers"):
-            if getattr(self, name) < (0 if name == "guide_layers" else 1):
-                raise ValueError(f"{name} must be >= {0 if name == 'guide_layers' else 1}")
+            least = 0 if name == "guide_layers" else 1  # 0 guide layers: a linear MLP encoder
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be >= {least}")
         if self.guide_layers == 0 and self.net.arch != "mlp":
             raise ValueError("guide_layers 0 (a linear guide encoder) is for the MLP; a "
                              "transformer guide needs at least one layer")
