@@ -182,6 +182,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         runs, task = run_task(args, device, processes)
+        distributed.finish()
     except cli.USER_ERRORS as err:
         return cli.report(err)
     finally:

@@ -1,6 +1,7 @@
 """Resumable, fail-safe and multi-process training (vmd_pyro.training, vmd_pyro.checkpoint,
 vmd_pyro.distributed), checked against uninterrupted single-process runs."""
 import errno
+import json
 import os
 import random
 import signal
@@ -165,6 +166,43 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         assert max(float((initial[k] - v).abs().max()) for k, v in a["state_dict"].items()) > 1e-3
         assert a["history"][-1]["train_loss"] == pytest.approx(b["history"][-1]["train_loss"],
                                                                rel=1e-5)
+
+
+RANKS_STOP_TOGETHER = """
+import itertools, json, sys, time
+import torch
+from tests.conftest import tiny_program
+from vmd_pyro import distributed, training
+from vmd_pyro.datasets import synthetic
+
+distributed.init_from_env(torch.device("cpu"))
+rank, _ = distributed.rank_and_world()
+if rank == 1:  # this rank's clock runs 1 s per reading: it is out of time after a few steps
+    ticks = itertools.count()
+    training.time.perf_counter = lambda: float(next(ticks))
+cfg = training.TrainConfig(steps=50, batch_size=16, eval_every=0, progress=False, validate=False,
+                           time_budget=5.0)
+history = training.train(tiny_program(vocab=10, seq_len=4), synthetic.make_synthetic("quad-d1").sample, cfg)
+distributed.finish()
+distributed.shutdown()
+print(json.dumps({"rank": rank, "last_step": history[-1]["step"]}))
+"""
+
+
+@pytest.mark.slow
+def test_under_a_time_budget_every_rank_stops_at_the_same_step(tmp_path):
+    """Each rank reads its own clock; when one runs out of time, all must stop at that step, or
+    the others would wait forever in the next step's collective."""
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS_STOP_TOGETHER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", str(script)],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    steps = {r["rank"]: r["last_step"] for r in lines}
+    assert steps.keys() == {0, 1} and steps[0] == steps[1] < 50
 
 # --- the time budget (equal-time comparisons) ---
 

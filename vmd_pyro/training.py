@@ -220,14 +220,22 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
             if cfg.free_nats:
                 loss = loss + beta * free_nats_penalty(program, batch, cfg.free_nats)
             loss.backward()
-            loss = (distributed.all_reduce_gradients(program.parameters(), loss) if world > 1
-                    else float(loss.detach()))
+            out_of_time = bool(cfg.time_budget) and clock() >= cfg.time_budget
+            if world > 1:  # one collective: the gradients, the loss, and whether any rank is late
+                # (ranks must stop at the same step, or one would wait forever in the next step's
+                # collective while the other writes its checkpoint)
+                loss, late = distributed.all_reduce_gradients(program.parameters(), loss,
+                                                              float(out_of_time))
+                out_of_time = late > 0
+            else:
+                loss = float(loss.detach())
             if math.isfinite(loss):  # checked before the step: a bad batch never reaches params
                 if cfg.clip_norm:
                     torch.nn.utils.clip_grad_norm_(program.parameters(), cfg.clip_norm)
                 optimizer.step()
         else:
             loss = svi.step(batch, beta)
+            out_of_time = bool(cfg.time_budget) and clock() >= cfg.time_budget
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at step {step}; {_kept(last_good)}. Lower "
                                 "the learning rate or raise --anneal-steps")
@@ -235,7 +243,6 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         # refresh=False: the bar redraws at its own pace instead of on every step
         bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}", refresh=False)
-        out_of_time = bool(cfg.time_budget) and time.perf_counter() - start >= cfg.time_budget
         if step == cfg.steps or out_of_time or (cfg.eval_every and step % cfg.eval_every == 0):
             record = {"step": step, "train_loss": running, "beta": beta,
                       "elapsed": elapsed_before + clock()}
