@@ -43,7 +43,11 @@ def finish() -> None:
     exception", about 1 run in 100 on a loaded 2-core machine), failing a run that had succeeded.
     Not called on an error path: a failed rank never reaches the barrier, and torchrun stops the
     others."""
-    if dist.is_initialized():
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == "nccl":  # name this rank's GPU, or NCCL guesses one and warns
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
         dist.barrier()
 
 
