@@ -37,7 +37,7 @@ def init_from_env(device: torch.device) -> torch.device:
 def finish() -> None:
     """Wait until every rank is done; call it after a run that completed, before :func:`shutdown`.
 
-    Why: rank 0 evaluates and writes results after the last training step while the other ranks
+    Why: rank 0 evaluates every model after its last training step while the other ranks
     have nothing left to do. A rank that tore down its gloo connections and exited while its peer
     was still busy was seen to abort at exit (SIGABRT, "terminate called without an active
     exception", about 1 run in 100 on a loaded 2-core machine), failing a run that had succeeded.
