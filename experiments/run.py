@@ -187,8 +187,8 @@ def main(argv=None) -> int:
         return cli.report(err)
     finally:
         distributed.shutdown()
-    if not reports:
-        return 0
+    if not reports:  # a rank > 0 of torchrun: done, nothing to write
+        distributed.exit_worker(0)
     wall = time.perf_counter() - start
     samples = [r.pop("_samples", None) for r in runs]
     meta = provenance(args.seed)
