@@ -169,7 +169,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 
 
 RANKS_STOP_TOGETHER = """
-import itertools, json, sys, time
+import itertools, json, sys
 import torch
 from tests.conftest import tiny_program
 from vmd_pyro import distributed, training
