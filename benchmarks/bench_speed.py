@@ -35,9 +35,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyro
-from pyro.infer import TraceMeanField_ELBO
 import torch
 import torch.nn.functional as F
+from pyro.infer import TraceMeanField_ELBO
 from torch.distributions import Normal, kl_divergence
 from tqdm.auto import tqdm
 

@@ -8,8 +8,8 @@
 Each ``argmax`` file is a ``run.py --task sudoku --checkpoint CKPT --fill argmax`` evaluation. Its
 sampled-token counterpart is the ``--sampled`` file whose rows come from the same trained model
 (the same recorded training history up to wall times: the file that trained CKPT, one that
-evaluated it, or the run that a retrained CKPT reproduces; the checkpoint may have been renamed) with the same decoding order and z strategy (``-`` where
-none does). Writes ``fill.md`` (solve rate on the test split at every NFE, both fills) and
+evaluated it, or the run that a retrained CKPT reproduces; the checkpoint may have been renamed)
+with the same decoding order and z strategy (``-`` where none does). Writes ``fill.md`` (solve rate on the test split at every NFE, both fills) and
 ``fill.png`` (the gain of argmax over sampled tokens at each NFE, one point per row).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from vmd_pyro import cli  # noqa: E402
+from vmd_pyro.experiment import result_runs  # noqa: E402
 
 
 def option(command: str, name: str) -> str | None:
@@ -41,10 +42,6 @@ def test_rates(runs: list[dict], fill: str, z: str | None, order: str) -> dict[i
             and (r.get("fill") or "sample") == fill and r.get("z_strategy") == z}
 
 
-def runs_of(data: dict) -> list[dict]:
-    return data.get("runs", [data])
-
-
 def trajectory(run: dict) -> list[dict]:
     """The training history without its wall times: what a retrained checkpoint reproduces."""
     return [{k: v for k, v in record.items() if k != "elapsed"} for record in run.get("history", [])]
@@ -58,22 +55,21 @@ def same_model(run: dict, other: dict) -> bool:
 def rows(argmax_paths, sampled_paths) -> list[dict]:
     """One entry per argmax file: its checkpoint, model, z strategy, order, both fills' solve rates
     per NFE (``sample`` empty where no sampled file holds the same model) and the files read."""
-    # a file with one row holds it at the top level, as sudoku_report.py reads it too
-    sampled = [(path, runs_of(json.loads(Path(path).read_text()))) for path in sampled_paths]
+    sampled = [(path, result_runs(json.loads(Path(path).read_text()))) for path in sampled_paths]
     found = []
     for path in argmax_paths:
         data = json.loads(Path(path).read_text())
         ckpt = option(data.get("command", ""), "--checkpoint")
         if ckpt is None:
             raise ValueError(f"{path}: not a run.py --checkpoint evaluation")
-        first = runs_of(data)[0]
+        first = result_runs(data)[0]
         z, order = first.get("z_strategy"), first["order"]
         match = next(((p, rates) for p, runs in sampled
                       for rates in [test_rates([r for r in runs if same_model(r, first)],
                                                "sample", z, order)] if rates), (None, {}))
         found.append({"checkpoint": ckpt, "model": first["model"], "prior": first.get("prior"),
                       "z_strategy": z, "order": order,
-                      "argmax": test_rates(runs_of(data), "argmax", z, order),
+                      "argmax": test_rates(result_runs(data), "argmax", z, order),
                       "sample": match[1], "sampled_file": match[0], "argmax_file": str(path),
                       "git_commit": data.get("git_commit")})
     return found

@@ -30,6 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from vmd_pyro import cli  # noqa: E402
+from vmd_pyro.experiment import result_runs  # noqa: E402
 
 ORDER_NAMES = {"random": "random", "top-prob": "Top-Prob", "top-prob-margin": "Top-Prob-Margin"}
 
@@ -64,7 +65,7 @@ def load_runs(paths, names=None) -> tuple[list[dict], list[str]]:
     runs, commits = [], []
     for path, name in zip(paths, names or [None] * len(paths)):
         data = json.loads(Path(path).read_text())
-        found = data.get("runs", [data])
+        found = result_runs(data)
         runs += [{**r, "name": name} if name else r for r in found]
         commits.append(data.get("git_commit", "?"))
     return runs, list(dict.fromkeys(commits))

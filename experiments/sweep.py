@@ -33,7 +33,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.datasets.synthetic import make_synthetic  # noqa: E402
-from vmd_pyro.experiment import fmt, load_script, provenance, write_json  # noqa: E402
+from vmd_pyro.experiment import (fmt, load_script, provenance, result_runs,  # noqa: E402
+                                 write_json)
 
 run = load_script("run")
 
@@ -97,7 +98,7 @@ def run_one(args, out: Path, dataset: str, model: str, prior: str, seed: int, p=
         if code != 0:
             cli.fail(f"run {tag} failed with exit code {code}")
     data = json.loads(path.read_text())
-    return data["runs"] if "runs" in data else [data]
+    return result_runs(data)
 
 
 def summarise(records: list[dict]) -> list[dict]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vmd_pyro import cli
 from vmd_pyro.datasets import text
-from vmd_pyro.experiment import provenance, run_commands, write_json
+from vmd_pyro.experiment import provenance, result_runs, run_commands, write_json
 
 MODELS = {"bd": ["--model", "mdm"], "vmd-gaussian": ["--model", "vmd", "--prior", "gaussian"],
           "vmd-block-conditional": ["--model", "vmd", "--prior", "block-conditional"],
@@ -88,7 +88,7 @@ def aggregate(out_dir: Path):
     rows, samples = [], []
     for path in sorted((out_dir / "runs").glob("*.json")):
         data = json.loads(path.read_text())
-        runs = data["runs"] if "runs" in data else [data]
+        runs = result_runs(data)
         name = path.stem.split("-", 1)[1]
         for r in runs:
             rows.append({"name": name, "label": LABELS[name], **{k: r[k] for k in (

@@ -96,6 +96,12 @@ def write_json(path: str | os.PathLike, data) -> None:
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
+def result_runs(data: dict) -> list[dict]:
+    """The result rows of a ``run.py`` JSON: a file of one row holds it at the top level, a file of
+    several holds them under ``runs``."""
+    return data["runs"] if "runs" in data else [data]
+
+
 def _jsonable(value):
     if isinstance(value, torch.Tensor):
         return value.tolist()

@@ -197,6 +197,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
 
     start = time.perf_counter()
     clock = lambda: time.perf_counter() - start  # noqa: E731
+    over_budget = lambda: bool(cfg.time_budget) and clock() >= cfg.time_budget  # noqa: E731
 
     def write_checkpoint(step):
         rngs = distributed.gather_objects(rng_state(generator))  # a collective: every rank calls
@@ -220,7 +221,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
             if cfg.free_nats:
                 loss = loss + beta * free_nats_penalty(program, batch, cfg.free_nats)
             loss.backward()
-            out_of_time = bool(cfg.time_budget) and clock() >= cfg.time_budget
+            out_of_time = over_budget()
             if world > 1:  # one collective: the gradients, the loss, and whether any rank is late
                 # (ranks must stop at the same step, or one would wait forever in the next step's
                 # collective while the other writes its checkpoint)
@@ -235,7 +236,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
                 optimizer.step()
         else:
             loss = svi.step(batch, beta)
-            out_of_time = bool(cfg.time_budget) and clock() >= cfg.time_budget
+            out_of_time = over_budget()
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at step {step}; {_kept(last_good)}. Lower "
                                 "the learning rate or raise --anneal-steps")
