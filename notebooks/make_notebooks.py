@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Writes the notebooks of this folder from the cells below, so that their source lives in
 reviewable Python; with ``--execute`` it also runs them top to bottom (full settings, one thread)
-and saves them with their outputs, which is how the committed notebooks were made:
+and saves them with their outputs. They go to ``--out-dir`` (default ``runs/notebooks``, outside
+the tracked tree); the committed notebooks were made with
 
-    python notebooks/make_notebooks.py --execute
+    python notebooks/make_notebooks.py --execute --out-dir notebooks
+
+(a notebook runs in this folder wherever it is saved, so its relative paths are the same).
 
 With ``VMD_SMOKE=1`` the notebooks train tiny models for a few dozen steps (the test suite runs
 them that way, ``tests/test_notebooks.py``)."""
@@ -218,30 +221,37 @@ def posterior_diagnostics():
     ]
 
 
-def write(name, cells):
+def write(path: Path, cells):
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"}})
-    nbformat.write(nb, HERE / name)
-    print(f"wrote {HERE / name}")
+    nbformat.write(nb, path)
+    print(f"wrote {path}")
 
 
-def execute(name, timeout=1800):
-    """Run a written notebook in its folder and save it with its outputs."""
+def execute(path: Path, timeout=1800):
+    """Run a written notebook in this folder and save it with its outputs."""
     from nbclient import NotebookClient
 
-    nb = nbformat.read(HERE / name, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(HERE)}}).execute()
-    nbformat.write(nb, HERE / name)
-    print(f"executed {HERE / name}")
+    nbformat.write(nb, path)
+    print(f"executed {path}")
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--execute", action="store_true", help="run them and keep the outputs")
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/notebooks"),
+                        help="where the notebooks go (default runs/notebooks)")
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, cells in (("01_latent_priors.ipynb", latent_priors()),
                         ("02_posterior_diagnostics.ipynb", posterior_diagnostics())):
-        write(name, cells)
-        if "--execute" in sys.argv[1:]:
-            execute(name)
+        write(args.out_dir / name, cells)
+        if args.execute:
+            execute(args.out_dir / name)
