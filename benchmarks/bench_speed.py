@@ -4,8 +4,9 @@
 Compares, on the same networks and the same batches:
 
 (a) a Pyro training step (fused engine: ``elbo.differentiable_loss`` + AdamW) against a hand-written
-    PyTorch step computing the same NELBO and gradients (checked to agree before timing), for the
-    synthetic MLP network (seq_len 4) and a Sudoku-scale transformer (seq_len 81, vocab 9);
+    PyTorch step computing the same training objective and gradients (checked to agree before
+    timing), for the synthetic MLP network (seq_len 4) and a Sudoku-scale transformer (seq_len
+    81, vocab 9);
 (b) a VMD training step against an MDM training step (both Pyro; and both hand-written, to separate
     the cost of VMD's extra guide network from Pyro's), with the default small guide encoder and,
     for reference, with a guide as wide and deep as the denoiser;
@@ -70,10 +71,11 @@ BLOCK_DECODING = {
 }
 
 
-# --- the hand-written reference: the same NELBO as the Pyro model and guide -------------------
+# --- the hand-written reference: the same loss as the Pyro model and guide --------------------
 def reference_loss(program, batch, beta=1.0) -> torch.Tensor:
-    """NELBO of models/vmd.py + guides/amortized.py (Gaussian prior, Normal guide, analytic KL,
-    as ``TraceMeanField_ELBO`` computes it) or of models/mdm.py, written in plain PyTorch."""
+    """The training objective J of models/vmd.py + guides/amortized.py (Gaussian prior, Normal
+    guide, analytic KL, as ``TraceMeanField_ELBO`` computes it; not a bound for VMD) or MDM's
+    NELBO (models/mdm.py), written in plain PyTorch."""
     z, kl = None, 0.0
     if program.has_latent:
         loc, raw_scale = program.guide_net.encoder(batch.x0, batch.masked).chunk(2, dim=-1)
