@@ -1,13 +1,13 @@
-"""``MeanFieldELBO``: Pyro's ``TraceMeanField_ELBO`` that computes only the densities its loss reads.
+"""``MeanFieldELBO``: Pyro's ``TraceMeanField_ELBO``, computing only the densities its loss reads.
 
 Pyro's importance trace scores every sample site of the model and the guide before the mean-field
 loss looks at them. For a latent site whose KL to the prior has a closed form, the loss then uses
 the KL and discards both log-densities: on the 4-token synthetic MLP, skipping them makes a VMD
-training step 3.6% faster (``results/bench/speed.json``, measured against Pyro's in one run). Here the observed sites are scored,
-each latent site contributes its analytic KL, and only a latent site without one is scored in both
-traces (``log p(z) - log q(z)``, as ``Trace_ELBO`` would). Same value and gradients as
-``TraceMeanField_ELBO`` (``tests/test_elbo.py``), and it is still an ordinary Pyro ELBO
-(``differentiable_loss``, ``loss``, ``SVI``).
+training step 3.6% faster (``results/bench/speed.json``, measured against Pyro's in one run).
+Here the observed sites are scored, each latent site contributes its analytic KL, and only a
+latent site without one is scored in both traces (``log p(z) - log q(z)``, as ``Trace_ELBO``
+would). Same value and gradients as ``TraceMeanField_ELBO`` (``tests/test_elbo.py``), and it is
+still an ordinary Pyro ELBO (``differentiable_loss``, ``loss``, ``SVI``).
 """
 from __future__ import annotations
 
