@@ -26,7 +26,7 @@ class ResidualNormalGuide(ModelReadingGuide):
 
     def __init__(self, latent, net_cfg):
         super().__init__(net_cfg)
-        self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim)
+        self.encoder = make_encoder(net_cfg, 2 * latent.latent_dim, cond_width=net_cfg.hidden)
         self.read = nn.Linear(net_cfg.vocab_size, net_cfg.hidden)
 
     @torch.no_grad()

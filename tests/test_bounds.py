@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy import special, stats
 
-from tests.conftest import tiny_program
+from tests.conftest import fixed_normal_guide, tiny_program
 from vmd_pyro import metrics
 from vmd_pyro.bounds import BoundOptions, evaluate_nll_bounds, sequence_bounds
 from vmd_pyro.networks import NetConfig
@@ -39,11 +39,8 @@ def latent_program(prior="discrete", seed=0, **kw):
         program.denoiser.embed.weight.mul_(4.0)
         if prior == "discrete":
             program.prior.logits.copy_(torch.tensor([0.8, -0.5, 0.1]))
-        else:
-            out = program.guide_net.encoder.out
-            out.weight.zero_()
-            out.bias.copy_(torch.cat([torch.zeros(out.out_features // 2),
-                                      torch.full((out.out_features // 2,), math.log(math.e ** 1.5 - 1))]))
+    if prior != "discrete":
+        fixed_normal_guide(program, 1.5)
     return program.eval()
 
 

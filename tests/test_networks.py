@@ -93,9 +93,14 @@ def test_guide_is_small_by_default_and_full_size_on_request(arch):
     full = build_program(ProgramConfig(net=net, guide_hidden=64, guide_layers=3))
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(small.guide_net) < count(small.denoiser) / 5
-    assert count(full.guide_net) > count(full.denoiser) / 2
     if arch == "transformer":
+        assert count(full.guide_net) > count(full.denoiser) / 2
         assert len(small.guide_net.encoder.trunk.layers.layers) == 1
+    else:  # hidden layers: the one-hot first layer, then guide_layers - 1 Linear layers
+        hidden = lambda enc: 1 + sum(isinstance(m, torch.nn.Linear) for m in enc.mlp)  # noqa: E731
+        assert hidden(small.guide_net.encoder) == 1 and hidden(full.guide_net.encoder) == 3
+        assert {p.shape[-1] for p in full.guide_net.encoder.mlp.parameters()} == {64}
+    if arch == "transformer":
         with pytest.raises(ValueError, match="multiple of the 4 attention heads"):
             ProgramConfig(net=net, guide_hidden=18)
 
@@ -279,19 +284,74 @@ def test_unknown_z_conditioning_is_refused():
 
 # --- the linear guide encoder (--guide-layers 0 on the MLP) ------------------------------------
 
+def one_hot_sequence(ids, num_ids):
+    """(B, L) ids to the flattened one-hot (B, L * num_ids), position-major."""
+    return torch.nn.functional.one_hot(ids, num_ids).flatten(-2).float()
+
+
 def test_linear_guide_encoder_is_one_linear_map_of_the_flagged_tokens():
     from vmd_pyro.networks import SequenceEncoder
     torch.manual_seed(0)
     cfg = NetConfig(vocab_size=5, seq_len=4, hidden=8, layers=0)
-    enc = SequenceEncoder(cfg, out_dim=6)
-    assert enc.mlp is None and enc.out.in_features == 4 * 8
+    enc = SequenceEncoder(cfg, out_dim=6, cond_width=8)
+    assert enc.mlp is None and enc.first is None and tuple(enc.out.weight.shape) == (4 * 12, 6)
     tokens, masked = torch.randint(0, 6, (300, 4)), torch.rand(300, 4) < 0.5
-    ids = tokens + 6 * masked.long()
-    expected = enc.out(enc.embed(ids).flatten(-2))
+    one_hot = one_hot_sequence(tokens + 6 * masked.long(), 12)
+    expected = one_hot @ enc.out.weight + enc.out.bias
     torch.testing.assert_close(enc(tokens, masked), expected, rtol=1e-5, atol=1e-5)
     cond = torch.randn(300, 4, 8)
     torch.testing.assert_close(enc(tokens, masked, cond=cond),
-                               enc.out((enc.embed(ids) + cond).flatten(-2)), rtol=1e-5, atol=1e-5)
+                               expected + cond.flatten(-2) @ enc.cond_proj.weight.T,
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="built without cond_width"):
+        SequenceEncoder(cfg, out_dim=6)(tokens, masked, cond=cond)
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_mlp_encoders_saved_with_an_embedding_load_as_the_same_function(layers):
+    # Before OneHotLinear an MLP encoder embedded the flagged tokens and applied a linear map to
+    # the flattened embeddings, with two hidden layers (or none). Such a state dict, written here
+    # by hand, must load into today's encoder as the same function of (tokens, masked, cond).
+    from vmd_pyro.networks import SequenceEncoder
+    torch.manual_seed(1)
+    L, V, H, out = 4, 5, 8, 6
+    embed = torch.randn(2 * (V + 1), H)
+    w1, b1 = torch.randn(H if layers else out, L * H) / 4, torch.randn(H if layers else out)
+    old = {"embed.weight": embed}
+    if layers:
+        w2, b2, w3, b3 = torch.randn(H, H) / 3, torch.randn(H), torch.randn(out, H) / 3, torch.randn(out)
+        old.update({"mlp.0.weight": w1, "mlp.0.bias": b1, "mlp.2.weight": w2, "mlp.2.bias": b2,
+                    "out.weight": w3, "out.bias": b3})
+    else:
+        old.update({"out.weight": w1, "out.bias": b1})
+    gelu = torch.nn.functional.gelu
+
+    def old_forward(tokens, masked, cond):
+        x = (embed[tokens + (V + 1) * masked.long()] + cond).flatten(-2)
+        h = x @ w1.T + b1
+        return h if not layers else gelu(gelu(h) @ w2.T + b2) @ w3.T + b3
+
+    enc = SequenceEncoder(NetConfig(vocab_size=V, seq_len=L, hidden=H, layers=layers), out,
+                          cond_width=H)
+    enc.load_state_dict(old)
+    tokens, masked, cond = torch.randint(0, V + 1, (50, L)), torch.rand(50, L) < 0.5, torch.randn(50, L, H)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(tokens, masked, cond=cond), old_forward(tokens, masked, cond),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_configs_saved_before_the_mlp_encoder_depth_counted_read_as_two_hidden_layers():
+    mlp = NetConfig(vocab_size=5, seq_len=4, hidden=16, layers=3)
+    old = {**ProgramConfig(net=mlp).to_dict(), "guide_layers": 1, "prior_layers": 3}
+    del old["version"]
+    assert (ProgramConfig.from_dict(old).guide_layers, ProgramConfig.from_dict(old).prior_layers) == (2, 2)
+    linear = ProgramConfig.from_dict({**old, "guide_layers": 0})
+    assert linear.guide_layers == 0 and linear.version == 2
+    now = ProgramConfig(net=mlp, guide_layers=1)
+    assert ProgramConfig.from_dict(now.to_dict()) == now
+    transformer = {**ProgramConfig(net=sudoku_net()).to_dict(), "guide_layers": 1}
+    del transformer["version"]
+    assert ProgramConfig.from_dict(transformer).guide_layers == 1
 
 
 def test_a_linear_guide_is_for_the_mlp_only():

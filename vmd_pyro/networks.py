@@ -124,6 +124,21 @@ def latent_modulation(cfg: "NetConfig", slots: int) -> LatentModulation | None:
     return LatentModulation(cfg.latent_dim, cfg.layers, slots, cfg.hidden)
 
 
+def add_projection(h: torch.Tensor, z: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+    """``h + proj(z)``; without autograd (sampling) in place into ``h`` when ``h (B, H)`` and
+    ``z (B, D)`` match, so a caller passes only an ``h`` it has just made.
+
+    In sampling on the synthetic MLP the sum's new ``(B, H)`` tensor cost more than the product
+    itself: a VMD decoding run was 1.12-1.19x MDM's with it, 1.07x in place (``results/bench``).
+    In training the in-place form made the step slower, so the sum stays. With leading sample
+    dimensions on ``z`` (importance samples, enumerated values) the sum broadcasts as before.
+    """
+    if (torch.is_grad_enabled() or z.dim() != 2 or h.dim() != 2
+            or z.shape[0] != h.shape[0]):
+        return h + proj(z)
+    return h.addmm_(z, proj.weight.t()).add_(proj.bias)
+
+
 def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
                          tokens: torch.Tensor) -> torch.Tensor:
     """``linear(embed(tokens).flatten(-2))`` for ``tokens (..., L)``, computed cheaply.
@@ -169,7 +184,7 @@ class MLPDenoiser(nn.Module):
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         h = embed_flatten_linear(self.embed, self.inp, xt)
         if z is not None and self.z_proj is not None:
-            h = h + self.z_proj(z)                                    # (*S, B, H)
+            h = add_projection(h, z, self.z_proj)  # (*S, B, H); h is fresh: in place
         if self.film is None or z is None:
             h = self.body(h)
         elif self.cfg.z_conditioning == "head":
@@ -319,48 +334,126 @@ class TransformerDenoiser(nn.Module):
         return self.out(self.trunk(xt, self.z_proj(z).unsqueeze(-2), film))
 
 
+class OneHotLinear(nn.Module):
+    """A linear map of the one-hot sequence: ``tokens (..., L)`` with ids ``0 .. num_ids - 1`` to
+    ``sum_i weight[i * num_ids + tokens_i] + bias``, of shape ``(..., out_features)``.
+
+    Any linear function of the flattened one-hot tokens, stored as one row per (position, id). It
+    is the first layer of the MLP sequence encoder (guides, learned priors), computed as one
+    product with the one-hot matrix. The encoder used to factor it as an embedding followed by a
+    linear map of the flattened embeddings, which made every step rebuild this table from the two
+    (a product, a copy and their gradients): on the 4-token synthetic MLP, whose training step is
+    bound by its number of small operations, the table itself makes a VMD step 4% faster
+    (``results/bench``). :meth:`from_factors` converts the old parameters exactly.
+    """
+
+    def __init__(self, seq_len: int, num_ids: int, out_features: int):
+        super().__init__()
+        self.num_ids, self.out_features = num_ids, out_features
+        self.weight = nn.Parameter(torch.empty(seq_len * num_ids, out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        # Exactly seq_len rows are summed: each is drawn with variance 1 / (3 seq_len), so a
+        # fresh layer's outputs have variance 1/3, as with the embedding-and-linear it replaces.
+        bound = seq_len ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.register_buffer("offsets", torch.arange(seq_len) * num_ids, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        rows = (tokens + self.offsets).reshape(-1, tokens.shape[-1])
+        one_hot = rows.new_zeros((rows.shape[0], self.weight.shape[0]),
+                                 dtype=self.weight.dtype).scatter_(1, rows, 1.0)
+        return torch.addmm(self.bias, one_hot, self.weight).reshape(
+            *tokens.shape[:-1], self.out_features)
+
+    @staticmethod
+    def from_factors(embed: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The ``(L * ids, out)`` weight equal to ``linear(embed(tokens).flatten(-2))``'s map, from
+        the embedding ``(ids, width)`` and the linear weight ``(out, L * width)``."""
+        num_ids, width = embed.shape
+        per_position = weight.view(weight.shape[0], -1, width)            # (out, L, width)
+        return torch.einsum("vw,olw->lvo", embed, per_position).reshape(-1, weight.shape[0])
+
+
 class SequenceEncoder(nn.Module):
     """Maps ``(tokens, masked)`` to one feature vector per sequence.
 
     Guides call it with ``(x0, masked)`` so that ``q(z | x0, xt)`` sees the mask pattern (a guide that
     sees only ``x0`` collapses to the prior, docs/method.md); a learned prior ``p(z | xt)`` calls
-    it with ``(xt, masked)``.
+    it with ``(xt, masked)``. For short sequences (``arch="mlp"``) it is an MLP with ``cfg.layers``
+    hidden layers over the one-hot flagged tokens; with 0 it is one linear map of them (the
+    cheapest guide: a small MLP step is bound by its number of operations, not by its FLOPs).
+    ``cond_width``: the width of the extra per-position input ``cond`` a guide may pass (the
+    transformer adds it to the embedded tokens, so there it must equal ``cfg.hidden``).
     """
 
-    def __init__(self, cfg: NetConfig, out_dim: int):
+    def __init__(self, cfg: NetConfig, out_dim: int, cond_width: int = 0):
         super().__init__()
         self.cfg = cfg
         # Input id = token (0..V, V being the mask) + (V + 1) * masked, so the flag is explicit
         # even where the token itself is known.
-        num_embeddings = 2 * (cfg.vocab_size + 1)
+        num_ids = 2 * (cfg.vocab_size + 1)
+        self.trunk = self.first = self.mlp = self.cond_proj = None
         if cfg.arch == "transformer":
-            self.trunk = TransformerTrunk(cfg, num_embeddings)
-            self.mlp = None
-        else:
-            self.trunk = None
-            self.embed = nn.Embedding(num_embeddings, cfg.hidden)
-            # layers 0: a linear encoder, out(flatten(embed)): one table lookup per sequence, the
-            # cheapest guide (a small MLP step is bound by the number of ops, not by FLOPs)
-            self.mlp = nn.Sequential(nn.Linear(cfg.seq_len * cfg.hidden, cfg.hidden), nn.GELU(),
-                                     nn.Linear(cfg.hidden, cfg.hidden), nn.GELU()
-                                     ) if cfg.layers else None
-        linear = self.trunk is None and self.mlp is None
-        self.out = nn.Linear(cfg.seq_len * cfg.hidden if linear else cfg.hidden, out_dim)
+            if cond_width not in (0, cfg.hidden):
+                raise ValueError(f"a transformer encoder adds cond to its embeddings: cond_width "
+                                 f"must be {cfg.hidden}, got {cond_width}")
+            self.trunk = TransformerTrunk(cfg, num_ids)
+            self.out = nn.Linear(cfg.hidden, out_dim)
+            return
+        width = cfg.hidden if cfg.layers else out_dim
+        first = OneHotLinear(cfg.seq_len, num_ids, width)
+        if cond_width:
+            self.cond_proj = nn.Linear(cfg.seq_len * cond_width, width, bias=False)
+        if not cfg.layers:
+            self.out = first  # the linear encoder: the one-hot layer is the output
+            return
+        self.first = first
+        body = [nn.GELU()]
+        for _ in range(cfg.layers - 1):
+            body += [nn.Linear(cfg.hidden, cfg.hidden), nn.GELU()]
+        self.mlp = nn.Sequential(*body)
+        self.out = nn.Linear(cfg.hidden, out_dim)
 
     def forward(self, tokens: torch.Tensor, masked: torch.Tensor,
                 clean: torch.Tensor | None = None, cond: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """``clean`` is read by block encoders only (the earlier blocks); one vector per sequence
-        needs nothing but ``tokens`` and their flags. ``cond (B, L, H)``, if given, is added to
-        the embedded tokens (a guide's extra per-position input)."""
+        needs nothing but ``tokens`` and their flags. ``cond (B, L, cond_width)``, if given, is
+        the guide's extra per-position input: added to the embedded tokens of a transformer, and
+        through its own linear map to the first layer of an MLP."""
         ids = tokens + (self.cfg.vocab_size + 1) * masked.long()
         if self.trunk is not None:
             return self.out(self.trunk(ids, cond).mean(-2))
-        first = self.out if self.mlp is None else self.mlp[0]
-        h = embed_flatten_linear(self.embed, first, ids)
-        if cond is not None:  # first(flatten(embed + cond)): the layer is linear
-            h = h + F.linear(cond.flatten(-2), first.weight)
-        return h if self.mlp is None else self.out(self.mlp[1:](h))
+        first = self.out if self.first is None else self.first
+        h = first(ids)
+        if cond is not None:
+            if self.cond_proj is None:
+                raise ValueError("this encoder was built without cond_width: it takes no cond")
+            h = h + self.cond_proj(cond.flatten(-2))
+        return h if self.first is None else self.out(self.mlp(h))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # MLP encoders saved before OneHotLinear held an embedding and a linear map of the
+        # flattened embeddings (and always two hidden layers, see ProgramConfig.from_dict): the
+        # same function, converted exactly. Their cond went through the first linear map, which
+        # is now cond_proj's weight.
+        embed = state_dict.pop(prefix + "embed.weight", None)
+        if embed is not None and self.trunk is None:
+            first = prefix + ("out." if self.first is None else "mlp.0.")
+            new = prefix + ("out." if self.first is None else "first.")
+            weight = state_dict.pop(first + "weight")
+            if self.cond_proj is not None:
+                state_dict[prefix + "cond_proj.weight"] = weight
+            bias = state_dict.pop(first + "bias")
+            state_dict[new + "weight"] = OneHotLinear.from_factors(embed, weight)
+            state_dict[new + "bias"] = bias
+            if self.first is not None:  # old hidden Linear layers sat at mlp.2, mlp.4, ...
+                for key in sorted(k for k in state_dict if k.startswith(prefix + "mlp.")):
+                    index, rest = key[len(prefix + "mlp."):].split(".", 1)
+                    state_dict[f"{prefix}mlp.{int(index) - 1}.{rest}"] = state_dict.pop(key)
+        elif embed is not None:
+            state_dict[prefix + "embed.weight"] = embed
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 # --- block diffusion (vmd_pyro.blocks): the block-causal transformer over [xt ; x0] -------------
@@ -465,9 +558,10 @@ def make_denoiser(cfg: NetConfig) -> nn.Module:
     raise ValueError(f"unknown network architecture {cfg.arch!r}; choose 'mlp' or 'transformer'")
 
 
-def make_encoder(cfg: NetConfig, out_dim: int) -> nn.Module:
-    """The sequence encoder of guides: one vector per sequence, or per block with ``block_size``."""
+def make_encoder(cfg: NetConfig, out_dim: int, cond_width: int = 0) -> nn.Module:
+    """The sequence encoder of guides: one vector per sequence, or per block with ``block_size``
+    (``cond_width``: see :class:`SequenceEncoder`)."""
     if cfg.block_size:
         check_block_config(cfg)
         return BlockSequenceEncoder(cfg, out_dim)
-    return SequenceEncoder(cfg, out_dim)
+    return SequenceEncoder(cfg, out_dim, cond_width)

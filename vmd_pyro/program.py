@@ -35,8 +35,8 @@ class ProgramConfig:
     components: int = 10
     elbo: str | None = None          # override the prior's ELBO ("trace", "meanfield", "enum")
     # Width and depth of the guide's encoder q(z | x0, xt); None: the small default of
-    # small_guide_size. The MLP encoder has a fixed depth (two hidden layers), so guide_layers
-    # sizes transformers, except that 0 makes the MLP encoder linear (no hidden layer at all).
+    # small_guide_size. For an MLP encoder the depth is its number of hidden layers, and 0 makes
+    # it linear (no hidden layer at all).
     guide_hidden: int | None = None
     guide_layers: int | None = None
     # Width and depth of a learned prior's network (conditional, block-conditional, block-mog);
@@ -44,6 +44,9 @@ class ProgramConfig:
     # narrower, e.g. to compare a block VMD with a block diffusion of equal parameter count.
     prior_hidden: int | None = None
     prior_layers: int | None = None
+    # 2: MLP encoders have `layers` hidden layers. Configs saved before the field (version 1) built
+    # every MLP encoder with two hidden layers, or none at 0 layers; from_dict reads them so.
+    version: int = 2
 
     def __post_init__(self):
         # Resolved here so that saved configs (and resume checks) hold the sizes actually built.
@@ -81,7 +84,12 @@ class ProgramConfig:
         # Configs saved before the guide had its own size used the denoiser's width and depth.
         sizes = {"guide_hidden": net.hidden, "guide_layers": net.layers,
                  "prior_hidden": net.hidden, "prior_layers": net.layers}
-        return cls(**{**sizes, **d, "net": net})
+        d = {**sizes, **d, "net": net}
+        if d.get("version", 1) < 2 and net.arch == "mlp":
+            for name in ("guide_layers", "prior_layers"):
+                if d[name] is not None and int(d[name]) >= 1:
+                    d[name] = 2
+        return cls(**{**d, "version": cls.version})
 
 
 def small_guide_size(net: NetConfig) -> tuple[int, int]:

@@ -42,9 +42,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="width of the guide's encoder q(z | x0, xt) (default: a quarter of "
                         "--hidden, at least 16; give --hidden for a guide as wide as the denoiser)")
     g.add_argument("--guide-layers", type=int, default=None,
-                   help="transformer layers of the guide's encoder (default: a third of --layers, "
-                        "at least 1); the MLP guide has two hidden layers, or none with 0 (a "
-                        "linear encoder: the cheapest guide)")
+                   help="depth of the guide's encoder: transformer layers, or the MLP's hidden "
+                        "layers (default: a third of --layers, at least 1); 0 makes the MLP "
+                        "encoder linear (the cheapest guide)")
     g.add_argument("--prior-hidden", type=int, default=None,
                    help="width of a learned prior's network (conditional, block-conditional, "
                         "block-mog; default: --hidden)")
