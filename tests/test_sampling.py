@@ -1,6 +1,7 @@
 import warnings
 
 import pytest
+import pyro
 import torch
 from torch import nn
 
@@ -140,13 +141,24 @@ def test_prior_strategy_with_conditional_prior():
 def test_seeded_draws_follow_the_generator_and_leave_the_global_stream_alone():
     """A draw with a generator is the distribution's sample after seeding torch's CPU stream with
     the generator's next number (what torch.manual_seed seeds on a CPU), and the global stream
-    continues as if nothing had been drawn."""
-    normal = torch.distributions.Normal(torch.zeros(5, 3), 1.0)
+    continues as if nothing had been drawn. A Normal (also inside Independent) is drawn as
+    loc + scale * noise from the generator itself."""
+    gamma = torch.distributions.Gamma(torch.full((5, 3), 2.0), 1.0)
     torch.manual_seed(11)
     expected_next = torch.rand(2)
     torch.manual_seed(11)
-    drawn = _draw(normal, torch.Generator().manual_seed(4), (2,))
+    drawn = _draw(gamma, torch.Generator().manual_seed(4), (2,))
     assert torch.equal(torch.rand(2), expected_next)
     seed = int(torch.randint(0, 2 ** 62, (), generator=torch.Generator().manual_seed(4)))
     torch.manual_seed(seed)
-    assert torch.equal(drawn, normal.sample((2,)))
+    assert torch.equal(drawn, gamma.sample((2,)))
+
+    loc, scale = torch.randn(5, 3, requires_grad=True), torch.rand(5, 3) + 0.5
+    for normal in (torch.distributions.Normal(loc, scale),
+                   pyro.distributions.Normal(loc, scale).to_event(1)):
+        torch.manual_seed(11)
+        drawn = _draw(normal, torch.Generator().manual_seed(4), (2,))
+        assert torch.equal(torch.rand(2), expected_next)
+        noise = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(4))
+        assert torch.equal(drawn, loc + scale * noise) and not drawn.requires_grad
+        assert drawn.shape == normal.sample((2,)).shape
