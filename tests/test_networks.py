@@ -360,3 +360,21 @@ def test_a_linear_guide_is_for_the_mlp_only():
         ProgramConfig(net=net, guide_layers=0)
     mlp = NetConfig(vocab_size=5, seq_len=4, hidden=16, layers=2)
     assert ProgramConfig(net=mlp, guide_layers=0).guide_net().layers == 0
+
+
+@pytest.mark.parametrize("batch", [3, 200])  # the plain first layer, and the table
+def test_mlp_sampling_path_adds_z_in_place_and_computes_the_same_logits(batch):
+    # Without autograd the MLP accumulates z's projection into its first features in place (its
+    # bias folded into the input layer's); with autograd it adds a new sum. Same logits, and the
+    # input layer's bias is left as it was.
+    torch.manual_seed(0)
+    net = MLPDenoiser(NetConfig(vocab_size=5, seq_len=4, hidden=16, layers=2, latent_dim=3))
+    x, z = torch.randint(0, 6, (batch, 4)), torch.randn(batch, 3)
+    bias = net.inp.bias.clone()
+    with torch.no_grad():
+        fast = net(x, z)
+        samples = net(x, torch.randn(7, batch, 3))           # leading sample dimension: broadcast
+    expected = net.out(net.body(net.inp(net.embed(x).flatten(-2)) + net.z_proj(z)))
+    torch.testing.assert_close(fast, expected.detach().unflatten(-1, (4, 5)), rtol=1e-5, atol=1e-5)
+    assert samples.shape == (7, batch, 4, 5) and torch.equal(net.inp.bias, bias)
+    torch.testing.assert_close(net(x, z), fast, rtol=1e-5, atol=1e-5)

@@ -124,24 +124,10 @@ def latent_modulation(cfg: "NetConfig", slots: int) -> LatentModulation | None:
     return LatentModulation(cfg.latent_dim, cfg.layers, slots, cfg.hidden)
 
 
-def add_projection(h: torch.Tensor, z: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-    """``h + proj(z)``; without autograd (sampling) in place into ``h`` when ``h (B, H)`` and
-    ``z (B, D)`` match, so a caller passes only an ``h`` it has just made.
-
-    In sampling on the synthetic MLP the sum's new ``(B, H)`` tensor cost more than the product
-    itself: a VMD decoding run was 1.12-1.19x MDM's with it, 1.07x in place (``results/bench``).
-    In training the in-place form made the step slower, so the sum stays. With leading sample
-    dimensions on ``z`` (importance samples, enumerated values) the sum broadcasts as before.
-    """
-    if (torch.is_grad_enabled() or z.dim() != 2 or h.dim() != 2
-            or z.shape[0] != h.shape[0]):
-        return h + proj(z)
-    return h.addmm_(z, proj.weight.t()).add_(proj.bias)
-
-
-def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
-                         tokens: torch.Tensor) -> torch.Tensor:
-    """``linear(embed(tokens).flatten(-2))`` for ``tokens (..., L)``, computed cheaply.
+def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear, tokens: torch.Tensor,
+                         bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``linear(embed(tokens).flatten(-2))`` for ``tokens (..., L)``, computed cheaply (``bias``,
+    if given, in place of ``linear.bias``).
 
     The first layer of an MLP over embedded tokens is linear in the one-hot tokens, so it equals a
     sum over positions of rows of one ``(L, V, H_out)`` table, ``table[i, v] = W_i @ E[v]``.
@@ -152,15 +138,16 @@ def embed_flatten_linear(embed: nn.Embedding, linear: nn.Linear,
     length = tokens.shape[-1]
     num_ids, width = embed.weight.shape
     rows = tokens.reshape(-1, length)
+    bias = linear.bias if bias is None else bias
     if rows.shape[0] <= num_ids:  # a few sequences (sampling one puzzle): the plain way is cheaper
-        return linear(embed(tokens).flatten(-2))
+        return F.linear(embed(tokens).flatten(-2), linear.weight, bias)
     # (ids, out * L) from the weight's transposed view (no copy of the weight), then the small
     # table is laid out as (L * ids, out) rows for embedding_bag.
     table = embed.weight @ linear.weight.view(-1, width).T
     table = table.view(num_ids, linear.out_features, length).permute(2, 0, 1).reshape(
         length * num_ids, linear.out_features)
     offsets = torch.arange(length, device=tokens.device) * num_ids
-    h = F.embedding_bag(rows + offsets, table, mode="sum") + linear.bias
+    h = F.embedding_bag(rows + offsets, table, mode="sum") + bias
     return h.reshape(*tokens.shape[:-1], linear.out_features)
 
 
@@ -181,10 +168,24 @@ class MLPDenoiser(nn.Module):
         self.film = latent_modulation(cfg, slots=2)
         self.out = nn.Linear(cfg.hidden, cfg.seq_len * cfg.vocab_size)
 
+    def first_layer(self, xt: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """``inp(flatten(embed(xt))) + z_proj(z)``, shape ``(*S, B, H)``: where ``z`` enters.
+
+        Without autograd (sampling) and with one ``z`` per sequence, ``z``'s projection is
+        accumulated into the fresh features in place, its bias folded into ``inp``'s: on the
+        synthetic MLP a new ``(B, H)`` sum made a VMD decoding run 1.12-1.19x MDM's, against 1.07x
+        in place, and the separate bias pass cost another 1% (``results/bench``). In training
+        the in-place form made the step slower, so the sum stays.
+        """
+        if z is None or self.z_proj is None:
+            return embed_flatten_linear(self.embed, self.inp, xt)
+        if torch.is_grad_enabled() or z.dim() != 2 or xt.dim() != 2 or len(z) != len(xt):
+            return embed_flatten_linear(self.embed, self.inp, xt) + self.z_proj(z)
+        h = embed_flatten_linear(self.embed, self.inp, xt, self.inp.bias + self.z_proj.bias)
+        return h.addmm_(z, self.z_proj.weight.t())
+
     def forward(self, xt: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        h = embed_flatten_linear(self.embed, self.inp, xt)
-        if z is not None and self.z_proj is not None:
-            h = add_projection(h, z, self.z_proj)  # (*S, B, H); h is fresh: in place
+        h = self.first_layer(xt, z)
         if self.film is None or z is None:
             h = self.body(h)
         elif self.cfg.z_conditioning == "head":
