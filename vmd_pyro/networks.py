@@ -344,8 +344,9 @@ class OneHotLinear(nn.Module):
     product with the one-hot matrix. The encoder used to factor it as an embedding followed by a
     linear map of the flattened embeddings, which made every step rebuild this table from the two
     (a product, a copy and their gradients): on the 4-token synthetic MLP, whose training step is
-    bound by its number of small operations, the table itself makes a VMD step 4% faster
-    (``results/bench``). :meth:`from_factors` converts the old parameters exactly.
+    bound by its number of small operations, the table itself took the VMD/MDM step ratio from
+    1.31-1.33 to 1.27 (quick checks, ``results/bench/README.md``, session 10).
+    :meth:`from_factors` converts the old parameters exactly.
     """
 
     def __init__(self, seq_len: int, num_ids: int, out_features: int):
