@@ -371,8 +371,7 @@ class OneHotLinear(nn.Module):
     def from_factors(embed: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """The ``(L * ids, out)`` weight equal to ``linear(embed(tokens).flatten(-2))``'s map, from
         the embedding ``(ids, width)`` and the linear weight ``(out, L * width)``."""
-        num_ids, width = embed.shape
-        per_position = weight.view(weight.shape[0], -1, width)            # (out, L, width)
+        per_position = weight.view(weight.shape[0], -1, embed.shape[1])   # (out, L, width)
         return torch.einsum("vw,olw->lvo", embed, per_position).reshape(-1, weight.shape[0])
 
 
