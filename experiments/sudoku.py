@@ -41,6 +41,7 @@ from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
 from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
+from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --per-clue-count: complete grids tried (default 1000)")
     g.add_argument("--search-moves", type=int, default=200,
                    help="with --per-clue-count: swap moves per grid (default 200)")
+    add_focus_arguments(g)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-solutions", action="store_true", help="write the puzzles only")
     g.add_argument("--out", required=True, help="puzzle file to write")
@@ -106,6 +108,8 @@ def load_sudoku_program(path: str, device="cpu"):
 
 
 def generate_command(args) -> int:
+    if args.search_focus_moves < 0:
+        raise ValueError(f"--search-focus-moves must be >= 0, got {args.search_focus_moves}")
     for name in ("count", "per_clue_count", "search_grids"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -116,7 +120,8 @@ def generate_command(args) -> int:
     else:
         puzzles, solutions = sudoku.generate_puzzles_by_clue_count(
             args.per_clue_count, tuple(args.clues), seed=args.seed, max_grids=args.search_grids,
-            moves=args.search_moves, progress=True)
+            moves=args.search_moves, progress=True, focus_moves=args.search_focus_moves,
+            focus_at=args.search_focus_at)
         counts = sudoku.clue_counts(puzzles)
         print("puzzles per clue count: " + ", ".join(
             f"{c}: {counts.count(c)}" for c in range(args.clues[0], args.clues[1] + 1)))

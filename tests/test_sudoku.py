@@ -130,6 +130,24 @@ def test_clue_count_search_files_each_puzzle_under_its_own_count():
         sudoku.generate_puzzles_by_clue_count(1, (16, 20), seed=0, max_grids=1)
 
 
+def test_focused_search_continues_the_same_search_on_grids_that_got_far():
+    # focus_moves only adds swaps after the plain search, so with the same random stream it never
+    # ends with more clues; a grid above focus_at gets none, and focus_moves 0 is the plain search.
+    grid = sudoku.random_grid(random.Random(3))
+    plain = sudoku.search_puzzle(grid, 17, random.Random(5), moves=5)
+    focused = sudoku.search_puzzle(grid, 17, random.Random(5), moves=5, focus_moves=40, focus_at=80)
+    skipped = sudoku.search_puzzle(grid, 17, random.Random(5), moves=5, focus_moves=40, focus_at=17)
+    assert skipped == plain and sudoku.count_solutions(focused, cap=2) == 1
+    assert sum(d > 0 for d in focused) < sum(d > 0 for d in plain)
+    assert all(p in (0, s) for p, s in zip(focused, grid))
+    # the new fields leave the cache key of existing splits as it was, unless they are set
+    default = sudoku.task.cache_config(sudoku.HardSplitConfig())
+    assert "focus_moves" not in default and "focus_at" not in default and "moves" in default
+    focused = sudoku.task.cache_config(sudoku.HardSplitConfig(focus_moves=30))
+    assert focused["focus_moves"] == 30 and focused != sudoku.task.cache_config(
+        sudoku.HardSplitConfig(focus_moves=30, focus_at=22))
+
+
 def test_hard_split_holds_unique_puzzles_of_the_requested_counts(tmp_path):
     hard = sudoku.HardSplitConfig(clue_min=23, clue_max=26, per_count=2, max_grids=20, moves=20)
     task = small_task(tmp_path, hard=hard, train_clues=(17, 25))

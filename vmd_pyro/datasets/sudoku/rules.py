@@ -171,14 +171,26 @@ def make_puzzle(solution, num_clues: int, rng: random.Random) -> list[int]:
     return puzzle
 
 
-def search_puzzle(solution, num_clues: int, rng: random.Random, moves: int) -> list[int]:
+def search_puzzle(solution, num_clues: int, rng: random.Random, moves: int,
+                  focus_moves: int = 0, focus_at: int = 21) -> list[int]:
     """A unique-solution puzzle of ``solution`` with as few clues as a local search finds, stopping
     at ``num_clues``: greedy removal, then up to ``moves`` swaps (one clue blanked, one blank given
     back, kept if the solution stays unique, followed by greedy removal again), each of which can
-    step from one minimal puzzle to another that allows further removals. The result may have more
-    than ``num_clues`` clues (count them); every puzzle it returns has a unique solution."""
+    step from one minimal puzzle to another that allows further removals. A grid whose search has
+    come down to ``focus_at`` clues or fewer gets ``focus_moves`` more swaps: the few grids that
+    reach 21 clues are where 20 and 19 are found, so the budget goes there. The result may have
+    more than ``num_clues`` clues (count them); every puzzle it returns has a unique solution."""
     puzzle = list(solution)
     count = remove_clues(puzzle, solution, num_clues, rng)
+    count = _swap_search(puzzle, solution, count, num_clues, rng, moves)
+    if focus_moves and num_clues < count <= focus_at:
+        _swap_search(puzzle, solution, count, num_clues, rng, focus_moves)
+    return puzzle
+
+
+def _swap_search(puzzle, solution, count: int, num_clues: int, rng: random.Random,
+                 moves: int) -> int:
+    """Up to ``moves`` swaps of :func:`search_puzzle` on ``puzzle`` (in place); the count reached."""
     for _ in range(moves):
         if count <= num_clues:
             break
@@ -189,7 +201,7 @@ def search_puzzle(solution, num_clues: int, rng: random.Random, moves: int) -> l
             count = remove_clues(puzzle, solution, num_clues, rng)
         else:
             puzzle[given], puzzle[blank] = solution[given], 0
-    return puzzle
+    return count
 
 
 def add_clues(puzzle, solution, num_clues: int, rng: random.Random) -> list[int]:
@@ -207,19 +219,21 @@ def add_clues(puzzle, solution, num_clues: int, rng: random.Random) -> list[int]
 
 def generate_puzzles_by_clue_count(per_count: int, clue_range: tuple[int, int], seed: int,
                                    max_grids: int, moves: int = 300, exclude=(),
-                                   progress: bool = False):
+                                   progress: bool = False, focus_moves: int = 0,
+                                   focus_at: int = 21):
     """Up to ``per_count`` unique-solution puzzles for every clue count in ``clue_range``, on
     distinct grids none of which is in ``exclude``, within a budget of ``max_grids`` grids.
 
-    Each grid is searched (:func:`search_puzzle`, ``moves`` swaps) towards the smallest count still
+    Each grid is searched (:func:`search_puzzle`, ``moves`` swaps, ``focus_moves`` more for a grid
+    down to ``focus_at`` clues) towards the smallest count still
     short of puzzles; the puzzle found is used at the smallest short count at or above its own
     clue count, with random clues given back to reach it (never relabelled: every puzzle has
     exactly the clue count it is filed under). Low counts (below about 21) are rare, so some may
     stay short or empty: the result says which counts were reached. Deterministic given the
     arguments. Returns ``(puzzles, solutions)`` as lists of 81-int lists, sorted by clue count."""
     lo, hi = check_clue_range(clue_range)
-    if per_count < 1 or max_grids < 1 or moves < 0:
-        raise ValueError("need per_count >= 1, max_grids >= 1 and moves >= 0")
+    if per_count < 1 or max_grids < 1 or moves < 0 or focus_moves < 0:
+        raise ValueError("need per_count >= 1, max_grids >= 1, moves >= 0 and focus_moves >= 0")
     rng = random.Random(seed)
     seen = set(exclude)
     found = {count: [] for count in range(lo, hi + 1)}
@@ -233,7 +247,7 @@ def generate_puzzles_by_clue_count(per_count: int, clue_range: tuple[int, int], 
         if key in seen:
             continue
         seen.add(key)
-        puzzle = search_puzzle(solution, short[0], rng, moves)
+        puzzle = search_puzzle(solution, short[0], rng, moves, focus_moves, focus_at)
         clues = sum(1 for d in puzzle if d)
         target = next((count for count in short if count >= clues), None)
         if target is None:

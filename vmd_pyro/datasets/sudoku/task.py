@@ -15,7 +15,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -150,6 +150,17 @@ class HardSplitConfig:
     max_grids: int = 1000
     moves: int = 200
     seed: int = 0
+    # Swaps more for a grid down to focus_at clues (rules.search_puzzle). Added after splits were
+    # cached: at 0 they leave the cache key as it was (cache_config).
+    focus_moves: int = field(default=0, metadata={"cache_key_if_set": True})
+    focus_at: int = field(default=21, metadata={"cache_key_if_set": True})
+
+
+def cache_config(cfg) -> dict:
+    """``cfg`` as its cache knows it: a field added after caches were written (metadata
+    ``cache_key_if_set``) counts only away from its default, so those caches stay valid."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)
+            if not (f.metadata.get("cache_key_if_set") and getattr(cfg, f.name) == f.default)}
 
 
 def load_or_build_hard(cfg: HardSplitConfig, cache_dir, progress=False) -> dict:
@@ -162,7 +173,8 @@ def load_or_build_hard(cfg: HardSplitConfig, cache_dir, progress=False) -> dict:
         start = time.perf_counter()
         puzzles, solutions = generate_puzzles_by_clue_count(
             cfg.per_count, (cfg.clue_min, cfg.clue_max), seed=cfg.seed * 3 + 4,
-            max_grids=cfg.max_grids, moves=cfg.moves, progress=progress)
+            max_grids=cfg.max_grids, moves=cfg.moves, progress=progress,
+            focus_moves=cfg.focus_moves, focus_at=cfg.focus_at)
         return {"puzzles": puzzles, "solutions": solutions,
                 "seconds": time.perf_counter() - start}
 
@@ -172,14 +184,14 @@ def load_or_build_hard(cfg: HardSplitConfig, cache_dir, progress=False) -> dict:
 def _cached(name: str, cfg, build, cache_dir) -> dict:
     """``build()`` plus the config, cached as JSON under ``cache_dir`` keyed by ``name`` and the
     config (a damaged or foreign cache is rebuilt, never used)."""
-    key = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps(cache_config(cfg), sort_keys=True).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"{name}-{key}.json" if cache_dir else None
     if path is not None and path.is_file():
         data, problem = _read_cache(path, cfg)
         if data is not None:
             return data
         print(f"data cache {str(path)!r} {problem}: rebuilding it", file=sys.stderr, flush=True)
-    data = {"config": asdict(cfg), **build()}
+    data = {"config": cache_config(cfg), **build()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -204,7 +216,7 @@ def _read_cache(path: Path, cfg):
     stored = data.pop("sha256")
     if stored != _digest(data):
         return None, "is damaged (its checksum does not match)"
-    if data.get("config") != asdict(cfg):
+    if data.get("config") != cache_config(cfg):
         return None, "was built for another configuration"
     return data, None
 
