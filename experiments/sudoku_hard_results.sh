@@ -20,6 +20,10 @@
 #                   argmax instead of sampled tokens (the VMD with z from p(z | x^(k)) and with z
 #                   fixed); OUT=/tmp/x to write these elsewhere (the checkpoints are read here)
 #   report          table.md, solve_rate.png and solve_rate_by_clues.png
+#   focus           session 10, not part of "all": a 19-20-clue split for data seeds 0 and 1,
+#                   searched with --search-focus-moves 3000 (1,400 grids each, about 50 min of one
+#                   core each, cached in data_cache/), the three checkpoints trained here on it with
+#                   sampled and argmax tokens (the VMD with z from p(z | x^(k))), and focus_report/
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -106,4 +110,25 @@ if [[ $STAGE == report || $STAGE == all ]]; then
       "MDM (30-40)" "VMD (gaussian, 30-40)" "VMD (conditional, 30-40)" \
       "VMD (gaussian, 2 free nats, 30-40)" "MDM (17-40)" "VMD (cond., B_5, z16, 17-40)" \
       "VMD (cond., B_5, z16, 17-40)" "MDM (B_5, 17-40)"
+fi
+if [[ $STAGE == focus ]]; then
+  FOCUS=(--test-clues 19 20 --per-clue-count 100 --search-grids 1400 --search-moves 200
+         --search-focus-moves 3000 --only-test-clues)
+  TRAINED[mdm-steps5]="--model mdm"
+  declare -A LABEL=([mdm]="MDM (17-40)" [mdm-steps5]="MDM (B_5, 17-40)"
+                    [vmd-conditional-steps5-z16]="VMD (cond., B_5, z16, 17-40)")
+  FILES=()
+  NAMES=()
+  for DATA in 0 1; do
+    for NAME in mdm mdm-steps5 vmd-conditional-steps5-z16; do
+      for FILL in sample argmax; do
+        # shellcheck disable=SC2086
+        python experiments/run.py "${COMMON[@]}" "${FOCUS[@]}" --data-seed $DATA ${TRAINED[$NAME]} \
+          --fill $FILL --quiet --checkpoint $HERE/$NAME.pt --out $OUT/focus_${NAME}_${FILL}_data$DATA.json
+        FILES+=("$OUT/focus_${NAME}_${FILL}_data$DATA.json")
+        NAMES+=("${LABEL[$NAME]}, $FILL, data $DATA")
+      done
+    done
+  done
+  python experiments/sudoku_report.py --out-dir $OUT/focus_report "${FILES[@]}" --names "${NAMES[@]}"
 fi
