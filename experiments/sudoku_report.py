@@ -28,6 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from vmd_pyro import cli  # noqa: E402
 from vmd_pyro.experiment import result_runs  # noqa: E402
@@ -123,10 +124,15 @@ def clue_table(runs: list[dict]) -> str:
     """Few-clue split: solve rate per clue count (columns, with the puzzle count in the header)
     for every model, order and NFE (rows), and over all its puzzles."""
     counts = sorted({int(c) for r in runs for c in r["by_clues"]})
-    sizes = {c: next(r["by_clues"][str(c)]["num_puzzles"] for r in runs
-                     if str(c) in r["by_clues"]) for c in counts}
+
+    def size(numbers) -> str:  # runs of several splits (data seeds) may differ in their sizes
+        numbers = sorted(set(numbers))
+        return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+
+    sizes = {c: size(r["by_clues"][str(c)]["num_puzzles"] for r in runs if str(c) in r["by_clues"])
+             for c in counts}
     head = ("| model | order | NFE | " + " | ".join(f"{c} ({sizes[c]})" for c in counts)
-            + f" | all ({runs[0]['num_puzzles']}) | all: cell acc. |")
+            + f" | all ({size(r['num_puzzles'] for r in runs)}) | all: cell acc. |")
     lines = [head, "|" + "---|" * (5 + len(counts))]
     order = model_order(runs)
     for r in sorted(runs, key=lambda r: (order[model_label(r)], r["order"], r["nfe"])):
@@ -149,15 +155,17 @@ def plot_by_clues(runs: list[dict], path: Path, title: str, order="top-prob-marg
     nfes = sorted({r["nfe"] for r in runs})
     fig, axes = plt.subplots(1, 1 + len(nfes), figsize=(3.6 * (1 + len(nfes)), 3.8), sharey=True)
     labels = list(model_order(runs))
+    # more lines than the default cycle's 10 colours would repeat colours: 20 distinct ones then
+    colors = [f"C{i}" if len(labels) <= 10 else plt.cm.tab20(i % 20) for i in range(len(labels))]
     for i, label in enumerate(labels):
         mine = [r for r in runs if model_label(r) == label]
         pts = sorted((r["nfe"], 100 * r["solve_rate"]) for r in mine)
-        axes[0].plot(*zip(*pts), marker="o", color=f"C{i}", label=label)
+        axes[0].plot(*zip(*pts), marker="o", color=colors[i], label=label)
         for ax, nfe in zip(axes[1:], nfes):
             at = [r for r in mine if r["nfe"] == nfe]
             if at:
                 by = sorted((int(c), 100 * v["solve_rate"]) for c, v in at[0]["by_clues"].items())
-                ax.plot(*zip(*by), marker="o", color=f"C{i}", label=label)
+                ax.plot(*zip(*by), marker="o", color=colors[i], label=label)
     axes[0].set_xscale("log")
     axes[0].set_xticks(nfes, labels=[str(n) for n in nfes])
     axes[0].minorticks_off()
@@ -166,6 +174,7 @@ def plot_by_clues(runs: list[dict], path: Path, title: str, order="top-prob-marg
     axes[0].set_title("all puzzles of the split")
     for ax, nfe in zip(axes[1:], nfes):
         ax.set_xlabel("clues")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"NFE {nfe}")
     for ax in axes:
         ax.set_ylim(-2, 102)
@@ -280,9 +289,12 @@ def primary_runs(runs: list[dict]) -> list[dict]:
 
 def split_setting(first: dict, what: str, runs: list[dict]) -> str:
     lo, hi = first["clue_range"]
-    return (f"{first['num_puzzles']} {what}, {lo}-{hi} clues, unique solutions; fill "
-            f"{first['fill']}" + (", VMD z fixed unless stated"
-                                  if any(r["model"] == "vmd" for r in runs) else ""))
+    # files of several splits (data seeds) or fills: name the range of sizes and every fill
+    sizes, fills = sorted({r["num_puzzles"] for r in runs}), sorted({r["fill"] for r in runs})
+    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    return (f"{count} {what}, {lo}-{hi} clues, unique solutions; "
+            f"fill{'s' if len(fills) > 1 else ''} {', '.join(fills)}"
+            + (", VMD z fixed unless stated" if any(r["model"] == "vmd" for r in runs) else ""))
 
 
 if __name__ == "__main__":
