@@ -50,7 +50,8 @@ class Sudoku(Task):
                        help="puzzles wanted per clue count of --test-clues (default 100)")
         g.add_argument("--search-grids", type=int, default=1000,
                        help="budget of the --test-clues search: complete grids tried (default "
-                            "1000, about 10 min on one core; counts below about 21 stay short)")
+                            "1000, minutes on one core; counts below about 21 stay short unless "
+                            "--search-focus-moves)")
         g.add_argument("--search-moves", type=int, default=200,
                        help="swap moves of the local search per grid (default 200)")
         add_focus_arguments(g)
