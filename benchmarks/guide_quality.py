@@ -4,8 +4,8 @@
 Trains VMD (Gaussian prior) with ``experiments/run.py`` at its default budget on ``quad-d1`` and
 ``quad-d2`` for each guide (``--guides``: the default, the same with two hidden layers, one as
 wide and deep as the denoiser, and a linear one with no hidden layer) and seed (one process and
-one torch thread per run), evaluates NFE 1 with sampled and argmax tokens, and writes every run's JSON plus a summary (mean and
-standard deviation over seeds) to ``--out``:
+one torch thread per run), evaluates NFE 1 with sampled and argmax tokens, and writes every
+run's JSON plus a summary (mean and standard deviation over seeds) to ``--out``:
 
     python benchmarks/guide_quality.py --seeds 0 1 2
 """

@@ -120,19 +120,26 @@ def budget(runs: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def value_range(numbers) -> str:
+    """``"89"``, or ``"81-89"`` where runs of several splits (data seeds) differ in size."""
+    numbers = sorted(set(numbers))
+    return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+
+
+def line_colours(count: int) -> list:
+    """One colour per line: the default cycle's 10, or 20 distinct ones past 10 lines (the
+    default cycle would repeat its colours)."""
+    return [f"C{i}" if count <= 10 else plt.cm.tab20(i % 20) for i in range(count)]
+
+
 def clue_table(runs: list[dict]) -> str:
     """Few-clue split: solve rate per clue count (columns, with the puzzle count in the header)
     for every model, order and NFE (rows), and over all its puzzles."""
     counts = sorted({int(c) for r in runs for c in r["by_clues"]})
-
-    def size(numbers) -> str:  # runs of several splits (data seeds) may differ in their sizes
-        numbers = sorted(set(numbers))
-        return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
-
-    sizes = {c: size(r["by_clues"][str(c)]["num_puzzles"] for r in runs if str(c) in r["by_clues"])
-             for c in counts}
+    sizes = {c: value_range(r["by_clues"][str(c)]["num_puzzles"] for r in runs
+                            if str(c) in r["by_clues"]) for c in counts}
     head = ("| model | order | NFE | " + " | ".join(f"{c} ({sizes[c]})" for c in counts)
-            + f" | all ({size(r['num_puzzles'] for r in runs)}) | all: cell acc. |")
+            + f" | all ({value_range(r['num_puzzles'] for r in runs)}) | all: cell acc. |")
     lines = [head, "|" + "---|" * (5 + len(counts))]
     order = model_order(runs)
     for r in sorted(runs, key=lambda r: (order[model_label(r)], r["order"], r["nfe"])):
@@ -155,8 +162,7 @@ def plot_by_clues(runs: list[dict], path: Path, title: str, order="top-prob-marg
     nfes = sorted({r["nfe"] for r in runs})
     fig, axes = plt.subplots(1, 1 + len(nfes), figsize=(3.6 * (1 + len(nfes)), 3.8), sharey=True)
     labels = list(model_order(runs))
-    # more lines than the default cycle's 10 colours would repeat colours: 20 distinct ones then
-    colors = [f"C{i}" if len(labels) <= 10 else plt.cm.tab20(i % 20) for i in range(len(labels))]
+    colors = line_colours(len(labels))
     for i, label in enumerate(labels):
         mine = [r for r in runs if model_label(r) == label]
         pts = sorted((r["nfe"], 100 * r["solve_rate"]) for r in mine)
@@ -194,7 +200,8 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     fig, axes = plt.subplots(2, len(orders), figsize=(width, 6.4), sharex=True, sharey="row",
                              squeeze=False)
     # One colour per trained model, one line style per z strategy, the same in every panel.
-    colour = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(trained_label(r) for r in runs))}
+    models = list(dict.fromkeys(trained_label(r) for r in runs))
+    colour = dict(zip(models, line_colours(len(models))))
     style = {"fixed": "-", "resample": "--", "posterior": ":", "prior": "-."}
     for col, order in enumerate(orders):
         for row, key in enumerate(("solve_rate", "cell_accuracy")):
@@ -290,10 +297,9 @@ def primary_runs(runs: list[dict]) -> list[dict]:
 def split_setting(first: dict, what: str, runs: list[dict]) -> str:
     lo, hi = first["clue_range"]
     # files of several splits (data seeds) or fills: name the range of sizes and every fill
-    sizes, fills = sorted({r["num_puzzles"] for r in runs}), sorted({r["fill"] for r in runs})
-    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
-    return (f"{count} {what}, {lo}-{hi} clues, unique solutions; "
-            f"fill{'s' if len(fills) > 1 else ''} {', '.join(fills)}"
+    fills = sorted({r["fill"] for r in runs})
+    return (f"{value_range(r['num_puzzles'] for r in runs)} {what}, {lo}-{hi} clues, unique "
+            f"solutions; fill{'s' if len(fills) > 1 else ''} {', '.join(fills)}"
             + (", VMD z fixed unless stated" if any(r["model"] == "vmd" for r in runs) else ""))
 
 
