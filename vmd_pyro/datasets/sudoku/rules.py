@@ -111,9 +111,7 @@ def count_solutions(grid, cap: int = 2) -> int:
     draws, stay as they were); the counts are the same (``tests/test_sudoku.py``).
     """
     grid = check_grid(grid)
-    if _houses(grid) is None:
-        return 0
-    candidates, done, todo = [ALL] * SIZE, [False] * SIZE, []
+    candidates, done, todo = [ALL] * SIZE, [False] * SIZE, []  # clashing clues: no candidates
     for i, d in enumerate(grid):
         if d:
             candidates[i] = 1 << d

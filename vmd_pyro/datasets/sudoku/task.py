@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from vmd_pyro.datasets.sudoku.rules import (BOX, COL, ROW, SIZE, check_clue_range,
+from vmd_pyro.datasets.sudoku.rules import (BOX, COL, PEERS_OF, ROW, SIZE, check_clue_range,
                                             clue_counts, generate_puzzles,
                                             generate_puzzles_by_clue_count, grid_string, random_grid,
                                             random_symmetry, valid_solutions)
@@ -246,9 +246,10 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
 
 
 # (81, 81): True where two different cells share a row, column or box
-PEERS = ((torch.tensor(ROW)[:, None] == torch.tensor(ROW)) |
-         (torch.tensor(COL)[:, None] == torch.tensor(COL)) |
-         (torch.tensor(BOX)[:, None] == torch.tensor(BOX))) & ~torch.eye(SIZE, dtype=torch.bool)
+# rules.PEERS_OF as an (81, 81) mask: True where two cells share a row, column or box.
+PEERS = torch.zeros((SIZE, SIZE), dtype=torch.bool)
+PEERS[[i for i, peers in enumerate(PEERS_OF) for _ in peers],
+      [j for peers in PEERS_OF for j in peers]] = True
 
 
 def failure_kinds(puzzles: torch.Tensor, filled: torch.Tensor, calls: torch.Tensor,
