@@ -24,6 +24,12 @@
 #                   searched with --search-focus-moves 3000 (1,400 grids each, about 50 min of one
 #                   core each, cached in data_cache/), the three checkpoints trained here on it with
 #                   sampled and argmax tokens (the VMD with z from p(z | x^(k))), and focus_report/
+#   low-search      session 11, not part of "all": 18-19-clue puzzles by the same focused search
+#                   in chunks of 3,000 grids, data seeds $SEEDS (default 2-11), $JOBS at a time
+#                   (default 2), one puzzle file and log per seed in $OUT/low_clues/ (written as each
+#                   chunk ends, so a cut-off run keeps its finished chunks); about 18 min per chunk
+#   low-eval        the three checkpoints trained here on every puzzle of those files (merged into
+#                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -131,4 +137,28 @@ if [[ $STAGE == focus ]]; then
     done
   done
   python experiments/sudoku_report.py --out-dir $OUT/focus_report "${FILES[@]}" --names "${NAMES[@]}"
+fi
+if [[ $STAGE == low-search ]]; then
+  mkdir -p "$OUT/low_clues"
+  # shellcheck disable=SC2016
+  printf '%s\n' ${SEEDS:-2 3 4 5 6 7 8 9 10 11} | xargs -P "${JOBS:-2}" -I{} bash -c '
+    start=$(date +%s)
+    python experiments/sudoku.py generate --per-clue-count 100 --clues 18 19 --search-grids 3000 \
+      --search-moves 200 --search-focus-moves 3000 --seed {} --out "$0/low_clues/seed{}.txt" \
+      > "$0/low_clues/seed{}.log" 2>/dev/null
+    echo "seed {}: $(( $(date +%s) - start )) s at commit $(git rev-parse --short HEAD)" >> "$0/low_clues/seed{}.log"
+  ' "$OUT"
+fi
+if [[ $STAGE == low-eval ]]; then
+  cat "$OUT"/low_clues/seed*.txt > "$OUT/low_clues/puzzles.txt"
+  declare -A ZSTRAT=([mdm]=fixed [mdm-steps5]=fixed [vmd-conditional-steps5-z16]=prior)
+  for NAME in mdm mdm-steps5 vmd-conditional-steps5-z16; do
+    for FILL in sample argmax; do
+      for NFE in 5 10 20 50; do
+        python experiments/sudoku.py solve --checkpoint $HERE/$NAME.pt \
+          --puzzles "$OUT/low_clues/puzzles.txt" --nfe $NFE --fill $FILL \
+          --z-strategy ${ZSTRAT[$NAME]} --threads 1 --json "$OUT/low_clues/${NAME}_${FILL}_nfe$NFE.json"
+      done
+    done
+  done
 fi
