@@ -28,7 +28,8 @@
 #                   in chunks of 3,000 grids, data seeds $SEEDS (default 2-11), $JOBS at a time
 #                   (default 2), one puzzle file and log per seed in $OUT/low_clues/ (written as each
 #                   chunk ends, so a cut-off run keeps its finished chunks); about 18 min per chunk
-#   low-eval        the three checkpoints trained here on every puzzle of those files (merged into
+#   low-eval        the three checkpoints trained here and results/sudoku_levers' latent-using VMD
+#                   and its MDM control on every puzzle of those files (merged into
 #                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50
 set -euo pipefail
 HERE=results/sudoku_hard
@@ -151,13 +152,18 @@ if [[ $STAGE == low-search ]]; then
 fi
 if [[ $STAGE == low-eval ]]; then
   cat "$OUT"/low_clues/seed*.txt > "$OUT/low_clues/puzzles.txt"
-  declare -A ZSTRAT=([mdm]=fixed [mdm-steps5]=fixed [vmd-conditional-steps5-z16]=prior)
-  for NAME in mdm mdm-steps5 vmd-conditional-steps5-z16; do
+  # checkpoint:z strategy; the last two are results/sudoku_levers' latent-using VMD (a 4-valued z
+  # in every layer, exact posterior, trained on 30-40 clues) and its MDM control
+  for SPEC in $HERE/mdm.pt:fixed $HERE/mdm-steps5.pt:fixed $HERE/vmd-conditional-steps5-z16.pt:prior \
+              results/sudoku_levers/ft-mdm-steps12.pt:fixed \
+              results/sudoku_levers/ft-exact4-film-steps12-2k.pt:fixed; do
+    CKPT=${SPEC%:*}
+    NAME=$(basename "$CKPT" .pt)
     for FILL in sample argmax; do
       for NFE in 5 10 20 50; do
-        python experiments/sudoku.py solve --checkpoint $HERE/$NAME.pt \
-          --puzzles "$OUT/low_clues/puzzles.txt" --nfe $NFE --fill $FILL \
-          --z-strategy ${ZSTRAT[$NAME]} --threads 1 --json "$OUT/low_clues/${NAME}_${FILL}_nfe$NFE.json"
+        python experiments/sudoku.py solve --checkpoint "$CKPT" --puzzles "$OUT/low_clues/puzzles.txt" \
+          --nfe $NFE --fill $FILL --z-strategy "${SPEC##*:}" --threads 1 \
+          --json "$OUT/low_clues/${NAME}_${FILL}_nfe$NFE.json"
       done
     done
   done
