@@ -30,7 +30,8 @@
 #                   chunk ends, so a cut-off run keeps its finished chunks); about 18 min per chunk
 #   low-eval        the three checkpoints trained here and results/sudoku_levers' latent-using VMD
 #                   and its MDM control on every puzzle of those files (merged into
-#                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50
+#                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50, and
+#                   low_clues/report/ (experiments/sudoku_solve_report.py)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -167,4 +168,5 @@ if [[ $STAGE == low-eval ]]; then
       done
     done
   done
+  python experiments/sudoku_solve_report.py "$OUT"/low_clues/*_nfe*.json --out-dir "$OUT/low_clues/report"
 fi

@@ -46,6 +46,7 @@ def vmd_checkpoint(tmp_path):
     ("sudoku", ["solve", "--checkpoint", "/nonexistent.pt", "--puzzles", "p.txt"], "does not exist"),
     ("sudoku", ["generate", "--count", "0", "--out", "x.txt"], "--count must be >= 1"),
     ("sudoku_report", ["/nonexistent.json"], "cannot read results"),
+    ("sudoku_solve_report", ["/nonexistent.json", "--out-dir", "o"], "cannot read results"),
     ("diagnose", ["--mask-rates", "2", "--out", "d"], "--mask-rates must lie in"),
     ("diagnose", ["--checkpoint", "/nonexistent.pt", "--out", "d"], "does not exist"),
     ("sweep", [], "required: --out"),

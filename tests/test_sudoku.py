@@ -378,6 +378,37 @@ def test_failures_report_tables_and_plots_the_solve_json(tmp_path):
     assert err.value.code == 2
 
 
+def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_path):
+    report = load_script("sudoku_solve_report")
+
+    def solve_json(name, checkpoint, nfe, by_clues, puzzles="low.txt", fill="argmax"):
+        total = sum(n for _, n in by_clues.values())
+        result = {"puzzles": puzzles, "checkpoint": checkpoint, "nfe": nfe, "order": "top-prob-margin",
+                  "fill": fill, "z_strategy": "fixed", "num_puzzles": total,
+                  "solve_rate": sum(k for k, _ in by_clues.values()) / total,
+                  "by_clues": {c: {"solve_rate": k / n, "num_puzzles": n}
+                               for c, (k, n) in by_clues.items()}}
+        (tmp_path / name).write_text(json.dumps(result))
+        return str(tmp_path / name)
+
+    files = [solve_json("m5.json", "r/mdm.pt", 5, {"18": (0, 3), "19": (1, 7)}),
+             solve_json("m50.json", "r/mdm.pt", 50, {"18": (1, 3), "19": (3, 7)}),
+             solve_json("v5.json", "r/vmd.pt", 5, {"19": (2, 7)}, fill="sample")]
+    assert report.main([*files, "--out-dir", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| mdm | argmax | fixed | 1 / 10 (10.0%) | 4 / 10 (40.0%) |" in text
+    assert "| vmd | sample | fixed | 2 / 7 (28.6%) | - |" in text
+    eighteen = text[text.index("**18 clues**"):text.index("**19 clues**")]
+    assert "| mdm | argmax | fixed | 0 / 3 (0.0%) | 1 / 3 (33.3%) |" in eighteen
+    assert "| vmd | sample | fixed | - | - |" in eighteen  # no 18-clue puzzle in its file
+    assert (tmp_path / "out" / "solve_rate.png").stat().st_size > 0
+    for bad in ([files[0], solve_json("o.json", "r/vmd.pt", 5, {"19": (0, 1)}, puzzles="other")],
+                [files[0], solve_json("again.json", "r/mdm.pt", 5, {"19": (0, 1)})]):
+        with pytest.raises(SystemExit) as err:
+            report.main([*bad, "--out-dir", str(tmp_path / "out")])
+        assert err.value.code == 2
+
+
 def test_fill_report_pairs_each_argmax_run_with_the_same_models_sampled_run(tmp_path):
     report = load_script("sudoku_fill_report")
 
