@@ -142,14 +142,15 @@ if [[ $STAGE == focus ]]; then
 fi
 if [[ $STAGE == low-search ]]; then
   mkdir -p "$OUT/low_clues"
+  COMMIT=$(git rev-parse --short HEAD)  # at the start: later commits do not change these runs
   # shellcheck disable=SC2016
   printf '%s\n' ${SEEDS:-2 3 4 5 6 7 8 9 10 11} | xargs -P "${JOBS:-2}" -I{} bash -c '
     start=$(date +%s)
     python experiments/sudoku.py generate --per-clue-count 100 --clues 18 19 --search-grids 3000 \
       --search-moves 200 --search-focus-moves 3000 --seed {} --out "$0/low_clues/seed{}.txt" \
       > "$0/low_clues/seed{}.log" 2>/dev/null
-    echo "seed {}: $(( $(date +%s) - start )) s at commit $(git rev-parse --short HEAD)" >> "$0/low_clues/seed{}.log"
-  ' "$OUT"
+    echo "seed {}: $(( $(date +%s) - start )) s, started at commit $1" >> "$0/low_clues/seed{}.log"
+  ' "$OUT" "$COMMIT"
 fi
 if [[ $STAGE == low-eval ]]; then
   cat "$OUT"/low_clues/seed*.txt > "$OUT/low_clues/puzzles.txt"
