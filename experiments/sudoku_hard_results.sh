@@ -25,9 +25,10 @@
 #                   core each, cached in data_cache/), the three checkpoints trained here on it with
 #                   sampled and argmax tokens (the VMD with z from p(z | x^(k))), and focus_report/
 #   low-search      session 11, not part of "all": 18-19-clue puzzles by the same focused search
-#                   in chunks of 3,000 grids, data seeds $SEEDS (default 2-11), $JOBS at a time
-#                   (default 2), one puzzle file and log per seed in $OUT/low_clues/ (written as each
-#                   chunk ends, so a cut-off run keeps its finished chunks); about 18 min per chunk
+#                   in chunks of 3,000 grids, `sudoku.py generate --seed` $SEEDS (default 2-11;
+#                   4 and 7 walk the focus splits' grid streams at first, see the README), $JOBS at
+#                   a time (default 2), one puzzle file and log per seed in $OUT/low_clues/ (written
+#                   as each chunk ends, so a cut-off run keeps its finished chunks); 19-22 min each
 #   low-eval        the three checkpoints trained here and results/sudoku_levers' latent-using VMD
 #                   and its MDM control on every puzzle of those files (merged into
 #                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50, and
