@@ -55,6 +55,11 @@ def solved(result: dict, clues: str | None = None) -> str:
     return f"{k} / {n} ({100 * k / n:.1f}%)"
 
 
+def orders(rows: dict) -> str:
+    """The decoding orders of the files, for the table and the plot's title."""
+    return ", ".join(sorted({r["order"] for by_nfe in rows.values() for r in by_nfe.values()}))
+
+
 def table(puzzle_file: str, rows: dict, sources: list[str]) -> str:
     nfes = sorted({nfe for by_nfe in rows.values() for nfe in by_nfe})
     clue_counts = sorted({c for by_nfe in rows.values() for r in by_nfe.values()
@@ -62,18 +67,14 @@ def table(puzzle_file: str, rows: dict, sources: list[str]) -> str:
     head = "| checkpoint | fill | z | " + " | ".join(f"NFE {n}" for n in nfes) + " |"
     rule = "|---|---|---|" + "---|" * len(nfes)
     lines = [f"Puzzles: `{puzzle_file}`; solved / puzzles (solve rate), Top-Prob-Margin unless a "
-             "file says otherwise.", "", "**All puzzles**", "", head, rule]
-    for (name, fill, z), by_nfe in sorted(rows.items()):
-        lines.append(f"| {name} | {fill} | {z} | "
-                     + " | ".join(solved(by_nfe[n]) if n in by_nfe else "-" for n in nfes) + " |")
-    for clues in clue_counts:
-        lines += ["", f"**{clues} clues**", "", head, rule]
+             "file says otherwise."]
+    for clues, title in [(None, "All puzzles")] + [(c, f"{c} clues") for c in clue_counts]:
+        lines += ["", f"**{title}**", "", head, rule]
         for (name, fill, z), by_nfe in sorted(rows.items()):
             lines.append(f"| {name} | {fill} | {z} | " + " | ".join(
                 solved(by_nfe[n], clues) if n in by_nfe else "-" for n in nfes) + " |")
-    orders = {r["order"] for by_nfe in rows.values() for r in by_nfe.values()}
     commits = sorted({r.get("git_commit", "?") for by_nfe in rows.values() for r in by_nfe.values()})
-    lines += ["", f"Orders: {', '.join(sorted(orders))}. Commits: {', '.join(commits)}.",
+    lines += ["", f"Orders: {orders(rows)}. Commits: {', '.join(commits)}.",
               f"Source: {len(sources)} files, " + ", ".join(sorted(Path(s).name for s in sources))
               + "; plot: solve_rate.png."]
     return "\n".join(lines) + "\n"
@@ -91,8 +92,8 @@ def plot(rows: dict, path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("NFE (denoiser calls per puzzle)")
     ax.set_ylabel("solve rate (%)")
-    ax.set_title("Sudoku solve rate, Top-Prob-Margin (table.md); argmax solid, sampled dashed",
-                 fontsize=10)
+    ax.set_title(f"Sudoku solve rate, order {orders(rows)} (table.md); argmax solid, sampled "
+                 "dashed", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
