@@ -245,7 +245,6 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
     return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
 
 
-# (81, 81): True where two different cells share a row, column or box
 # rules.PEERS_OF as an (81, 81) mask: True where two cells share a row, column or box.
 PEERS = torch.zeros((SIZE, SIZE), dtype=torch.bool)
 PEERS[[i for i, peers in enumerate(PEERS_OF) for _ in peers],
