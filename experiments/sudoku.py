@@ -62,7 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--search-moves", type=int, default=200,
                    help="with --per-clue-count: swap moves per grid (default 200)")
     add_focus_arguments(g)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of this command's own grid stream, which no training or test split "
+                        "of run.py --task sudoku draws from (default 0)")
+    g.add_argument("--shared-seed-stream", action="store_true",
+                   help="draw from the integer stream --seed that run.py's Sudoku splits also use "
+                        "(data seed d: 3d+1 test, 3d+2 validation, 3d+3 training pool, 3d+4 few-"
+                        "clue split), as generate did before this flag; only to reproduce files "
+                        "made then (results/sudoku_hard/low_clues/, "
+                        "results/sudoku/latent_puzzles.txt)")
     g.add_argument("--no-solutions", action="store_true", help="write the puzzles only")
     g.add_argument("--out", required=True, help="puzzle file to write")
 
@@ -107,6 +115,15 @@ def load_sudoku_program(path: str, device="cpu"):
     return program
 
 
+def generate_stream(seed: int, shared: bool = False) -> int | str:
+    """The ``random.Random`` seed of ``generate --seed seed``. The Sudoku splits of ``run.py`` seed
+    their streams with small integers (3 x data seed + 1 to 4), so an integer seed here would start
+    on the first grid of some split, a training pool among them (``--seed 3``: data seed 0's). A
+    string seed names a stream of its own (``random`` hashes it with SHA-512, the same on every
+    platform and Python 3 version); ``shared`` gives the integer stream that generate used before."""
+    return seed if shared else f"sudoku.py generate {seed}"
+
+
 def generate_command(args) -> int:
     if args.search_focus_moves < 0:
         raise ValueError(f"--search-focus-moves must be >= 0, got {args.search_focus_moves}")
@@ -114,12 +131,13 @@ def generate_command(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    seed = generate_stream(args.seed, args.shared_seed_stream)
     if args.per_clue_count is None:
-        puzzles, solutions = sudoku.generate_puzzles(args.count, tuple(args.clues), seed=args.seed,
+        puzzles, solutions = sudoku.generate_puzzles(args.count, tuple(args.clues), seed=seed,
                                                      progress=True)
     else:
         puzzles, solutions = sudoku.generate_puzzles_by_clue_count(
-            args.per_clue_count, tuple(args.clues), seed=args.seed, max_grids=args.search_grids,
+            args.per_clue_count, tuple(args.clues), seed=seed, max_grids=args.search_grids,
             moves=args.search_moves, progress=True, focus_moves=args.search_focus_moves,
             focus_at=args.search_focus_at)
         counts = sudoku.clue_counts(puzzles)

@@ -25,10 +25,12 @@
 #                   core each, cached in data_cache/), the three checkpoints trained here on it with
 #                   sampled and argmax tokens (the VMD with z from p(z | x^(k))), and focus_report/
 #   low-search      session 11, not part of "all": 18-19-clue puzzles by the same focused search
-#                   in chunks of 3,000 grids, `sudoku.py generate --seed` $SEEDS (default 2-11;
-#                   4 and 7 walk the focus splits' grid streams at first, see the README), $JOBS at
-#                   a time (default 2), one puzzle file and log per seed in $OUT/low_clues/ (written
-#                   as each chunk ends, so a cut-off run keeps its finished chunks); 19-22 min each
+#                   in chunks of 3,000 grids, `sudoku.py generate --seed` $SEEDS (default 2-11)
+#                   on the integer stream that the task's splits share (--shared-seed-stream, as
+#                   generate drew before it had its own: 4 and 7 walk the focus splits' grid
+#                   streams at first, see the README), $JOBS at a time (default 2), one puzzle
+#                   file and log per seed in $OUT/low_clues/ (written as each chunk ends, so a
+#                   cut-off run keeps its finished chunks); 19-22 min each
 #   low-eval        the three checkpoints trained here and results/sudoku_levers' latent-using VMD
 #                   and its MDM control on every puzzle of those files (merged into
 #                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50, and
@@ -148,7 +150,7 @@ if [[ $STAGE == low-search ]]; then
   printf '%s\n' ${SEEDS:-2 3 4 5 6 7 8 9 10 11} | xargs -P "${JOBS:-2}" -I{} bash -c '
     start=$(date +%s)
     python experiments/sudoku.py generate --per-clue-count 100 --clues 18 19 --search-grids 3000 \
-      --search-moves 200 --search-focus-moves 3000 --seed {} --out "$0/low_clues/seed{}.txt" \
+      --search-moves 200 --search-focus-moves 3000 --seed {} --shared-seed-stream --out "$0/low_clues/seed{}.txt" \
       > "$0/low_clues/seed{}.log" 2>/dev/null
     echo "seed {}: $(( $(date +%s) - start )) s, started at commit $1" >> "$0/low_clues/seed{}.log"
   ' "$OUT" "$COMMIT"

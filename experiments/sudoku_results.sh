@@ -57,7 +57,8 @@ if [[ $STAGE == eval-cpu || $STAGE == all ]]; then
   done
 fi
 if [[ $STAGE == latent || $STAGE == all ]]; then
-  python experiments/sudoku.py generate --count 500 --clues 30 40 --seed 100 \
+  # --shared-seed-stream: the stream these puzzles were drawn from before generate had its own
+  python experiments/sudoku.py generate --count 500 --clues 30 40 --seed 100 --shared-seed-stream \
     --out $OUT/latent_puzzles.txt
   for NAME in gaussian conditional gaussian-free; do
     [[ -n $ONLY && $ONLY != "$NAME" ]] && continue

@@ -265,6 +265,27 @@ def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monk
     assert (x0 + 1 == task.pool[-1]).all()
 
 
+def test_generate_command_draws_no_grid_of_the_task_splits(tmp_path):
+    # Data seed 0 seeds its test split with 1 and its training pool with 3: with the old shared
+    # stream, `generate --seed 1` / `--seed 3` begin on those splits' first grids; by default not.
+    task = small_task(tmp_path)
+    test = [sudoku.grid_string(g) for g in sudoku.to_digits(task.test[1]).tolist()]
+    pool = [sudoku.grid_string(g) for g in task.pool.tolist()]
+    main = load_script("sudoku").main
+
+    def generated(seed, *flags):
+        out = tmp_path / f"gen{seed}{len(flags)}.txt"
+        assert main(["generate", "--count", "6", "--clues", "30", "40", "--seed", str(seed),
+                     "--out", str(out), *flags]) == 0
+        return [sudoku.grid_string(s) for s in sudoku.read_puzzles(out)[1]]
+
+    assert generated(1, "--shared-seed-stream")[0] == test[0]
+    assert generated(3, "--shared-seed-stream")[0] == pool[0]
+    fresh = generated(1) + generated(3)
+    assert len(set(fresh)) == 12 and not set(fresh) & set(test + pool)
+    assert generated(3) == fresh[6:]  # still seeded
+
+
 @pytest.mark.slow  # trains a small Sudoku model
 def test_model_solving_never_changes_a_clue(tmp_path):
     program = tiny_program(model="vmd", vocab=9, seq_len=81, arch="transformer")

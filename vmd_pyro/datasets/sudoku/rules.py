@@ -300,7 +300,7 @@ def add_clues(puzzle, solution, num_clues: int, rng: random.Random) -> list[int]
     return puzzle
 
 
-def generate_puzzles_by_clue_count(per_count: int, clue_range: tuple[int, int], seed: int,
+def generate_puzzles_by_clue_count(per_count: int, clue_range: tuple[int, int], seed: int | str,
                                    max_grids: int, moves: int = 300, exclude=(),
                                    progress: bool = False, focus_moves: int = 0,
                                    focus_at: int = 21):
@@ -347,7 +347,7 @@ def clue_counts(puzzles) -> list[int]:
     return [sum(1 for d in p if d) for p in puzzles]
 
 
-def generate_puzzles(count: int, clue_range: tuple[int, int], seed: int, exclude=(),
+def generate_puzzles(count: int, clue_range: tuple[int, int], seed: int | str, exclude=(),
                      progress: bool = False):
     """``count`` unique-solution puzzles with a clue count uniform in ``clue_range`` (inclusive),
     on distinct grids none of which is in ``exclude`` (a set of 81-digit strings). Returns
