@@ -12,7 +12,9 @@ optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit 
 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the
 solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy, over all
-puzzles and per clue count (``by_clues`` in the JSON).
+puzzles and per clue count (``by_clues`` in the JSON). Several ``--nfe`` values solve the file at
+each in one run (``--json 'solved_nfe{nfe}.json'``: one file per value, each as a run with that
+value alone; ``experiments/sudoku_solve_report.py`` tables and plots them).
 
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
@@ -77,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="fill every puzzle of a file with a trained model")
     s.add_argument("--checkpoint", required=True, help="a model saved by run.py --task sudoku --save")
     s.add_argument("--puzzles", required=True, help="puzzle file to solve")
-    s.add_argument("--nfe", type=int, default=20, help="denoiser calls per puzzle (default 20)")
+    s.add_argument("--nfe", type=int, nargs="+", default=[20],
+                   help="denoiser calls per puzzle (default 20); several values solve the file "
+                        "once per value, each as a run with that value alone would, and then "
+                        "--out and --json name one file per value with {nfe}")
     s.add_argument("--order", default="top-prob-margin", choices=ORDERS,
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
@@ -93,8 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    s.add_argument("--out", default=None, help="write the filled grids here, one per line")
-    s.add_argument("--json", default=None, help="write the scores as JSON here")
+    s.add_argument("--out", default=None,
+                   help="write the filled grids here, one per line ({nfe} is replaced by the NFE)")
+    s.add_argument("--json", default=None,
+                   help="write the scores as JSON here ({nfe} is replaced by the NFE)")
 
     u = sub.add_parser("latent", help="how much a VMD model's guide departs from its prior")
     u.add_argument("--checkpoint", required=True, help="a VMD model saved by run.py --task sudoku")
@@ -149,8 +156,13 @@ def generate_command(args) -> int:
 
 
 def solve_command(args) -> int:
-    if args.nfe < 1:
+    if any(nfe < 1 for nfe in args.nfe):
         raise ValueError(f"--nfe must be >= 1, got {args.nfe}")
+    for name in ("out", "json"):
+        path = getattr(args, name)
+        if path and len(args.nfe) > 1 and "{nfe}" not in path:
+            raise ValueError(f"with several --nfe values, --{name} must hold {{nfe}} (one file "
+                             f"per NFE, e.g. solved_nfe{{nfe}}.json), got {path!r}")
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,15 +173,24 @@ def solve_command(args) -> int:
     if args.failures and solutions is None:
         raise ValueError(f"--failures needs the solutions, and {args.puzzles!r} has none")
     tokens = sudoku.to_tokens(puzzles)
+    reference = None if solutions is None else sudoku.to_tokens(solutions)
+    for nfe in args.nfe:
+        solve_at(program, tokens, reference, nfe, args, device)
+    return 0
+
+
+def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
+    """Fill the puzzles in ``nfe`` calls, print the scores and write the files asked for. The sampler is
+    seeded afresh for each NFE, so a run with several ``--nfe`` values gives each the result of a
+    run with that value alone."""
     generator = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
-    filled, calls = sudoku.fill_puzzles(program, tokens, nfe=args.nfe, order=args.order,
+    filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
                                         fill=args.fill, z_strategy=args.z_strategy,
                                         generator=generator, batch_size=args.batch_size,
                                         return_calls=True)
     seconds = time.perf_counter() - start
-    reference = None if solutions is None else sudoku.to_tokens(solutions)
-    result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": args.nfe,
+    result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
@@ -177,9 +198,10 @@ def solve_command(args) -> int:
     if args.failures:
         result["failures"] = sudoku.failure_kinds(tokens, filled, calls, reference)
     if args.out:
-        sudoku.write_puzzles(args.out, sudoku.to_digits(filled).tolist())
-        print(f"wrote {len(puzzles)} grids to {args.out}")
-    print(f"{len(puzzles)} puzzles, NFE {args.nfe}, order {args.order}: solve rate "
+        out = args.out.replace("{nfe}", str(nfe))
+        sudoku.write_puzzles(out, sudoku.to_digits(filled).tolist())
+        print(f"wrote {len(tokens)} grids to {out}")
+    print(f"{len(tokens)} puzzles, NFE {nfe}, order {args.order}: solve rate "
           f"{result['solve_rate']:.4f}" + (f", cell accuracy {result['cell_accuracy']:.4f}"
                                            if "cell_accuracy" in result else "")
           + f" ({seconds:.1f} s)")
@@ -189,8 +211,7 @@ def solve_command(args) -> int:
               f"({f['only_same_call_conflicts']} with no other clash); the first wrong call has "
               f"such a clash in {f['first_error_in_same_call_conflict']}")
     if args.json:
-        write_json(args.json, result)
-    return 0
+        write_json(args.json.replace("{nfe}", str(nfe)), result)
 
 
 @torch.no_grad()

@@ -165,11 +165,9 @@ if [[ $STAGE == low-eval ]]; then
     CKPT=${SPEC%:*}
     NAME=$(basename "$CKPT" .pt)
     for FILL in sample argmax; do
-      for NFE in 5 10 20 50; do
-        python experiments/sudoku.py solve --checkpoint "$CKPT" --puzzles "$OUT/low_clues/puzzles.txt" \
-          --nfe $NFE --fill $FILL --z-strategy "${SPEC##*:}" --threads 1 \
-          --json "$OUT/low_clues/${NAME}_${FILL}_nfe$NFE.json"
-      done
+      python experiments/sudoku.py solve --checkpoint "$CKPT" --puzzles "$OUT/low_clues/puzzles.txt" \
+        --nfe 5 10 20 50 --fill $FILL --z-strategy "${SPEC##*:}" --threads 1 \
+        --json "$OUT/low_clues/${NAME}_${FILL}_nfe{nfe}.json"
     done
   done
   python experiments/sudoku_solve_report.py "$OUT"/low_clues/*_nfe*.json --out-dir "$OUT/low_clues/report"

@@ -45,6 +45,8 @@ def vmd_checkpoint(tmp_path):
     ("sudoku", [], "required: command"),
     ("sudoku", ["solve", "--checkpoint", "/nonexistent.pt", "--puzzles", "p.txt"], "does not exist"),
     ("sudoku", ["generate", "--count", "0", "--out", "x.txt"], "--count must be >= 1"),
+    ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--nfe", "5", "10",
+                "--json", "x.json"], "--json must hold {nfe}"),
     ("sudoku_report", ["/nonexistent.json"], "cannot read results"),
     ("sudoku_solve_report", ["/nonexistent.json", "--out-dir", "o"], "cannot read results"),
     ("diagnose", ["--mask-rates", "2", "--out", "d"], "--mask-rates must lie in"),

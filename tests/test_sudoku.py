@@ -332,6 +332,16 @@ def test_model_solving_never_changes_a_clue(tmp_path):
                           str(ckpt), "--puzzles", str(tmp_path / "missing.txt")], cwd=REPO,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+    # Several NFE values in one run: each gets the files of a run with that value alone.
+    main = load_script("sudoku").main
+    solve = ["solve", "--checkpoint", str(ckpt), "--puzzles", str(tmp_path / "p.txt")]
+    assert main(solve + ["--nfe", "2", "3", "--out", str(tmp_path / "multi{nfe}.txt"),
+                         "--json", str(tmp_path / "multi{nfe}.json")]) == 0
+    assert main(solve + ["--nfe", "3", "--out", str(tmp_path / "alone.txt")]) == 0
+    assert (tmp_path / "multi3.txt").read_text() == (tmp_path / "alone.txt").read_text()
+    assert [json.loads((tmp_path / f"multi{n}.json").read_text())["nfe"] for n in (2, 3)] == [2, 3]
+    assert main(solve + ["--nfe", "2", "3", "--json", str(tmp_path / "one.json")]) == 2
+    assert not (tmp_path / "one.json").exists()
 
 
 def test_failure_kinds_tell_clashes_inside_one_call_from_clashes_in_sight():
