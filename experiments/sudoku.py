@@ -78,7 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("solve", help="fill every puzzle of a file with a trained model")
     s.add_argument("--checkpoint", required=True, help="a model saved by run.py --task sudoku --save")
-    s.add_argument("--puzzles", required=True, help="puzzle file to solve")
+    s.add_argument("--puzzles", required=True,
+                   help="puzzle file to solve (or a published list whose first line names its "
+                        "columns, e.g. quizzes,solutions or id,puzzle,solution,clues,difficulty)")
+    s.add_argument("--clues", nargs=2, type=int, default=None, metavar=("MIN", "MAX"),
+                   help="solve only the puzzles with MIN-MAX clues (default: all)")
+    s.add_argument("--per-clue-count", type=int, default=None, metavar="N",
+                   help="solve only the first N puzzles of each clue count (e.g. a test split "
+                        "out of a list of millions)")
     s.add_argument("--nfe", type=int, nargs="+", default=[20],
                    help="denoiser calls per puzzle (default 20); several values solve the file "
                         "once per value, each as a run with that value alone would, and then "
@@ -158,6 +165,9 @@ def generate_command(args) -> int:
 def solve_command(args) -> int:
     if any(nfe < 1 for nfe in args.nfe):
         raise ValueError(f"--nfe must be >= 1, got {args.nfe}")
+    if args.per_clue_count is not None and args.per_clue_count < 1:
+        raise ValueError(f"--per-clue-count must be >= 1, got {args.per_clue_count}")
+    clue_range = None if args.clues is None else sudoku.check_clue_range(args.clues)
     for name in ("out", "json"):
         path = getattr(args, name)
         if path and len(args.nfe) > 1 and "{nfe}" not in path:
@@ -169,7 +179,7 @@ def solve_command(args) -> int:
     program = load_sudoku_program(args.checkpoint, device)
     if args.without_latent:
         program = without_latent(program)
-    puzzles, solutions = sudoku.read_puzzles(args.puzzles)
+    puzzles, solutions = sudoku.read_puzzles(args.puzzles, clue_range, args.per_clue_count)
     if args.failures and solutions is None:
         raise ValueError(f"--failures needs the solutions, and {args.puzzles!r} has none")
     tokens = sudoku.to_tokens(puzzles)

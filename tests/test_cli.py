@@ -47,6 +47,8 @@ def vmd_checkpoint(tmp_path):
     ("sudoku", ["generate", "--count", "0", "--out", "x.txt"], "--count must be >= 1"),
     ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--nfe", "5", "10",
                 "--json", "x.json"], "--json must hold {nfe}"),
+    ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--clues", "12", "20"],
+     "clue range must satisfy"),
     ("sudoku_report", ["/nonexistent.json"], "cannot read results"),
     ("sudoku_solve_report", ["/nonexistent.json", "--out-dir", "o"], "cannot read results"),
     ("diagnose", ["--mask-rates", "2", "--out", "d"], "--mask-rates must lie in"),

@@ -240,6 +240,41 @@ def test_reader_accepts_good_files_and_refuses_bad_lines_with_line_number(tmp_pa
         sudoku.read_puzzles(tmp_path / "missing.txt")
 
 
+def test_reader_takes_published_tables_and_picks_puzzles_by_clue_count(tmp_path):
+    puzzles, solutions = sudoku.generate_puzzles(12, (30, 33), seed=6)
+    plain = tmp_path / "plain.txt"
+    sudoku.write_puzzles(plain, puzzles, solutions)
+    # The two layouts of published lists: a header naming the columns, extra columns, . or 0.
+    rows = [f"{i},{sudoku.grid_string(p).replace('0', '.')},{sudoku.grid_string(s)},"
+            f"{sum(d > 0 for d in p)},1.5" for i, (p, s) in enumerate(zip(puzzles, solutions))]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("id,puzzle,solution,clues,difficulty\n" + "\n".join(rows) + "\n")
+    assert sudoku.read_puzzles(wide) == (puzzles, solutions)
+    kaggle = tmp_path / "kaggle.csv"
+    kaggle.write_text("quizzes,solutions\n" + plain.read_text())
+    assert sudoku.read_puzzles(kaggle) == (puzzles, solutions)
+    only = tmp_path / "only.csv"
+    only.write_text("Puzzle\n" + "\n".join(sudoku.grid_string(p) for p in puzzles) + "\n")
+    assert sudoku.read_puzzles(only) == (puzzles, None)
+    wide.write_text("id,puzzle,solution,clues,difficulty\n" + rows[0] + "\n" + rows[1][:-4] + "\n")
+    with pytest.raises(ValueError, match="line 3: the header names 5 columns, this line has 4"):
+        sudoku.read_puzzles(wide)
+
+    # Selection, checked against counting the clues of the list by hand.
+    counts = [sum(d > 0 for d in p) for p in puzzles]
+    for clue_range, per_count in [((31, 32), None), ((31, 32), 1), (None, 2), ((33, 33), 5)]:
+        want = [i for i, c in enumerate(counts)
+                if (clue_range is None or clue_range[0] <= c <= clue_range[1])
+                and (per_count is None or counts[:i].count(c) < per_count)]
+        assert sudoku.read_puzzles(kaggle, clue_range, per_count) == (
+            [puzzles[i] for i in want], [solutions[i] for i in want]), (clue_range, per_count)
+    with pytest.raises(ValueError, match="no puzzles with 20-25 clues"):
+        sudoku.read_puzzles(plain, (20, 25))
+    plain.write_text(plain.read_text() + GOOD[:-1] + "\n")  # too short to count: still refused
+    with pytest.raises(ValueError, match="80 characters"):
+        sudoku.read_puzzles(plain, (31, 32))
+
+
 def small_task(tmp_path, hard=None, train_clues=None, **kw):
     cfg = sudoku.SudokuConfig(clue_min=30, clue_max=40, num_val=4, num_test=6, train_pool=8, **kw)
     return sudoku.SudokuTask(cfg, cache_dir=tmp_path, hard=hard, train_clues=train_clues)
@@ -341,6 +376,12 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert (tmp_path / "multi3.txt").read_text() == (tmp_path / "alone.txt").read_text()
     assert [json.loads((tmp_path / f"multi{n}.json").read_text())["nfe"] for n in (2, 3)] == [2, 3]
     assert main(solve + ["--nfe", "2", "3", "--json", str(tmp_path / "one.json")]) == 2
+    # a selection by clue count
+    assert main(solve + ["--clues", "36", "39", "--json", str(tmp_path / "picked.json")]) == 0
+    picked = json.loads((tmp_path / "picked.json").read_text())
+    inside = [c for c in sudoku.clue_counts(puzzles) if 36 <= c <= 39]
+    assert 0 < picked["num_puzzles"] == len(inside) < len(puzzles)
+    assert sorted(picked["by_clues"]) == sorted(str(c) for c in inside)
     assert not (tmp_path / "one.json").exists()
 
 
