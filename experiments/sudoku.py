@@ -190,9 +190,9 @@ def solve_command(args) -> int:
 
 
 def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
-    """Fill the puzzles in ``nfe`` calls, print the scores and write the files asked for. The sampler is
-    seeded afresh for each NFE, so a run with several ``--nfe`` values gives each the result of a
-    run with that value alone."""
+    """Fill the puzzles in ``nfe`` calls, print the scores and write the files asked for. The
+    sampler is seeded afresh for each NFE, so a run with several ``--nfe`` values gives each the
+    result of a run with that value alone."""
     generator = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
     filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,

@@ -150,8 +150,8 @@ if [[ $STAGE == low-search ]]; then
   printf '%s\n' ${SEEDS:-2 3 4 5 6 7 8 9 10 11} | xargs -P "${JOBS:-2}" -I{} bash -c '
     start=$(date +%s)
     python experiments/sudoku.py generate --per-clue-count 100 --clues 18 19 --search-grids 3000 \
-      --search-moves 200 --search-focus-moves 3000 --seed {} --shared-seed-stream --out "$0/low_clues/seed{}.txt" \
-      > "$0/low_clues/seed{}.log" 2>/dev/null
+      --search-moves 200 --search-focus-moves 3000 --seed {} --shared-seed-stream \
+      --out "$0/low_clues/seed{}.txt" > "$0/low_clues/seed{}.log" 2>/dev/null
     echo "seed {}: $(( $(date +%s) - start )) s, started at commit $1" >> "$0/low_clues/seed{}.log"
   ' "$OUT" "$COMMIT"
 fi

@@ -13,8 +13,10 @@ from vmd_pyro.datasets.sudoku.rules import SIZE, _houses, grid_string, is_valid_
 def parse_puzzle_line(line: str, lineno: int = 0):
     """``(puzzle, solution or None)`` from one line: 81 characters ``1-9`` / ``0`` / ``.``, optionally
     a separator (comma, space, tab, ``;`` or ``|``) and the 81-digit solution."""
-    where = f"line {lineno}: " if lineno else ""
-    fields = _split(line)
+    return _parse_fields(_split(line), f"line {lineno}: " if lineno else "")
+
+
+def _parse_fields(fields: list[str], where: str):
     if len(fields) not in (1, 2):
         raise ValueError(f"{where}expected an 81-character puzzle, optionally followed by a "
                          f"separator and its 81-digit solution; got {len(fields)} fields")
@@ -104,22 +106,21 @@ def read_puzzles(path, clue_range: tuple[int, int] | None = None,
             table = _header_columns(line) or False
             if table:
                 continue
+        fields = _split(line)
         if table:
-            fields = _split(line)
             puzzle_col, solution_col, width = table
             if len(fields) != width:
                 raise ValueError(f"line {lineno}: the header names {width} columns, this line has "
                                  f"{len(fields)} fields")
-            line = fields[puzzle_col] + ("" if solution_col is None else " " + fields[solution_col])
-        if clue_range is not None or per_clue_count is not None:
-            cells = _split(line)[:1]
-            if cells and len(cells[0]) == SIZE:
-                clues = SIZE - sum(ch in "0." for ch in cells[0])
-                outside = clue_range is not None and not clue_range[0] <= clues <= clue_range[1]
-                if outside or (per_clue_count is not None and kept[clues] >= per_clue_count):
-                    continue
-                kept[clues] += 1
-        puzzle, solution = parse_puzzle_line(line, lineno)
+            fields = [fields[puzzle_col]] + ([] if solution_col is None else [fields[solution_col]])
+        selecting = clue_range is not None or per_clue_count is not None
+        if selecting and fields and len(fields[0]) == SIZE:
+            clues = SIZE - sum(ch in "0." for ch in fields[0])
+            outside = clue_range is not None and not clue_range[0] <= clues <= clue_range[1]
+            if outside or (per_clue_count is not None and kept[clues] >= per_clue_count):
+                continue
+            kept[clues] += 1
+        puzzle, solution = _parse_fields(fields, f"line {lineno}: ")
         puzzles.append(puzzle)
         solutions.append(solution)
     if not puzzles:
