@@ -1,27 +1,31 @@
 #!/usr/bin/env python
-"""Sudoku puzzle files: generate them, solve them with a trained checkpoint, and ask a VMD
-checkpoint whether it uses its latent.
+"""Sudoku puzzle files: generate them, check them, solve them with a trained checkpoint, and ask a
+VMD checkpoint whether it uses its latent.
 
 A puzzle file has one puzzle per line: 81 characters, 1-9 for clues and 0 or . for blanks,
 optionally followed by a separator (comma, space, tab, ; or |) and the 81-digit solution.
 
     python experiments/sudoku.py generate --count 100 --clues 30 40 --out puzzles.txt
     python experiments/sudoku.py generate --per-clue-count 20 --clues 17 29 --out hard.txt
+    python experiments/sudoku.py check --puzzles hard.txt --against puzzles.txt
     python experiments/sudoku.py solve --checkpoint results/sudoku/cpu-mdm.pt --puzzles puzzles.txt \\
         --nfe 20 --order top-prob-margin --out solved.txt
+
+``check`` says how many puzzles of a file have a unique solution (and the file's), how many are
+minimal (no clue can go), how many distinct solution grids they hold, and how many of those grids
+(and puzzles) other files and the splits of ``run.py --task sudoku`` (``--data-seeds``) share.
 
 ``solve`` writes one 81-digit line per puzzle and, when the file carries solutions, reports the
 solve rate (valid grid keeping every clue, checked by the rules) and the cell accuracy, over all
 puzzles and per clue count (``by_clues`` in the JSON). Several ``--nfe`` values solve the file at
 each in one run (``--json 'solved_nfe{nfe}.json'``: one file per value, each as a run with that
-value alone; ``experiments/sudoku_solve_report.py`` tables and plots them).
+value alone; ``experiments/sudoku_solve_report.py`` tables and plots them). With
+``--without-latent`` a VMD fills the puzzles with the denoiser's ``z`` input cut off (``z = 0`` in
+every call, :func:`vmd_pyro.latent_usage.without_latent`): if the solve rate does not move, the
+model does not use its latent.
 
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
-
-With ``--without-latent`` a VMD fills the puzzles with the denoiser's ``z`` input cut off (``z = 0``
-in every call, :func:`vmd_pyro.latent_usage.without_latent`): if the solve rate does not move,
-the model does not use its latent.
 
 ``latent`` asks whether a VMD model uses its latent on Sudoku: the blanks of each puzzle (with its
 solution as ``x0``) are masked at each ``--mask-rates`` value and the guide ``q(z | x0, xt)`` is
@@ -109,6 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the filled grids here, one per line ({nfe} is replaced by the NFE)")
     s.add_argument("--json", default=None,
                    help="write the scores as JSON here ({nfe} is replaced by the NFE)")
+
+    c = sub.add_parser("check", help="are a file's puzzles unique, minimal, distinct, and new to "
+                                     "other files and to run.py's splits")
+    c.add_argument("--puzzles", required=True, help="puzzle file to check")
+    c.add_argument("--against", nargs="+", default=[], metavar="FILE",
+                   help="other puzzle files: the solution grids and puzzles shared with each")
+    c.add_argument("--data-seeds", nargs="*", type=int, default=[0], metavar="SEED",
+                   help="run.py --task sudoku data seeds whose test, validation and training-pool "
+                        "grids (at run.py's defaults: 30-40 clues, 1000 test, 200 validation "
+                        "puzzles, 4000 training grids) are matched exactly (default 0; none to "
+                        "skip)")
+    c.add_argument("--data-cache", default="data_cache",
+                   help="where those splits are cached (default data_cache/)")
+    c.add_argument("--json", default=None, help="write the report as JSON here")
 
     u = sub.add_parser("latent", help="how much a VMD model's guide departs from its prior")
     u.add_argument("--checkpoint", required=True, help="a VMD model saved by run.py --task sudoku")
@@ -224,6 +242,51 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
         write_json(args.json.replace("{nfe}", str(nfe)), result)
 
 
+def check_command(args) -> int:
+    puzzles, solutions = sudoku.read_puzzles(args.puzzles)
+    unique = [sudoku.count_solutions(p, 2) == 1 for p in puzzles]
+    solved = [sudoku.solve(p) if u else None for p, u in zip(puzzles, unique)]
+    grids, keys = strings(solved), strings(puzzles)
+    counts = sudoku.clue_counts(puzzles)
+    result = {"puzzles": args.puzzles, "num_puzzles": len(puzzles),
+              "clue_counts": {str(c): counts.count(c) for c in sorted(set(counts))},
+              "unique": sum(unique),
+              "solution_agrees": None if solutions is None else sum(
+                  g == s for g, s in zip(solved, solutions)),
+              "minimal": sum(sudoku.is_minimal(p) for p, u in zip(puzzles, unique) if u),
+              "distinct_grids": len(grids), "against": {}, "data_splits": {}}
+    for path in args.against:
+        other, other_solutions = sudoku.read_puzzles(path)
+        other_grids = strings(other_solutions or [sudoku.solve(p) for p in other])
+        result["against"][path] = {"shared_grids": len(grids & other_grids),
+                                   "shared_puzzles": len(keys & strings(other))}
+    for seed in args.data_seeds:
+        split = sudoku.load_or_build(sudoku.SudokuConfig(seed=seed), args.data_cache, progress=True)
+        result["data_splits"][str(seed)] = {
+            name: len(grids & strings(split[key]))
+            for name, key in (("test", "test_solutions"), ("validation", "val_solutions"),
+                              ("training_pool", "train_pool"))}
+    result.update(provenance(None))  # nothing random here
+    by_count = ", ".join(f"{k} clues: {v}" for k, v in result["clue_counts"].items())
+    print(f"{len(puzzles)} puzzles ({by_count}): {result['unique']} with a unique solution"
+          + ("" if solutions is None else f" ({result['solution_agrees']} the file's)")
+          + f", {result['minimal']} minimal, {len(grids)} distinct grids")
+    for path, shared in result["against"].items():
+        print(f"  shared with {path}: {shared['shared_grids']} grids, "
+              f"{shared['shared_puzzles']} puzzles")
+    for seed, shared in result["data_splits"].items():
+        print(f"  grids in data seed {seed}'s splits: "
+              + ", ".join(f"{name} {n}" for name, n in shared.items()))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def strings(grids) -> set[str]:
+    """The 81-digit strings of ``grids``, leaving out ``None`` (a puzzle without one solution)."""
+    return {sudoku.grid_string(g) for g in grids if g is not None}
+
+
 @torch.no_grad()
 def latent_command(args) -> int:
     if not args.mask_rates or any(not 0.0 < t <= 1.0 for t in args.mask_rates):
@@ -253,7 +316,8 @@ def latent_command(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": generate_command, "solve": solve_command, "latent": latent_command}
+COMMANDS = {"generate": generate_command, "solve": solve_command, "check": check_command,
+            "latent": latent_command}
 
 
 def main(argv=None) -> int:

@@ -45,6 +45,7 @@ def vmd_checkpoint(tmp_path):
     ("sudoku", [], "required: command"),
     ("sudoku", ["solve", "--checkpoint", "/nonexistent.pt", "--puzzles", "p.txt"], "does not exist"),
     ("sudoku", ["generate", "--count", "0", "--out", "x.txt"], "--count must be >= 1"),
+    ("sudoku", ["check", "--puzzles", "/nonexistent.txt"], "does not exist"),
     ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--nfe", "5", "10",
                 "--json", "x.json"], "--json must hold {nfe}"),
     ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--clues", "12", "20"],

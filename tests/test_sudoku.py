@@ -1,4 +1,5 @@
 """Sudoku: solver, generator, puzzle files, splits, model solving and the CLIs."""
+import functools
 import itertools
 import json
 import random
@@ -298,6 +299,64 @@ def test_splits_share_no_grid_and_training_stream_avoids_held_out(tmp_path, monk
     task.pool = torch.cat([sudoku.to_digits(task.test[1]), task.pool[:1]])
     x0, _ = task.sample(16, torch.Generator().manual_seed(0))
     assert (x0 + 1 == task.pool[-1]).all()
+
+
+def minimal_by_one_pass(solution):
+    """A clue goes, in cell order, while the solution stays unique. A clue kept was needed with more
+    clues around it, so it is still needed at the end: the result is minimal."""
+    puzzle = list(solution)
+    for i in range(81):
+        digit, puzzle[i] = puzzle[i], 0
+        if sudoku.count_solutions(puzzle, 2) != 1:
+            puzzle[i] = digit
+    return puzzle
+
+
+def test_minimality(tmp_path):
+    solution = sudoku.random_grid(random.Random(3))
+    puzzle = minimal_by_one_pass(solution)
+    assert sudoku.is_minimal(puzzle)
+    more = list(puzzle)
+    more[puzzle.index(0)] = solution[puzzle.index(0)]  # a clue that can go again
+    assert not sudoku.is_minimal(more)
+    fewer = list(puzzle)
+    fewer[next(i for i, d in enumerate(puzzle) if d)] = 0  # no longer unique
+    assert sudoku.count_solutions(fewer, 2) == 2 and not sudoku.is_minimal(fewer)
+
+
+def test_check_command_reports_what_the_puzzles_are_built_to_be(tmp_path, monkeypatch):
+    small = functools.partial(sudoku.SudokuConfig, num_val=4, num_test=6, train_pool=8)
+    monkeypatch.setattr(sudoku, "SudokuConfig", small)  # run.py's splits, made small
+    split = sudoku.load_or_build(small(seed=0), tmp_path)
+    solution = sudoku.random_grid(random.Random("check"))  # Random(3) is the pool's first grid
+    minimal = minimal_by_one_pass(solution)
+    more = list(minimal)
+    more[minimal.index(0)] = solution[minimal.index(0)]
+    from_pool = sudoku.make_puzzle(split["train_pool"][0], 40, random.Random(0))
+    puzzles = [minimal, more, from_pool, split["test_puzzles"][0]]
+    solutions = [solution, solution, split["train_pool"][0], split["test_solutions"][0]]
+    sudoku.write_puzzles(tmp_path / "p.txt", puzzles, solutions)
+    sudoku.write_puzzles(tmp_path / "other.txt", [more])  # no solution: it is solved
+    main = load_script("sudoku").main
+    assert main(["check", "--puzzles", str(tmp_path / "p.txt"), "--against",
+                 str(tmp_path / "other.txt"), "--data-cache", str(tmp_path),
+                 "--json", str(tmp_path / "c.json")]) == 0
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["num_puzzles"] == 4 and report["unique"] == 4 and report["solution_agrees"] == 4
+    assert report["distinct_grids"] == 3  # minimal and more share a grid
+    assert report["minimal"] == sum(sudoku.is_minimal(p) for p in puzzles) >= 1
+    assert report["against"][str(tmp_path / "other.txt")] == {"shared_grids": 1,
+                                                              "shared_puzzles": 1}
+    assert report["data_splits"] == {"0": {"test": 1, "validation": 0, "training_pool": 1}}
+    # A puzzle with two solutions has no grid to compare and is neither unique nor minimal.
+    fewer = list(minimal)
+    fewer[next(i for i, d in enumerate(minimal) if d)] = 0
+    sudoku.write_puzzles(tmp_path / "q.txt", [fewer, minimal])
+    assert main(["check", "--puzzles", str(tmp_path / "q.txt"), "--data-seeds",
+                 "--json", str(tmp_path / "q.json")]) == 0
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert (report["unique"], report["minimal"], report["distinct_grids"]) == (1, 1, 1)
+    assert report["solution_agrees"] is None and report["data_splits"] == {}
 
 
 def test_generate_command_draws_no_grid_of_the_task_splits(tmp_path):

@@ -36,7 +36,7 @@ def git_commit() -> str:
 COMMIT_AT_START = git_commit()
 
 
-def provenance(seed: int) -> dict:
+def provenance(seed: int | None) -> dict:
     return {"seed": seed, "git_commit": COMMIT_AT_START, "command": " ".join([sys.executable.split("/")[-1]] + sys.argv),
             "torch": torch.__version__, "pyro": pyro.__version__, "threads": torch.get_num_threads()}
 

@@ -8,7 +8,8 @@ from vmd_pyro.datasets.sudoku.rules import (BOX, COL, ROW, SIZE, add_clues, chec
                                             check_grid,
                                             clue_counts, count_solutions, generate_puzzles,
                                             generate_puzzles_by_clue_count, grid_string,
-                                            is_valid_solution, make_puzzle, random_grid,
+                                            is_minimal, is_valid_solution, make_puzzle,
+                                            random_grid,
                                             random_symmetry, search_puzzle, solve,
                                             valid_solutions)
 from vmd_pyro.datasets.sudoku.task import (MASK_ID, PEERS, VOCAB, HardSplitConfig,
@@ -20,7 +21,7 @@ __all__ = ["BOX", "COL", "MASK_ID", "PEERS", "ROW", "SIZE", "VOCAB", "HardSplitC
            "SudokuConfig", "SudokuTask", "add_clues", "check_clue_range", "check_grid",
            "clue_counts", "count_solutions", "failure_kinds", "fill_puzzles", "generate_puzzles",
            "generate_puzzles_by_clue_count", "grid_string",
-           "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
+           "is_minimal", "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
            "parse_puzzle_line", "random_grid", "random_symmetry", "read_puzzles", "score",
            "score_by_clues", "search_puzzle", "solve", "solved", "to_digits", "to_tokens",
            "valid_solutions", "write_puzzles"]

@@ -122,6 +122,21 @@ def count_solutions(grid, cap: int = 2) -> int:
     return _count(candidates, done, cap)
 
 
+def is_minimal(puzzle) -> bool:
+    """Whether ``puzzle`` has a unique solution that no smaller puzzle keeps: taking away any one
+    clue leaves more than one completion."""
+    puzzle = list(check_grid(puzzle))
+    if count_solutions(puzzle, 2) != 1:
+        return False
+    for i in [i for i in range(SIZE) if puzzle[i]]:
+        digit, puzzle[i] = puzzle[i], 0
+        unique = count_solutions(puzzle, 2) == 1
+        puzzle[i] = digit
+        if unique:
+            return False
+    return True
+
+
 def _propagate(candidates, done, todo) -> bool:
     """Settle the cells in ``todo`` (one candidate each) and every single they force, in place;
     False on a contradiction (a cell without candidates, a digit without a place)."""
