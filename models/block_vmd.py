@@ -23,8 +23,8 @@ def block_vmd_model(batch, denoiser, prior, beta=1.0):
         z_b    ~ p(z_b | x0_{<b})                             (independent, or block-conditional)
         x0_b^i ~ Categorical(denoiser(xt_b, x0_{<b}, z_b)_i)  independently given z_b, masked i
 
-    The NELBO is the sum over blocks of per-block VMD NELBOs; all blocks are computed in one
-    block-causal network call. ``beta`` scales the ``z`` site (KL annealing), as in the guide.
+    The objective is the sum over blocks of the per-block VMD objectives (J or B_T, not a NELBO);
+    all blocks are computed in one block-causal network call. ``beta`` scales the ``z`` site (KL annealing), as in the guide.
     """
     pyro.module("denoiser", denoiser)
     pyro.module("prior", prior)

@@ -11,8 +11,8 @@ them. Both copies share the position embeddings. With one block (``block_size = 
 attends only to itself: the network computes exactly the plain transformer on ``xt``, so the block
 model with one block *is* the plain model (checked in ``tests/test_block.py``).
 
-Every block has its own diffusion time ``t_b`` and its own latent ``z_b``; the NELBO is the sum of
-the per-block NELBOs (``models/block_vmd.py``).
+Every block has its own diffusion time ``t_b`` and its own latent ``z_b``; the training objective
+is the sum of the per-block objectives (``models/block_vmd.py``).
 
 This module holds the layout shared by the block code beside its kin: the block-causal networks
 (``vmd_pyro.networks``), per-block corruption (``vmd_pyro.masking.corrupt_blocks``), block-by-block

@@ -80,10 +80,10 @@ class NonFiniteLoss(RuntimeError):
 def free_nats_penalty(program, batch: DiffusionBatch, free_nats: float) -> torch.Tensor:
     """``sum_b w(t_b) relu(free_nats - KL(q(z | x0_b, xt_b) || p(z | xt_b)))``.
 
-    Added to the negative ELBO it turns each sequence's KL term ``w(t) KL`` into
+    Added to the SVI loss it turns each sequence's KL term ``w(t) KL`` into
     ``w(t) max(KL, free_nats)`` ("free bits", Kingma et al. 2016): the first ``free_nats`` nats of
     information in ``z`` cost nothing, so the guide is not pulled onto the prior (posterior
-    collapse). The result is no longer a bound; evaluation still reports the plain NELBO. Needs a
+    collapse). The result is no longer a bound; evaluation still reports the plain objective. Needs a
     closed-form KL (Normal guide with a Gaussian or conditional prior, or a discrete latent).
     """
     q, p = program.guide_dist(batch.guide_tokens, batch.masked), program.batch_prior(batch)

@@ -83,7 +83,7 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--free-nats", type=float, default=0.0,
                    help="VMD: the first F nats of KL(q || p) per sequence are free, w(t) max(KL, F) "
                         "in place of w(t) KL, against posterior collapse (free bits; the objective "
-                        "is then not a bound; reported NELBOs stay the plain ones; default 0 = off)")
+                        "is then not a bound; evaluation reports the plain objective; default 0 = off)")
     g.add_argument("--objective", default="joint", choices=OBJECTIVES,
                    help="joint: the original method's objective J (one forward-process draw per "
                         "sequence, weight w(t); for VMD not a likelihood bound); steps: the few-step "
@@ -104,7 +104,9 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                         "predicts differently from the first step (default 0 = as built)")
     g.add_argument("--engine", default="fused", choices=["fused", "svi"],
                    help="fused: one AdamW over elbo.differentiable_loss; svi: pyro.infer.SVI")
-    g.add_argument("--eval-every", type=int, default=1000, help="evaluate the NELBO every N steps")
+    g.add_argument("--eval-every", type=int, default=1000,
+                   help="monitor the model on held-out data every N steps: its objective (MDM's "
+                        "NELBO; VMD's J, not a bound) and, on Sudoku, the validation solve rate")
     g.add_argument("--time-budget", type=float, default=0.0,
                    help="stop training after this many seconds (equal-time comparisons; 0 = off)")
     g.add_argument("--validate", action=argparse.BooleanOptionalAction, default=False,
