@@ -35,6 +35,14 @@
 #                   and its MDM control on every puzzle of those files (merged into
 #                   low_clues/puzzles.txt), sampled and argmax tokens, NFE 5/10/20/50, and
 #                   low_clues/report/ (experiments/sudoku_solve_report.py)
+#   warm            session 12, not part of "all": results/sudoku_levers' recipe that made a latent
+#                   informative on 30-40 clues (warm start, a 4-valued z in every layer, FiLM,
+#                   summed out with its exact posterior) on 17-40 clues: from $HERE/mdm.pt, trained
+#                   on B_5 side by side with its MDM control (same start, objective, steps, seed;
+#                   WARM_STEPS, default 2000), both evaluated on both splits with argmax tokens
+#                   (the VMD with z fixed); then the 17-29 split as a file (the search of
+#                   data seed 0, stream 4), why each model fails there (--failures, argmax) and the
+#                   VMD's latent usage there; files in $OUT/warm/
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -171,4 +179,31 @@ if [[ $STAGE == low-eval ]]; then
     done
   done
   python experiments/sudoku_solve_report.py "$OUT"/low_clues/*_nfe*.json --out-dir "$OUT/low_clues/report"
+fi
+if [[ $STAGE == warm ]]; then
+  mkdir -p "$OUT/warm"
+  WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
+        --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
+        --train-nfe 5 --fill argmax --bound-nfe 5 --bound-sequences 100 --quiet)
+  declare -A WARM_MODELS=([warm-mdm-steps5]="--model mdm"
+    [warm-exact4-film-steps5]="--model vmd --prior discrete --guide exact --components 4
+      --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
+  PIDS=()
+  for NAME in warm-mdm-steps5 warm-exact4-film-steps5; do
+    # shellcheck disable=SC2086
+    python experiments/run.py "${COMMON[@]}" "${FEW[@]}" ${WARM_MODELS[$NAME]} "${WARM[@]}" \
+      --save "$OUT/warm/$NAME.pt" --out "$OUT/warm/train_$NAME.json" &
+    PIDS+=($!)
+  done
+  for PID in "${PIDS[@]}"; do wait "$PID"; done  # a failed run stops the stage
+  # the few-clue split as a file: run.py searched it with 3 x data seed + 4 = 4
+  python experiments/sudoku.py generate --per-clue-count 100 --clues 17 29 --search-grids 1000 \
+    --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
+  for NAME in warm-mdm-steps5 warm-exact4-film-steps5; do
+    python experiments/sudoku.py solve --checkpoint "$OUT/warm/$NAME.pt" --fill argmax \
+      --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures --threads 1 \
+      --json "$OUT/warm/failures_${NAME}_nfe{nfe}.json"
+  done
+  python experiments/sudoku.py latent --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
+    --puzzles "$OUT/warm/few_clues_data0.txt" --json "$OUT/warm/latent_warm-exact4-film-steps5.json"
 fi
