@@ -199,10 +199,11 @@ if [[ $STAGE == warm ]]; then
   # the few-clue split as a file: run.py searched it with 3 x data seed + 4 = 4
   python experiments/sudoku.py generate --per-clue-count 100 --clues 17 29 --search-grids 1000 \
     --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
-  for NAME in warm-mdm-steps5 warm-exact4-film-steps5; do
-    python experiments/sudoku.py solve --checkpoint "$OUT/warm/$NAME.pt" --fill argmax \
+  # and the MDM they started from (trained on 17-40 clues, objective J)
+  for CKPT in $HERE/mdm.pt $OUT/warm/warm-mdm-steps5.pt $OUT/warm/warm-exact4-film-steps5.pt; do
+    python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax \
       --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures --threads 1 \
-      --json "$OUT/warm/failures_${NAME}_nfe{nfe}.json"
+      --json "$OUT/warm/failures_$(basename "$CKPT" .pt)_nfe{nfe}.json"
   done
   python experiments/sudoku.py latent --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
     --puzzles "$OUT/warm/few_clues_data0.txt" --json "$OUT/warm/latent_warm-exact4-film-steps5.json"
