@@ -207,4 +207,13 @@ if [[ $STAGE == warm ]]; then
   done
   python experiments/sudoku.py latent --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
     --puzzles "$OUT/warm/few_clues_data0.txt" --json "$OUT/warm/latent_warm-exact4-film-steps5.json"
+  python experiments/sudoku_failures_report.py "$OUT"/warm/failures_*.json --out-dir "$OUT/warm/report"
+  # does the VMD's decoding use z (the denoiser fed z = 0), and with z drawn afresh every call?
+  for EXTRA in --without-latent "--z-strategy resample"; do
+    TAG=${EXTRA#--}; TAG=${TAG// /-}
+    # shellcheck disable=SC2086
+    python experiments/sudoku.py solve --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
+      --fill argmax --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --threads 1 $EXTRA \
+      --json "$OUT/warm/${TAG}_warm-exact4-film-steps5_nfe{nfe}.json"
+  done
 fi
