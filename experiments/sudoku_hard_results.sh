@@ -42,7 +42,8 @@
 #                   WARM_STEPS, default 2000), both evaluated on both splits with argmax tokens
 #                   (the VMD with z fixed); then the 17-29 split as a file (the search of
 #                   data seed 0, stream 4), why each model fails there (--failures, argmax) and the
-#                   VMD's latent usage there; files in $OUT/warm/
+#                   VMD's latent usage there; files in $OUT/warm/ (WARM_SEED=1: another seed,
+#                   files *-seed1, the split file reused)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -182,9 +183,12 @@ if [[ $STAGE == low-eval ]]; then
 fi
 if [[ $STAGE == warm ]]; then
   mkdir -p "$OUT/warm"
+  SEED=${WARM_SEED:-0}  # another seed: WARM_SEED=1, files named *-seed1
+  SUFFIX=""
+  [[ $SEED != 0 ]] && SUFFIX=-seed$SEED
   WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
         --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
-        --train-nfe 5 --fill argmax --bound-nfe 5 --bound-sequences 100 --quiet)
+        --train-nfe 5 --fill argmax --bound-nfe 5 --bound-sequences 100 --seed "$SEED" --quiet)
   declare -A WARM_MODELS=([warm-mdm-steps5]="--model mdm"
     [warm-exact4-film-steps5]="--model vmd --prior discrete --guide exact --components 4
       --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
@@ -192,28 +196,31 @@ if [[ $STAGE == warm ]]; then
   for NAME in warm-mdm-steps5 warm-exact4-film-steps5; do
     # shellcheck disable=SC2086
     python experiments/run.py "${COMMON[@]}" "${FEW[@]}" ${WARM_MODELS[$NAME]} "${WARM[@]}" \
-      --save "$OUT/warm/$NAME.pt" --out "$OUT/warm/train_$NAME.json" &
+      --save "$OUT/warm/$NAME$SUFFIX.pt" --out "$OUT/warm/train_$NAME$SUFFIX.json" &
     PIDS+=($!)
   done
   for PID in "${PIDS[@]}"; do wait "$PID"; done  # a failed run stops the stage
   # the few-clue split as a file: run.py searched it with 3 x data seed + 4 = 4
-  python experiments/sudoku.py generate --per-clue-count 100 --clues 17 29 --search-grids 1000 \
-    --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
-  # and the MDM they started from (trained on 17-40 clues, objective J)
-  for CKPT in $HERE/mdm.pt $OUT/warm/warm-mdm-steps5.pt $OUT/warm/warm-exact4-film-steps5.pt; do
+  [[ -f $OUT/warm/few_clues_data0.txt ]] ||
+    python experiments/sudoku.py generate --per-clue-count 100 --clues 17 29 --search-grids 1000 \
+      --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
+  VMD=$OUT/warm/warm-exact4-film-steps5$SUFFIX.pt
+  CKPTS=("$OUT/warm/warm-mdm-steps5$SUFFIX.pt" "$VMD")
+  [[ $SEED == 0 ]] && CKPTS+=("$HERE/mdm.pt")  # and the MDM they started from (17-40 clues, J)
+  for CKPT in "${CKPTS[@]}"; do
     python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax \
       --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures --threads 1 \
       --json "$OUT/warm/failures_$(basename "$CKPT" .pt)_nfe{nfe}.json"
   done
-  python experiments/sudoku.py latent --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
-    --puzzles "$OUT/warm/few_clues_data0.txt" --json "$OUT/warm/latent_warm-exact4-film-steps5.json"
+  python experiments/sudoku.py latent --checkpoint "$VMD" --puzzles "$OUT/warm/few_clues_data0.txt" \
+    --json "$OUT/warm/latent_$(basename "$VMD" .pt).json"
   python experiments/sudoku_failures_report.py "$OUT"/warm/failures_*.json --out-dir "$OUT/warm/report"
   # does the VMD's decoding use z (the denoiser fed z = 0), and with z drawn afresh every call?
   for EXTRA in --without-latent "--z-strategy resample"; do
     TAG=${EXTRA#--}; TAG=${TAG// /-}
     # shellcheck disable=SC2086
-    python experiments/sudoku.py solve --checkpoint "$OUT/warm/warm-exact4-film-steps5.pt" \
-      --fill argmax --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --threads 1 $EXTRA \
-      --json "$OUT/warm/${TAG}_warm-exact4-film-steps5_nfe{nfe}.json"
+    python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 $EXTRA \
+      --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 \
+      --json "$OUT/warm/${TAG}_$(basename "$VMD" .pt)_nfe{nfe}.json"
   done
 fi
