@@ -246,7 +246,7 @@ def check_command(args) -> int:
     puzzles, solutions = sudoku.read_puzzles(args.puzzles)
     unique = [sudoku.count_solutions(p, 2) == 1 for p in puzzles]
     solved = [sudoku.solve(p) if u else None for p, u in zip(puzzles, unique)]
-    grids, keys = strings(solved), strings(puzzles)
+    grids, keys = grid_strings(solved), grid_strings(puzzles)
     counts = sudoku.clue_counts(puzzles)
     result = {"puzzles": args.puzzles, "num_puzzles": len(puzzles),
               "clue_counts": {str(c): counts.count(c) for c in sorted(set(counts))},
@@ -257,13 +257,13 @@ def check_command(args) -> int:
               "distinct_grids": len(grids), "against": {}, "data_splits": {}}
     for path in args.against:
         other, other_solutions = sudoku.read_puzzles(path)
-        other_grids = strings(other_solutions or [sudoku.solve(p) for p in other])
+        other_grids = grid_strings(other_solutions or [sudoku.solve(p) for p in other])
         result["against"][path] = {"shared_grids": len(grids & other_grids),
-                                   "shared_puzzles": len(keys & strings(other))}
+                                   "shared_puzzles": len(keys & grid_strings(other))}
     for seed in args.data_seeds:
         split = sudoku.load_or_build(sudoku.SudokuConfig(seed=seed), args.data_cache, progress=True)
         result["data_splits"][str(seed)] = {
-            name: len(grids & strings(split[key]))
+            name: len(grids & grid_strings(split[key]))
             for name, key in (("test", "test_solutions"), ("validation", "val_solutions"),
                               ("training_pool", "train_pool"))}
     result.update(provenance(None))  # nothing random here
@@ -282,7 +282,7 @@ def check_command(args) -> int:
     return 0
 
 
-def strings(grids) -> set[str]:
+def grid_strings(grids) -> set[str]:
     """The 81-digit strings of ``grids``, leaving out ``None`` (a puzzle without one solution)."""
     return {sudoku.grid_string(g) for g in grids if g is not None}
 
