@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-seeds", nargs="*", type=int, default=[0], metavar="SEED",
                    help="run.py --task sudoku data seeds whose test, validation and training-pool "
                         "grids (at run.py's defaults: 30-40 clues, 1000 test, 200 validation "
-                        "puzzles, 4000 training grids) are matched exactly (default 0; none to "
-                        "skip)")
+                        "puzzles, 4000 training grids; built into --data-cache if not there) are "
+                        "matched exactly (default 0; none to skip)")
     c.add_argument("--data-cache", default="data_cache",
                    help="where those splits are cached (default data_cache/)")
     c.add_argument("--json", default=None, help="write the report as JSON here")
