@@ -93,6 +93,7 @@ def read_puzzles(path, clue_range: tuple[int, int] | None = None,
         raise ValueError(f"puzzle file {str(path)!r} is not text: byte {err.object[err.start]:#04x} "
                          f"at offset {err.start} is not UTF-8") from None
     puzzles, solutions, kept = [], [], Counter()
+    selecting = clue_range is not None or per_clue_count is not None
     # with both limits the list can end early, once every clue count of the range is full
     enough = None if clue_range is None or per_clue_count is None else (
         per_clue_count * (clue_range[1] - clue_range[0] + 1))
@@ -113,7 +114,6 @@ def read_puzzles(path, clue_range: tuple[int, int] | None = None,
                 raise ValueError(f"line {lineno}: the header names {width} columns, this line has "
                                  f"{len(fields)} fields")
             fields = [fields[puzzle_col]] + ([] if solution_col is None else [fields[solution_col]])
-        selecting = clue_range is not None or per_clue_count is not None
         if selecting and fields and len(fields[0]) == SIZE:
             clues = SIZE - sum(ch in "0." for ch in fields[0])
             outside = clue_range is not None and not clue_range[0] <= clues <= clue_range[1]
