@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a revealed token is chosen given z: sample (float64 Gumbel) and/or "
                         "argmax; with a latent, argmax still gives diverse sequences "
                         "(default: both for synthetic, sample for sudoku)")
-    g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES, help="latent per step")
+    g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
+                   help="latent per step (map: the call's joint mode over a discrete z, one "
+                        "network run per value of z; needs argmax) (default fixed)")
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,
@@ -125,6 +127,12 @@ def check_args(args, parser):
     if not task.several_fills and args.fill is not None and len(args.fill) > 1:
         parser.error(f"--task {args.task} takes one --fill value")
     task.fill_defaults(args)
+    if args.z_strategy == "map" and "vmd" in args.model:  # else sampling refuses it after training
+        if PRIORS[args.prior].support != "discrete":
+            parser.error(f"--z-strategy map tries every value of z and needs a discrete prior; "
+                         f"prior {args.prior!r} is continuous")
+        if args.fill != ["argmax"]:
+            parser.error(f"--z-strategy map needs --fill argmax (got {' '.join(args.fill)})")
     if args.block_size and args.arch != "transformer":
         parser.error("--block-size needs the block-causal transformer: add --arch transformer")
     if args.structure != "none" and not (task.has_position_groups and args.arch == "transformer"):

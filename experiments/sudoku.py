@@ -46,7 +46,7 @@ from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
-from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
+from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, evaluations_per_call
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--order", default="top-prob-margin", choices=ORDERS,
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
-    s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES, help="latent per step")
+    s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
+                   help="latent per step (map: the call's joint mode over a discrete z, one "
+                        "network run per value of z; needs --fill argmax) (default fixed)")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")
@@ -220,6 +222,7 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
+              "network_evaluations_per_call": evaluations_per_call(program, args.z_strategy),
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}

@@ -42,8 +42,9 @@
 #                   WARM_STEPS, default 2000), both evaluated on both splits with argmax tokens
 #                   (the VMD with z fixed); then the 17-29 split as a file (the search of
 #                   data seed 0, stream 4), why each model fails there (--failures, argmax) and the
-#                   VMD's latent usage there; files in $OUT/warm/ (WARM_SEED=1: another seed,
-#                   files *-seed1, the split file reused)
+#                   VMD's latent usage there, and its solves with z cut off, resampled and at
+#                   each call's joint mode (z-map_*, session 13); files in $OUT/warm/
+#                   (WARM_SEED=1: another seed, files *-seed1, the split file reused)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -223,4 +224,8 @@ if [[ $STAGE == warm ]]; then
       --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 \
       --json "$OUT/warm/${TAG}_$(basename "$VMD" .pt)_nfe{nfe}.json"
   done
+  # session 13: each call at its joint mode over z (4 network runs per call), with the failures
+  python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 --z-strategy map \
+    --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
+    --json "$OUT/warm/z-map_$(basename "$VMD" .pt)_nfe{nfe}.json"
 fi

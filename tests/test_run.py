@@ -113,6 +113,8 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
     (["--train-nfe", "2"], "add --objective steps"),
     (["--prior", "mog", "--z-strategy", "prior"], "--z-strategy prior needs a prior that depends"),
+    (["--prior", "mog", "--z-strategy", "map"], "--z-strategy map .* needs a discrete prior"),
+    (["--prior", "discrete", "--z-strategy", "map"], "--z-strategy map needs --fill argmax"),
     (["--model-processes", "0"], "--model-processes must be >= 1"),
     (["--init-denoiser", "/nonexistent.pt", "--model", "vmd"], "does not exist"),
     (["--init-denoiser", "/tmp/m.pt", "--checkpoint", "/tmp/m.pt"], "give one of them"),

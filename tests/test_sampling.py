@@ -1,3 +1,4 @@
+import itertools
 import warnings
 
 import pytest
@@ -162,3 +163,59 @@ def test_seeded_draws_follow_the_generator_and_leave_the_global_stream_alone():
         noise = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(4))
         assert torch.equal(drawn, loc + scale * noise) and not drawn.requires_grad
         assert drawn.shape == normal.sample((2,)).shape
+
+
+def map_program(seed=0, vocab=3, seq_len=3, components=4):
+    """A tiny VMD with a discrete z whose prior and denoiser both matter (random, not uniform)."""
+    torch.manual_seed(seed)
+    program = tiny_program(model="vmd", prior="discrete", vocab=vocab, seq_len=seq_len,
+                           components=components)
+    with torch.no_grad():
+        program.prior.logits.copy_(torch.randn(components))
+    return program
+
+
+def test_map_strategy_takes_the_joint_mode_of_a_one_call_step():
+    """With one call every masked position is revealed, so ``map`` must return the x of
+    argmax over (z, x) of p(z) prod_i p(x^i | xt, z), found here by enumerating every pair."""
+    program = map_program()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 3, (12, 3), generator=g)
+    x = torch.where(torch.rand(12, 3, generator=g) < 0.4, x, torch.full_like(x, program.mask_id))
+    x[0] = program.mask_id
+    out, used = generate(program, x, nfe=1, fill="argmax", z_strategy="map")
+    with torch.no_grad():
+        log_prior = program.prior.logits.log_softmax(-1)
+        log_probs = [program.logits(x, torch.full((12,), k)).log_softmax(-1) for k in range(4)]
+    for row, xt in enumerate(x):
+        best, best_x = float("-inf"), None
+        for k in range(4):
+            for values in itertools.product(range(3), repeat=3):
+                cand = torch.tensor(values)
+                if (xt != program.mask_id).any() and not torch.equal(
+                        cand[xt != program.mask_id], xt[xt != program.mask_id]):
+                    continue
+                masked = xt == program.mask_id
+                joint = float(log_prior[k] + log_probs[k][row, masked, cand[masked]].sum())
+                if joint > best:
+                    best, best_x = joint, cand
+        assert torch.equal(out[row], best_x), row
+    assert used == 1
+
+
+@pytest.mark.parametrize("order", ["random", "top-prob-margin"])
+def test_map_strategy_runs_the_network_once_per_value_of_z_in_each_call(order):
+    program = map_program(seq_len=5)
+    calls = count_calls(program)
+    out, used = generate(program, all_masked(4, 5, program.mask_id), nfe=3, order=order,
+                         fill="argmax", z_strategy="map")
+    assert used == 3 and len(calls) == 3 * 4
+    assert (out != program.mask_id).all()
+
+
+def test_map_strategy_is_refused_where_it_has_no_meaning():
+    x = all_masked(2, 4, 5)
+    with pytest.raises(ValueError, match="needs a discrete prior"):
+        generate(tiny_program(model="vmd"), x, nfe=1, fill="argmax", z_strategy="map")
+    with pytest.raises(ValueError, match="needs fill 'argmax'"):
+        generate(map_program(vocab=5, seq_len=4), x, nfe=1, fill="sample", z_strategy="map")

@@ -13,7 +13,10 @@ Given tokens (anything in ``x`` that is not the mask token) are never changed. T
 handled by ``z_strategy``: ``fixed`` draws it once from the prior, ``resample`` redraws it from the
 prior every step, ``posterior`` redraws it from the guide ``q(z | x0_hat, xt)`` with ``x0_hat`` the
 current denoised estimate, and ``prior`` redraws it from a learned prior ``p(z | xt)`` given what
-has been decoded so far.
+has been decoded so far. ``map`` (argmax tokens, a discrete ``z``) takes each call at its joint
+mode: every value of ``z`` proposes its own argmax step, and the step whose revealed tokens with
+that ``z`` are most probable, ``log p(z | xt) + sum log p(x0^i | xt, z)``, is kept. It runs the
+network once per value of ``z`` in every call (K evaluations per call, which callers record).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from vmd_pyro.masking import reveal_count
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
-Z_STRATEGIES = ("fixed", "resample", "posterior", "prior")
+Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map")
 
 
 def gumbel_argmax(logits: torch.Tensor, generator=None) -> torch.Tensor:
@@ -56,6 +59,14 @@ def reveal_mask(scores: torch.Tensor, masked: torch.Tensor, count: torch.Tensor)
     scores = scores.masked_fill(~masked, float("-inf"))
     rank = scores.argsort(-1, descending=True).argsort(-1)
     return masked & (rank < count.unsqueeze(-1))
+
+
+def evaluations_per_call(program, z_strategy: str) -> int:
+    """Network evaluations in one sampler call: the values of ``z`` for ``map``, else 1."""
+    if z_strategy == "map" and program.has_latent:
+        return int(program.prior_dist(all_masked(1, program.cfg.net.seq_len, program.mask_id))
+                   .logits.shape[-1])
+    return 1
 
 
 def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"):
@@ -94,6 +105,12 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
     if z_strategy not in Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
+    if z_strategy == "map" and program.has_latent:
+        if program.prior.support != "discrete":
+            raise ValueError(f"z strategy 'map' tries every value of z and needs a discrete "
+                             f"prior (e.g. 'discrete'); prior {program.prior.name!r} is continuous")
+        if fill != "argmax":
+            raise ValueError("z strategy 'map' takes the joint mode of a call and needs fill 'argmax'")
     if program.block_size:
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
                                z_strategy=z_strategy, generator=generator, cache=cache,
@@ -126,11 +143,15 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
     denoise = denoise or program.logits
     z = _draw_prior(program, x, generator) if program.has_latent else None
     for step in range(steps):
-        logits = denoise(x, z)
-        probs = logits.double().softmax(-1)
-        candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
         count = reveal_count(masked.sum(-1), steps - step)
-        reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
+        if z_strategy == "map" and program.has_latent:
+            candidate, reveal = _joint_mode_step(program, denoise, x, masked, count, order,
+                                                 generator)
+        else:
+            logits = denoise(x, z)
+            probs = logits.double().softmax(-1)
+            candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
+            reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
         x = torch.where(reveal, candidate, x)
         masked = masked & ~reveal
         if on_reveal is not None:
@@ -142,6 +163,32 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
                 x0_hat = torch.where(masked, logits.argmax(-1), x)
                 z = _draw(program.guide_dist(x0_hat, masked), generator)
     return x
+
+
+def _joint_mode_step(program, denoise, x, masked, count, order, generator=None):
+    """One call of z strategy ``map``: ``(candidate, reveal)`` of the value of a discrete ``z``
+    whose argmax step is jointly most probable, ``log p(z | xt) + sum_{i revealed} max_v log p(x0^i
+    = v | xt, z)``, chosen per sequence. Every value proposes a step with the same number of
+    positions (``count``); in random order they share one draw of the positions' scores."""
+    log_prior = program.prior_dist(x).logits                      # (B, K), normalised
+    shared_scores = (position_scores(masked.unsqueeze(-1), "random", generator)
+                     if order == "random" else None)
+    best_score = torch.full(log_prior.shape[:1], float("-inf"), dtype=torch.float64,
+                            device=x.device)
+    best_candidate, best_reveal = x, torch.zeros_like(masked)
+    for k in range(log_prior.shape[-1]):
+        z = torch.full(log_prior.shape[:1], k, dtype=torch.long, device=x.device)
+        log_probs = denoise(x, z).double().log_softmax(-1)
+        top_log_prob, candidate = log_probs.max(-1)
+        scores = shared_scores if shared_scores is not None else \
+            position_scores(log_probs.exp(), order, generator)
+        reveal = reveal_mask(scores, masked, count)
+        score = log_prior[:, k].double() + torch.where(reveal, top_log_prob, 0.0).sum(-1)
+        better = score > best_score
+        best_score = torch.where(better, score, best_score)
+        best_candidate = torch.where(better.unsqueeze(-1), candidate, best_candidate)
+        best_reveal = torch.where(better.unsqueeze(-1), reveal, best_reveal)
+    return best_candidate, best_reveal
 
 
 def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
