@@ -44,7 +44,9 @@
 #                   data seed 0, stream 4), why each model fails there (--failures, argmax) and the
 #                   VMD's latent usage there, and its solves with z cut off, resampled and at
 #                   each call's joint mode (z-map_*, session 13); files in $OUT/warm/
-#                   (WARM_SEED=1: another seed, files *-seed1, the split file reused)
+#                   (WARM_SEED=1: another seed, files *-seed1, the split file reused;
+#                   WARM_ORDER=top-prob-margin: B_5 trained along the denoiser's own decoding
+#                   order, --train-order, session 13, files *-top-prob-margin)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -185,11 +187,14 @@ fi
 if [[ $STAGE == warm ]]; then
   mkdir -p "$OUT/warm"
   SEED=${WARM_SEED:-0}  # another seed: WARM_SEED=1, files named *-seed1
+  ORDER=${WARM_ORDER:-random}  # the order B_5 is trained in: WARM_ORDER=top-prob-margin, *-top-prob-margin
   SUFFIX=""
   [[ $SEED != 0 ]] && SUFFIX=-seed$SEED
+  [[ $ORDER != random ]] && SUFFIX=$SUFFIX-$ORDER
   WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
         --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
-        --train-nfe 5 --fill argmax --bound-nfe 5 --bound-sequences 100 --seed "$SEED" --quiet)
+        --train-nfe 5 --train-order "$ORDER" --fill argmax --bound-nfe 5 --bound-sequences 100
+        --seed "$SEED" --quiet)
   declare -A WARM_MODELS=([warm-mdm-steps5]="--model mdm"
     [warm-exact4-film-steps5]="--model vmd --prior discrete --guide exact --components 4
       --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
@@ -207,7 +212,7 @@ if [[ $STAGE == warm ]]; then
       --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
   VMD=$OUT/warm/warm-exact4-film-steps5$SUFFIX.pt
   CKPTS=("$OUT/warm/warm-mdm-steps5$SUFFIX.pt" "$VMD")
-  [[ $SEED == 0 ]] && CKPTS+=("$HERE/mdm.pt")  # and the MDM they started from (17-40 clues, J)
+  [[ $SEED == 0 && $ORDER == random ]] && CKPTS+=("$HERE/mdm.pt")  # and their start (17-40 clues, J)
   for CKPT in "${CKPTS[@]}"; do
     python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax \
       --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures --threads 1 \

@@ -20,7 +20,7 @@ from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.datasets import synthetic
 from vmd_pyro.masking import step_batch, step_batch_blocks
-from vmd_pyro.sampling import all_masked, generate
+from vmd_pyro.sampling import all_masked, generate, sampler_scores
 
 L, V = 3, 4
 ORDERS_ALL = list(itertools.permutations(range(L)))
@@ -288,6 +288,61 @@ def test_steps_objective_estimates_B_T():
                                          step_batch(x0, V, [2], generator=g)))
                 n += len(x0)
         assert total / n == pytest.approx(float(bound.mean()), rel=0.02)
+
+
+def test_step_batch_in_a_fixed_order_reveals_the_schedules_positions_in_turn():
+    """With scores that prefer the leftmost masked position, step k of T = 3 over 6 positions has
+    M_k = positions 2k.. and R_k = {2k, 2k + 1}; the scores are asked once per step up to k."""
+    x0 = torch.randint(0, V, (300, 6), generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def leftmost_first(xt):
+        calls.append(xt.clone())
+        return -torch.arange(6.0).expand(xt.shape)
+
+    batch = step_batch(x0, V, [3], generator=torch.Generator().manual_seed(1),
+                       order_scores=leftmost_first)
+    k = (6 - batch.masked.sum(-1)) // 2
+    position = torch.arange(6)
+    assert torch.equal(batch.masked, position >= 2 * k.unsqueeze(-1))
+    assert torch.equal(batch.scored, batch.masked & (position < 2 * k.unsqueeze(-1) + 2))
+    assert set(k.tolist()) == {0, 1, 2} and len(calls) == 3
+    assert torch.equal(calls[1] == V, position.expand(300, 6) >= 2)  # x0's tokens were revealed
+    assert torch.equal(calls[1][:, :2], x0[:, :2])
+
+
+def test_mdm_steps_objective_in_its_own_order_is_its_exact_nll():
+    """For MDM under Top-Prob-Margin the path to x0 is unique, so the steps objective along the
+    denoiser's own order is -log p_T(x0), which vmd_pyro.bounds computes by walking that path (a
+    separate implementation): per sequence to float precision once the three steps k are averaged,
+    and on average through Pyro's loss. The random order's B_T differs, so the order is used."""
+    torch.manual_seed(0)
+    program = tiny_program(model="mdm", vocab=V, seq_len=L).eval()
+    with torch.no_grad():
+        program.denoiser.embed.weight.mul_(4.0)   # so that the order depends on what is revealed
+    x, ones = SEQS[::3], torch.ones_like(SEQS[::3], dtype=torch.bool)
+    exact, _ = sequence_bounds(program, x, ones, BoundOptions(nfe=3, order="top-prob-margin"))
+    random_order, _ = sequence_bounds(program, x, ones, BoundOptions(nfe=3),
+                                      priorities=priorities_of_all_orders(len(x)))
+    assert float((random_order - exact).abs().max()) > 0.3
+    scores = sampler_scores(program, "top-prob-margin")
+    x0 = x.repeat(40, 1)
+    batch = program.step_batch(x0, [3], generator=torch.Generator().manual_seed(4),
+                               order_scores=scores)
+    with torch.no_grad():
+        log_p = program.logits(batch.xt).double().log_softmax(-1).gather(-1, x0[..., None])[..., 0]
+        per_row = -batch.weight.double() * (log_p * batch.scored).sum(-1)
+        left = batch.masked.sum(-1)   # L - k: one position per step
+        for i in range(len(x)):
+            rows = torch.arange(len(x0)) % len(x) == i
+            steps = [per_row[rows & (left == L - k)] for k in range(L)]
+            assert all(len(v) and torch.allclose(v, v[0]) for v in steps)  # one path per step
+            assert sum(float(v[0]) for v in steps) / L == pytest.approx(float(exact[i]), rel=1e-5)
+        elbo, g, total, n = program.make_elbo(), torch.Generator().manual_seed(5), 0.0, 0
+        for _ in range(20):
+            batch = program.step_batch(x.repeat(50, 1), [3], generator=g, order_scores=scores)
+            total, n = total + float(elbo.loss(program.model, program.guide, batch)), n + 50 * len(x)
+    assert total / n == pytest.approx(float(exact.mean()), rel=0.02)
 
 
 def block_program(model, seed=0):

@@ -112,6 +112,7 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--bound-nfe", "5"], "--bound-nfe 5 is above the 4 maskable positions"),
     (["--objective", "steps", "--train-nfe", "0"], "--train-nfe must be >= 1"),
     (["--train-nfe", "2"], "add --objective steps"),
+    (["--train-order", "top-prob-margin"], "--train-order sets the order of --objective steps"),
     (["--prior", "mog", "--z-strategy", "prior"], "--z-strategy prior needs a prior that depends"),
     (["--prior", "mog", "--z-strategy", "map"], "--z-strategy map .* needs a discrete prior"),
     (["--prior", "discrete", "--z-strategy", "map"], "--z-strategy map needs --fill argmax"),

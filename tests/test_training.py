@@ -69,6 +69,28 @@ def test_resume_continues_bit_for_bit(tmp_path, prior, engine):
 
 
 @pytest.mark.slow
+def test_training_in_the_samplers_own_order_resumes_bit_for_bit(tmp_path):
+    """The steps objective along the denoiser's Top-Prob-Margin order (its z drawn from the
+    training generator) is as reproducible as the random order; without steps it is refused."""
+    def make():
+        pyro.set_rng_seed(0)
+        return tiny_program(model="vmd", prior="discrete", vocab=10, seq_len=4)
+
+    ordered = {"objective": "steps", "train_nfe": (2,), "train_order": "top-prob-margin"}
+    whole = make()
+    train(whole, TASK.sample, config(**ordered), save=tmp_path / "whole.pt")
+    part = make()
+    train(part, TASK.sample, config(**ordered, steps=4), save=tmp_path / "part.pt")
+    resumed = make()
+    train(resumed, TASK.sample, config(**ordered), resume=tmp_path / "part.pt")
+    assert_same_parameters(whole.state_dict(), resumed.state_dict())
+    random_order = make()
+    train(random_order, TASK.sample, config(objective="steps", train_nfe=(2,)))
+    assert not torch.equal(random_order.denoiser.out.weight, whole.denoiser.out.weight)
+    with pytest.raises(ValueError, match="needs --objective steps"):
+        train(make(), TASK.sample, config(train_order="top-prob"))
+
+
 def test_killed_run_resumes_to_the_uninterrupted_parameters(tmp_path):
     """A real `experiments/run.py` process killed with SIGKILL after a checkpoint, then resumed,
     ends with exactly the parameters of a run never interrupted (the two run side by side)."""

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from vmd_pyro.blocks import block_of, nfe_per_block
-from vmd_pyro.masking import reveal_count
-from vmd_pyro.sampling import ORDERS, _draw, position_scores, reveal_mask
+from vmd_pyro.masking import reveal_count, reveal_mask
+from vmd_pyro.sampling import ORDERS, _draw, position_scores
 
 BOUND_Z_STRATEGIES = ("resample", "fixed")
 

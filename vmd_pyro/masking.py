@@ -140,6 +140,13 @@ def reveal_count(remaining: torch.Tensor, steps_left) -> torch.Tensor:
                        -torch.div(-remaining, steps_left.clamp_min(1), rounding_mode="floor"), 0)
 
 
+def reveal_mask(scores: torch.Tensor, masked: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Bool (B, L): the ``count[b]`` masked positions with the highest score in each row."""
+    scores = scores.masked_fill(~masked, float("-inf"))
+    rank = scores.argsort(-1, descending=True).argsort(-1)
+    return masked & (rank < count.unsqueeze(-1))
+
+
 def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.Tensor):
     """The sampler's exactly-k schedule: with ``num_masked`` positions to fill in ``steps`` calls,
     step ``j`` reveals ``ceil(remaining_j / (steps - j))``. Returns ``(remaining, revealed)`` before
@@ -152,7 +159,7 @@ def reveal_schedule(num_masked: torch.Tensor, steps: torch.Tensor, step: torch.T
 
 
 def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.Tensor | None = None,
-               generator=None) -> DiffusionBatch:
+               generator=None, order_scores=None) -> DiffusionBatch:
     """One uniformly random step of the T-step random-order sampler per sequence: the batch of the
     ``steps`` objective, an unbiased estimate of the few-step bound ``B_T`` (docs/method.md).
 
@@ -163,6 +170,12 @@ def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.T
     ``M_k`` of size ``ceil(|M_k| / (T - k))``. The model reads ``x^(k)`` and scores ``R_k``; the guide
     reads ``x^(k+1)`` (``R_k`` revealed) with the flags of ``M_k``; the weight ``T`` turns one step
     into the sum over all ``T``.
+
+    ``order_scores(xt) -> (B, L)`` replaces the random order by the sampler's own: each step reveals
+    the highest-scoring masked positions of the current sequence (e.g. the denoiser's
+    Top-Prob-Margin), revealing ``x0``'s tokens there, one call of ``order_scores`` per step up to
+    ``k``. For a model without a latent whose scores depend on ``xt`` alone this is the only path
+    of that sampler to ``x0``, so the objective is its exact ``-log p_T(x0)`` with sampled tokens.
     """
     batch_size, seq_len = x0.shape
     device = x0.device
@@ -176,6 +189,13 @@ def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.T
     steps = torch.minimum(choices[pick], num_maskable.clamp_min(1))
     step = (torch.rand(batch_size, generator=generator, device=device) * steps).long()
     step = torch.minimum(step, steps - 1)
+    mask = torch.full_like(x0, mask_id)
+    weight = torch.where(num_maskable > 0, steps, 0).to(torch.get_default_dtype())
+    if order_scores is not None:
+        masked, scored = _ordered_step(x0, mask_id, maskable, steps, step, order_scores)
+        return DiffusionBatch(x0=x0, xt=torch.where(masked, mask, x0), masked=masked,
+                              weight=weight, t=masked.sum(-1) / num_maskable.clamp_min(1),
+                              scored=scored, guide_tokens=torch.where(masked & ~scored, mask, x0))
     remaining, revealed = reveal_schedule(num_maskable, steps, step)
     # A uniform random order of the maskable positions: M_k is its last `remaining` entries and R_k
     # the first `revealed` of those.
@@ -183,11 +203,24 @@ def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.T
     rank = priority.argsort(-1).argsort(-1)
     masked = rank < remaining.unsqueeze(-1)
     scored = rank < revealed.unsqueeze(-1)
-    mask = torch.full_like(x0, mask_id)
-    weight = torch.where(num_maskable > 0, steps, 0).to(torch.get_default_dtype())
     return DiffusionBatch(x0=x0, xt=torch.where(masked, mask, x0), masked=masked, weight=weight,
                           t=remaining / num_maskable.clamp_min(1), scored=scored,
                           guide_tokens=torch.where(masked & ~scored, mask, x0))
+
+
+def _ordered_step(x0, mask_id, maskable, steps, step, order_scores):
+    """``(M_k, R_k)`` of step ``step`` (per row) of the ``steps``-call sampler that reveals, at every
+    step, the masked positions ``order_scores`` ranks highest, filling them with ``x0``'s tokens."""
+    masked = maskable.clone()
+    at_step_masked, at_step_scored = masked.clone(), torch.zeros_like(masked)
+    for j in range(int(step.max()) + 1 if step.numel() else 0):
+        scores = order_scores(torch.where(masked, torch.full_like(x0, mask_id), x0))
+        reveal = reveal_mask(scores, masked, reveal_count(masked.sum(-1), steps - j))
+        here = (step == j).unsqueeze(-1)
+        at_step_masked = torch.where(here, masked, at_step_masked)
+        at_step_scored = torch.where(here, reveal, at_step_scored)
+        masked = masked & ~reveal
+    return at_step_masked, at_step_scored
 
 
 def step_batch_blocks(x0: torch.Tensor, mask_id: int, block_size: int, nfe_choices, *,

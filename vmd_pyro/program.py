@@ -170,13 +170,17 @@ class DiffusionProgram(nn.Module):
                        generator=generator)
 
     def step_batch(self, x0: torch.Tensor, nfe_choices, maskable: torch.Tensor | None = None, *,
-                   generator=None) -> DiffusionBatch:
+                   generator=None, order_scores=None) -> DiffusionBatch:
         """One random step of the T-call sampler per sequence (per block in block models, with ``T``
-        calls per block): the batch of the ``steps`` objective."""
+        calls per block): the batch of the ``steps`` objective. ``order_scores``: the sampler's
+        own order instead of a random one (:func:`vmd_pyro.masking.step_batch`; no blocks)."""
         if self.block_size:
+            if order_scores is not None:
+                raise ValueError("block models train the steps objective in random order only")
             return step_batch_blocks(x0, self.mask_id, self.block_size, nfe_choices,
                                      maskable=maskable, generator=generator)
-        return step_batch(x0, self.mask_id, nfe_choices, maskable=maskable, generator=generator)
+        return step_batch(x0, self.mask_id, nfe_choices, maskable=maskable, generator=generator,
+                          order_scores=order_scores)
 
     # --- direct access for sampling and metrics ---------------------------------------------
     def logits(self, xt: torch.Tensor, z: torch.Tensor | None = None,

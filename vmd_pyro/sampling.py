@@ -28,7 +28,7 @@ import pyro.distributions
 import torch
 
 from vmd_pyro.blocks import block_of, nfe_per_block
-from vmd_pyro.masking import reveal_count
+from vmd_pyro.masking import reveal_count, reveal_mask
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
@@ -54,11 +54,15 @@ def position_scores(probs: torch.Tensor, order: str, generator=None) -> torch.Te
     raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
 
 
-def reveal_mask(scores: torch.Tensor, masked: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """Bool (B, L): the ``count[b]`` masked positions with the highest score in each row."""
-    scores = scores.masked_fill(~masked, float("-inf"))
-    rank = scores.argsort(-1, descending=True).argsort(-1)
-    return masked & (rank < count.unsqueeze(-1))
+def sampler_scores(program, order: str, generator=None):
+    """``xt -> (B, L)``: the position scores the sampler uses in ``order`` at ``xt``, from one
+    gradient-free denoiser call (a VMD's with ``z`` drawn from the prior, as ``resample`` draws
+    it). The ``steps`` objective trains along the path these choose."""
+    @torch.no_grad()
+    def scores(xt: torch.Tensor) -> torch.Tensor:
+        z = _draw_prior(program, xt, generator) if program.has_latent else None
+        return position_scores(program.logits(xt, z).double().softmax(-1), order, generator)
+    return scores
 
 
 def evaluations_per_call(program, z_strategy: str) -> int:

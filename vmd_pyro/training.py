@@ -26,6 +26,7 @@ from vmd_pyro import distributed
 from vmd_pyro.checkpoint import (CheckpointWriteError, check_resumable, read_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
 from vmd_pyro.masking import DiffusionBatch
+from vmd_pyro.sampling import ORDERS, sampler_scores
 
 
 @dataclass
@@ -51,6 +52,10 @@ class TrainConfig:
     # weight T, vmd_pyro.masking.step_batch), T drawn from train_nfe.
     objective: str = "joint"
     train_nfe: tuple[int, ...] = (1,)
+    # "steps" only: the order of the sampler whose steps are trained. "random" gives B_T; a
+    # confidence order follows the denoiser's own path to x0 (vmd_pyro.masking.step_batch), one
+    # extra gradient-free call per step up to the drawn one.
+    train_order: str = "random"
 
     def __post_init__(self):
         self.train_nfe = tuple(int(t) for t in self.train_nfe)  # a list after a round trip
@@ -62,7 +67,7 @@ class TrainConfig:
 # The fields that determine the optimisation trajectory: resuming requires the same values. The
 # others (steps, evaluation, progress, validation, checkpoint interval) may change between runs.
 TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
-                     "engine", "antithetic", "free_nats", "objective", "train_nfe")
+                     "engine", "antithetic", "free_nats", "objective", "train_nfe", "train_order")
 OBJECTIVES = ("joint", "steps")
 
 
@@ -103,7 +108,10 @@ def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatc
     (drawing tokens and masks is cheap next to the networks)."""
     x0, maskable = sample_fn(cfg.batch_size, generator)
     if cfg.objective == "steps":
-        batch = program.step_batch(x0, cfg.train_nfe, maskable, generator=generator)
+        order_scores = (None if cfg.train_order == "random"
+                        else sampler_scores(program, cfg.train_order, generator))
+        batch = program.step_batch(x0, cfg.train_nfe, maskable, generator=generator,
+                                   order_scores=order_scores)
     else:
         batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
     rank, world = distributed.rank_and_world()
@@ -132,6 +140,11 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     if cfg.objective == "steps":
         if not cfg.train_nfe or min(cfg.train_nfe) < 1:
             raise ValueError(f"--train-nfe must be >= 1, got {list(cfg.train_nfe)}")
+    if cfg.train_order not in ORDERS:
+        raise ValueError(f"unknown training order {cfg.train_order!r}; choose from {', '.join(ORDERS)}")
+    if cfg.train_order != "random" and (cfg.objective != "steps" or program.block_size):
+        raise ValueError("a training order other than random needs --objective steps and a model "
+                         "without blocks")
     if cfg.free_nats < 0:
         raise ValueError(f"free nats must be >= 0, got {cfg.free_nats}")
     if cfg.free_nats and (cfg.engine != "fused" or not program.has_latent or program.block_size):

@@ -23,6 +23,7 @@ from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
 from vmd_pyro.registry import GUIDES, PRIORS
 from vmd_pyro.training import OBJECTIVES, TrainConfig, train
+from vmd_pyro.sampling import ORDERS
 
 
 def add_program_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,6 +94,12 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
                         "B_T is trained; block models: calls per block (default: the evaluated "
                         "--nfe values)")
+    g.add_argument("--train-order", default="random", choices=ORDERS,
+                   help="with --objective steps: the order of the sampler whose steps are trained. "
+                        "random: the bound B_T; top-prob / top-prob-margin: the path the denoiser's "
+                        "own confidence takes to the data (one extra gradient-free call per step; "
+                        "for MDM the exact -log p_T of that sampler with sampled tokens, for VMD "
+                        "not a bound: z picks the order) (default random)")
     g.add_argument("--init-denoiser", default=None, metavar="CHECKPOINT",
                    help="warm start: begin with the denoiser of this trained checkpoint (e.g. a VMD "
                         "from an MDM of the same network); the weights through which z enters "
@@ -157,6 +164,9 @@ def check_program_args(args, parser) -> None:
         parser.error("--init-denoiser starts training, --checkpoint skips it: give one of them")
     if args.train_nfe is not None and any(t < 1 for t in args.train_nfe):
         parser.error(f"--train-nfe must be >= 1, got {args.train_nfe}")
+    if args.train_order != "random" and (args.objective != "steps" or args.block_size):
+        parser.error("--train-order sets the order of --objective steps (no blocks); add "
+                     "--objective steps")
     if args.train_nfe is not None and args.objective != "steps":
         parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
     if args.block_size < 0:
@@ -213,7 +223,7 @@ def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = Tru
                        progress=progress_bar and not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
                        time_budget=args.time_budget, objective=args.objective,
-                       train_nfe=tuple(train_nfe))
+                       train_nfe=tuple(train_nfe), train_order=args.train_order)
 
 
 def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
