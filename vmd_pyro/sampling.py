@@ -145,7 +145,7 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
     ``program.logits``). Shared by :func:`generate` and block-by-block decoding, which calls it
     once per block."""
     denoise = denoise or program.logits
-    z = _draw_prior(program, x, generator) if program.has_latent else None
+    z = _draw_prior(program, x, generator) if program.has_latent and z_strategy != "map" else None
     for step in range(steps):
         count = reveal_count(masked.sum(-1), steps - step)
         if z_strategy == "map" and program.has_latent:
@@ -175,7 +175,7 @@ def _joint_mode_step(program, denoise, x, masked, count, order, generator=None):
     = v | xt, z)``, chosen per sequence. Every value proposes a step with the same number of
     positions (``count``); in random order they share one draw of the positions' scores."""
     log_prior = program.prior_dist(x).logits                      # (B, K), normalised
-    shared_scores = (position_scores(masked.unsqueeze(-1), "random", generator)
+    shared_scores = (torch.rand(masked.shape, generator=generator, device=x.device)
                      if order == "random" else None)
     best_score = torch.full(log_prior.shape[:1], float("-inf"), dtype=torch.float64,
                             device=x.device)

@@ -22,8 +22,8 @@ from vmd_pyro.checkpoint import (checkpoint_model, init_denoiser, load_program,
 from vmd_pyro.networks import Z_CONDITIONINGS, NetConfig
 from vmd_pyro.program import ELBOS, ProgramConfig, build_program
 from vmd_pyro.registry import GUIDES, PRIORS
-from vmd_pyro.training import OBJECTIVES, TrainConfig, train
 from vmd_pyro.sampling import ORDERS
+from vmd_pyro.training import OBJECTIVES, TrainConfig, train
 
 
 def add_program_arguments(p: argparse.ArgumentParser) -> None:
