@@ -91,15 +91,16 @@ def test_residual_guide_without_a_denoiser_says_so():
 
 # --- the exact posterior of a discrete z (guide "exact") ----------------------------------------
 
-def exact_program(arch="mlp", z_conditioning="head"):
+def exact_program(arch="mlp", z_conditioning="head", prior="discrete"):
     net = NetConfig(vocab_size=5, seq_len=4, arch=arch, hidden=16, layers=1, heads=2,
                     z_conditioning=z_conditioning)
-    program = build_program(ProgramConfig(net=net, prior="discrete", guide="exact", latent_dim=3,
+    program = build_program(ProgramConfig(net=net, prior=prior, guide="exact", latent_dim=3,
                                           components=4))
     with torch.no_grad():  # values of z that change the denoiser's output (its z weights start at 0)
         for p in program.denoiser.film.parameters() if program.denoiser.film is not None else []:
             p.normal_()
-        program.prior.logits.normal_()
+        for p in program.prior.parameters():  # a prior that is not uniform
+            p.normal_()
     return program
 
 
@@ -110,7 +111,8 @@ def log_joint(program, xt, x0, scored):
     for k in range(program.cfg.components):
         z = torch.full((xt.shape[0],), k)
         logp = program.logits(xt, z).log_softmax(-1).gather(-1, x0.unsqueeze(-1))[..., 0]
-        columns.append(program.prior.logits.log_softmax(-1)[k] + (logp * scored).sum(-1))
+        log_prior = program.prior_dist(xt).logits.log_softmax(-1)   # (B, K); (K,) expanded
+        columns.append(log_prior[:, k] + (logp * scored).sum(-1))
     return torch.stack(columns, -1)
 
 
@@ -136,14 +138,15 @@ def test_exact_guide_scores_only_the_steps_reveals():
     torch.testing.assert_close(q, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_with_the_exact_guide_the_elbo_is_the_exact_marginal_likelihood_and_its_gradient():
-    program = exact_program()
+@pytest.mark.parametrize("prior", ["discrete", "discrete-conditional"])
+def test_with_the_exact_guide_the_elbo_is_the_exact_marginal_likelihood_and_its_gradient(prior):
+    program = exact_program(prior=prior)
     batch = pairs(program)
     loss = program.make_elbo().differentiable_loss(program.model, program.guide, batch)
     marginal = log_joint(program, batch.xt, batch.x0, batch.masked).logsumexp(-1)
     exact = -(batch.weight * marginal).sum()
     assert float(loss.detach()) == pytest.approx(float(exact.detach()), rel=1e-5)
-    params = list(program.denoiser.parameters()) + [program.prior.logits]
+    params = list(program.denoiser.parameters()) + list(program.prior.parameters())
     got = torch.autograd.grad(loss, params, allow_unused=True)
     want = torch.autograd.grad(exact, params, allow_unused=True)
     for g, w in zip(got, want):

@@ -122,7 +122,7 @@ def test_mismatched_guide_and_prior_are_refused():
 
 def test_registry_holds_every_prior():
     from models import PRIORS
-    assert {"gaussian", "mog", "discrete", "conditional"} <= set(PRIORS)
+    assert {"gaussian", "mog", "discrete", "conditional", "discrete-conditional"} <= set(PRIORS)
 
 
 def test_conditional_prior_depends_on_xt():
@@ -137,6 +137,27 @@ def test_conditional_prior_depends_on_xt():
     pyro.set_rng_seed(0)
     zb = pb.sample()
     assert not torch.allclose(za, zb)
+
+
+def test_discrete_conditional_prior_depends_on_xt_and_sums_like_the_discrete_one():
+    """Its probabilities move with xt, and the enumerated ELBO is the hand-written sum over the K
+    values with p(k | xt) in place of p(k)."""
+    program = tiny_program(prior="discrete-conditional", components=4)
+    mask = program.mask_id
+    pa = program.prior_dist(torch.tensor([[mask, mask, mask, mask]]))
+    pb = program.prior_dist(torch.tensor([[1, mask, 3, mask]]))
+    assert not torch.allclose(pa.probs, pb.probs)
+    batch = make_batch(program)
+    loss = program.make_elbo().loss(program.model, program.guide, batch)
+    log_q = F.log_softmax(program.guide_net.encoder(batch.x0, batch.masked), -1)     # (B, K)
+    log_p = F.log_softmax(program.prior.encoder(batch.xt, batch.masked), -1)        # (B, K)
+    used = batch.masked.any(-1)
+    hand = 0.0
+    for k in range(4):
+        z_input = program.prior.embedding(torch.full((len(batch),), k))
+        cost = -token_log_lik(program, batch, z_input) + used * (log_q[:, k] - log_p[:, k])
+        hand = hand + log_q[:, k].exp() * cost
+    assert loss == pytest.approx(float((batch.weight * hand).sum()), rel=1e-5)
 
 
 def test_kl_annealing_scales_only_the_latent_terms():
