@@ -46,7 +46,9 @@
 #                   each call's joint mode (z-map_*, session 13); files in $OUT/warm/
 #                   (WARM_SEED=1: another seed, files *-seed1, the split file reused;
 #                   WARM_ORDER=top-prob-margin: B_5 trained along the denoiser's own decoding
-#                   order, --train-order, session 13, files *-top-prob-margin)
+#                   order, --train-order, session 13, files *-top-prob-margin; WARM_PRIOR=
+#                   discrete-conditional: the VMD's prior p(z | xt), files warm-exact4cond-*,
+#                   the MDM control trained again as without it)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -191,15 +193,18 @@ if [[ $STAGE == warm ]]; then
   SUFFIX=""
   [[ $SEED != 0 ]] && SUFFIX=-seed$SEED
   [[ $ORDER != random ]] && SUFFIX=$SUFFIX-$ORDER
+  PRIOR=${WARM_PRIOR:-discrete}  # the VMD's prior: WARM_PRIOR=discrete-conditional, warm-exact4cond-*
+  VMD_NAME=warm-exact4-film-steps5 REDRAW=resample
+  if [[ $PRIOR == discrete-conditional ]]; then VMD_NAME=warm-exact4cond-film-steps5 REDRAW=prior; fi
   WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
         --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
         --train-nfe 5 --train-order "$ORDER" --fill argmax --bound-nfe 5 --bound-sequences 100
         --seed "$SEED" --quiet)
   declare -A WARM_MODELS=([warm-mdm-steps5]="--model mdm"
-    [warm-exact4-film-steps5]="--model vmd --prior discrete --guide exact --components 4
+    [$VMD_NAME]="--model vmd --prior $PRIOR --guide exact --components 4
       --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
   PIDS=()
-  for NAME in warm-mdm-steps5 warm-exact4-film-steps5; do
+  for NAME in warm-mdm-steps5 "$VMD_NAME"; do
     # shellcheck disable=SC2086
     python experiments/run.py "${COMMON[@]}" "${FEW[@]}" ${WARM_MODELS[$NAME]} "${WARM[@]}" \
       --save "$OUT/warm/$NAME$SUFFIX.pt" --out "$OUT/warm/train_$NAME$SUFFIX.json" &
@@ -210,7 +215,7 @@ if [[ $STAGE == warm ]]; then
   [[ -f $OUT/warm/few_clues_data0.txt ]] ||
     python experiments/sudoku.py generate --per-clue-count 100 --clues 17 29 --search-grids 1000 \
       --search-moves 200 --seed 4 --shared-seed-stream --out "$OUT/warm/few_clues_data0.txt"
-  VMD=$OUT/warm/warm-exact4-film-steps5$SUFFIX.pt
+  VMD=$OUT/warm/$VMD_NAME$SUFFIX.pt
   CKPTS=("$OUT/warm/warm-mdm-steps5$SUFFIX.pt" "$VMD")
   [[ $SEED == 0 && $ORDER == random ]] && CKPTS+=("$HERE/mdm.pt")  # and their start (17-40 clues, J)
   for CKPT in "${CKPTS[@]}"; do
@@ -221,8 +226,9 @@ if [[ $STAGE == warm ]]; then
   python experiments/sudoku.py latent --checkpoint "$VMD" --puzzles "$OUT/warm/few_clues_data0.txt" \
     --json "$OUT/warm/latent_$(basename "$VMD" .pt).json"
   python experiments/sudoku_failures_report.py "$OUT"/warm/failures_*.json --out-dir "$OUT/warm/report"
-  # does the VMD's decoding use z (the denoiser fed z = 0), and with z drawn afresh every call?
-  for EXTRA in --without-latent "--z-strategy resample"; do
+  # does the VMD's decoding use z (the denoiser fed z = 0), and with z drawn afresh every call
+  # (from p(z | x^(k)) for a conditional prior)?
+  for EXTRA in --without-latent "--z-strategy $REDRAW"; do
     TAG=${EXTRA#--}; TAG=${TAG// /-}
     # shellcheck disable=SC2086
     python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 $EXTRA \
