@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tests.conftest import tiny_program
-from vmd_pyro.sampling import _draw, all_masked, generate, steps_schedule
+from vmd_pyro.sampling import _draw, all_masked, evaluations_per_call, generate, steps_schedule
 
 
 class RecordingDenoiser(nn.Module):
@@ -209,7 +209,8 @@ def test_map_strategy_runs_the_network_once_per_value_of_z_in_each_call(order):
     calls = count_calls(program)
     out, used = generate(program, all_masked(4, 5, program.mask_id), nfe=3, order=order,
                          fill="argmax", z_strategy="map")
-    assert used == 3 and len(calls) == 3 * 4
+    assert used == 3 and len(calls) == 3 * 4 == 3 * evaluations_per_call(program, "map")
+    assert evaluations_per_call(program, "fixed") == 1
     assert (out != program.mask_id).all()
 
 

@@ -67,10 +67,7 @@ def sampler_scores(program, order: str, generator=None):
 
 def evaluations_per_call(program, z_strategy: str) -> int:
     """Network evaluations in one sampler call: the values of ``z`` for ``map``, else 1."""
-    if z_strategy == "map" and program.has_latent:
-        return int(program.prior_dist(all_masked(1, program.cfg.net.seq_len, program.mask_id))
-                   .logits.shape[-1])
-    return 1
+    return program.cfg.components if z_strategy == "map" and program.has_latent else 1
 
 
 def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"):
