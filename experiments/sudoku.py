@@ -22,7 +22,9 @@ each in one run (``--json 'solved_nfe{nfe}.json'``: one file per value, each as 
 value alone; ``experiments/sudoku_solve_report.py`` tables and plots them). With
 ``--without-latent`` a VMD fills the puzzles with the denoiser's ``z`` input cut off (``z = 0`` in
 every call, :func:`vmd_pyro.latent_usage.without_latent`): if the solve rate does not move, the
-model does not use its latent.
+model does not use its latent. ``--z-strategy oracle`` draws ``z`` before every call from the
+guide given the file's solution, ``q(z | solution, xt)``: not a solver but a ceiling on what any
+prior could make of this denoiser's latent.
 
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
@@ -46,7 +48,7 @@ from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
-from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES, evaluations_per_call
+from vmd_pyro.sampling import FILLS, ORACLE, ORDERS, Z_STRATEGIES, evaluations_per_call
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
@@ -97,9 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--order", default="top-prob-margin", choices=ORDERS,
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
-    s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
+    s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES + (ORACLE,),
                    help="latent per step (map: the call's joint mode over a discrete z, one "
-                        "network run per value of z; needs --fill argmax) (default fixed)")
+                        "network run per value of z; needs --fill argmax; oracle: z redrawn "
+                        "every call from the guide given the solution, a ceiling that reads the "
+                        "answer and needs solutions in the file) (default fixed)")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")
@@ -200,8 +204,10 @@ def solve_command(args) -> int:
     if args.without_latent:
         program = without_latent(program)
     puzzles, solutions = sudoku.read_puzzles(args.puzzles, clue_range, args.per_clue_count)
-    if args.failures and solutions is None:
-        raise ValueError(f"--failures needs the solutions, and {args.puzzles!r} has none")
+    for asked, needs in ((args.failures, "--failures"),
+                         (args.z_strategy == ORACLE, "--z-strategy oracle")):
+        if asked and solutions is None:
+            raise ValueError(f"{needs} needs the solutions, and {args.puzzles!r} has none")
     tokens = sudoku.to_tokens(puzzles)
     reference = None if solutions is None else sudoku.to_tokens(solutions)
     for nfe in args.nfe:
@@ -218,7 +224,8 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
     filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
                                         fill=args.fill, z_strategy=args.z_strategy,
                                         generator=generator, batch_size=args.batch_size,
-                                        return_calls=True)
+                                        return_calls=True,
+                                        solutions=reference if args.z_strategy == ORACLE else None)
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,

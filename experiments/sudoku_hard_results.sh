@@ -49,6 +49,10 @@
 #                   order, --train-order, session 13, files *-top-prob-margin; WARM_PRIOR=
 #                   discrete-conditional: the VMD's prior p(z | xt), files warm-exact4cond-*,
 #                   the MDM control trained again as without it)
+#   oracle          session 14, not part of "all": how far a perfect prior could take each warm
+#                   VMD: the 17-29 split with z redrawn before every call from its exact posterior
+#                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50, --failures),
+#                   files $OUT/warm/z-oracle_*; the checkpoints are read from $HERE/warm
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -239,4 +243,12 @@ if [[ $STAGE == warm ]]; then
   python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 --z-strategy map \
     --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
     --json "$OUT/warm/z-map_$(basename "$VMD" .pt)_nfe{nfe}.json"
+fi
+if [[ $STAGE == oracle ]]; then
+  mkdir -p "$OUT/warm"
+  for VMD in "$HERE"/warm/warm-exact4*.pt; do
+    python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 \
+      --z-strategy oracle --puzzles "$HERE/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
+      --json "$OUT/warm/z-oracle_$(basename "$VMD" .pt)_nfe{nfe}.json"
+  done
 fi

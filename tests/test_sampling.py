@@ -165,11 +165,11 @@ def test_seeded_draws_follow_the_generator_and_leave_the_global_stream_alone():
         assert drawn.shape == normal.sample((2,)).shape
 
 
-def map_program(seed=0, vocab=3, seq_len=3, components=4):
+def map_program(seed=0, vocab=3, seq_len=3, components=4, **kw):
     """A tiny VMD with a discrete z whose prior and denoiser both matter (random, not uniform)."""
     torch.manual_seed(seed)
     program = tiny_program(model="vmd", prior="discrete", vocab=vocab, seq_len=seq_len,
-                           components=components)
+                           components=components, **kw)
     with torch.no_grad():
         program.prior.logits.copy_(torch.randn(components))
     return program
@@ -220,3 +220,43 @@ def test_map_strategy_is_refused_where_it_has_no_meaning():
         generate(tiny_program(model="vmd"), x, nfe=1, fill="argmax", z_strategy="map")
     with pytest.raises(ValueError, match="needs fill 'argmax'"):
         generate(map_program(vocab=5, seq_len=4), x, nfe=1, fill="sample", z_strategy="map")
+
+
+def test_oracle_strategy_draws_z_from_the_posterior_given_the_answer():
+    """With one call, ``oracle`` decodes with z ~ p(z | reference, xt) ∝ p(z) prod_i
+    p(reference^i | xt, z) (the exact guide): each row's argmax fill is the proposal of its z, so
+    the share of rows carrying each proposal must match the posterior mass behind it."""
+    program = map_program(vocab=4, seq_len=3, components=4, guide="exact")
+    rows = 6000
+    x = all_masked(rows, 3, program.mask_id)
+    reference = torch.tensor([[2, 0, 3]]).expand(rows, 3)
+    out, used = generate(program, x, nfe=1, fill="argmax", z_strategy="oracle",
+                         reference=reference, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        log_probs = torch.stack([program.logits(x[:1], torch.tensor([k]))[0].log_softmax(-1)
+                                 for k in range(4)])                     # (K, L, V)
+        posterior = (program.prior.logits.log_softmax(-1)
+                     + log_probs[:, torch.arange(3), reference[0]].sum(-1)).softmax(-1)
+    proposals = log_probs.argmax(-1)                                     # (K, L)
+    expected = {}
+    for k in range(4):
+        key = tuple(proposals[k].tolist())
+        expected[key] = expected.get(key, 0.0) + float(posterior[k])
+    assert len(expected) > 1 and max(expected.values()) < 0.95  # the check can tell draws apart
+    for key, mass in expected.items():
+        share = float((out == torch.tensor(key)).all(-1).float().mean())
+        assert abs(share - mass) < 4 * (mass * (1 - mass) / rows) ** 0.5 + 1e-3, (key, share, mass)
+    assert sum(expected.values()) == pytest.approx(1.0) and used == 1
+
+
+def test_oracle_strategy_needs_an_answer_that_fits():
+    program = map_program(vocab=4, seq_len=3, guide="exact")
+    x = torch.tensor([[1, program.mask_id, program.mask_id]])
+    for reference, match in ((None, "pass reference"),
+                             (torch.tensor([[2, 0, 3]]), "same given tokens"),
+                             (torch.tensor([[1, program.mask_id, 3]]), "no mask tokens")):
+        with pytest.raises(ValueError, match=match):
+            generate(program, x, nfe=1, fill="argmax", z_strategy="oracle", reference=reference)
+    out, _ = generate(tiny_program(model="mdm", vocab=4, seq_len=3), x, nfe=2,
+                      z_strategy="oracle", reference=torch.tensor([[1, 0, 3]]))
+    assert out[0, 0] == 1 and (out != program.mask_id).all()  # MDM: nothing to draw

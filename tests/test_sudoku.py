@@ -435,6 +435,12 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert (tmp_path / "multi3.txt").read_text() == (tmp_path / "alone.txt").read_text()
     assert [json.loads((tmp_path / f"multi{n}.json").read_text())["nfe"] for n in (2, 3)] == [2, 3]
     assert main(solve + ["--nfe", "2", "3", "--json", str(tmp_path / "one.json")]) == 2
+    # the oracle reads the solutions: it runs with them and is refused without
+    assert main(solve + ["--z-strategy", "oracle", "--json", str(tmp_path / "oracle.json")]) == 0
+    assert json.loads((tmp_path / "oracle.json").read_text())["z_strategy"] == "oracle"
+    sudoku.write_puzzles(tmp_path / "bare.txt", puzzles)
+    assert main(["solve", "--checkpoint", str(ckpt), "--puzzles", str(tmp_path / "bare.txt"),
+                 "--z-strategy", "oracle"]) == 2
     # a selection by clue count
     assert main(solve + ["--clues", "36", "39", "--json", str(tmp_path / "picked.json")]) == 0
     picked = json.loads((tmp_path / "picked.json").read_text())

@@ -17,6 +17,10 @@ has been decoded so far. ``map`` (argmax tokens, a discrete ``z``) takes each ca
 mode: every value of ``z`` proposes its own argmax step, and the step whose revealed tokens with
 that ``z`` are most probable, ``log p(z | xt) + sum log p(x0^i | xt, z)``, is kept. It runs the
 network once per value of ``z`` in every call (K evaluations per call, which callers record).
+
+``oracle`` is not a generator but a ceiling for diagnostics: it redraws ``z`` before every call from
+the guide given the answer, ``q(z | reference, xt)``, so it shows how well the denoiser would
+decode if a prior knew what the posterior knows. It reads ``reference`` (the true ``x0``).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from vmd_pyro.masking import reveal_count, reveal_mask
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
 Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map")
+ORACLE = "oracle"  # z from q(z | reference, xt): a diagnostic that reads the answer, not a generator
 
 
 def gumbel_argmax(logits: torch.Tensor, generator=None) -> torch.Tensor:
@@ -83,14 +88,15 @@ def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"
 
 @torch.no_grad()
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
-             z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None
-             ) -> tuple[torch.Tensor, int]:
+             z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
+             reference: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
     (:func:`generate_blocks`; the same logits up to float rounding). ``on_reveal(call, reveal)``,
     if given, is told after each call which positions (bool ``(B, L)``) it filled; ``call``
-    counts from 0 (in block models, from 0 inside each block).
+    counts from 0 (in block models, from 0 inside each block). ``reference``: the true ``x0`` of
+    every row, read by z strategy ``oracle`` only.
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -104,8 +110,11 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
-    if z_strategy not in Z_STRATEGIES:
-        raise ValueError(f"unknown z strategy {z_strategy!r}; choose from {', '.join(Z_STRATEGIES)}")
+    if z_strategy not in Z_STRATEGIES + (ORACLE,):
+        raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
+                         f"{', '.join(Z_STRATEGIES + (ORACLE,))}")
+    if z_strategy == ORACLE:
+        check_reference(program, x, reference)
     if z_strategy == "map" and program.has_latent:
         if program.prior.support != "discrete":
             raise ValueError(f"z strategy 'map' tries every value of z and needs a discrete "
@@ -130,20 +139,37 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
     return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
-                        generator=generator, on_reveal=on_reveal), nfe
+                        generator=generator, on_reveal=on_reveal, reference=reference), nfe
+
+
+def check_reference(program, x: torch.Tensor, reference) -> None:
+    """Refuse z strategy ``oracle`` without an answer that fits ``x``, or in a block model."""
+    if program.block_size:
+        raise ValueError("z strategy 'oracle' is for models without blocks")
+    if reference is None:
+        raise ValueError("z strategy 'oracle' reads the answer: pass reference (the true x0)")
+    check_tokens(reference, program.cfg.net.vocab_size, program.cfg.net.seq_len, "reference")
+    given = x != program.mask_id
+    if reference.shape != x.shape or (reference == program.mask_id).any() \
+            or not torch.equal(reference[given], x[given]):
+        raise ValueError("reference must be x with every mask token filled in (same shape, same "
+                         "given tokens, no mask tokens)")
 
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
                  fill: str, z_strategy: str, generator=None, denoise=None,
-                 on_reveal=None) -> torch.Tensor:
+                 on_reveal=None, reference=None) -> torch.Tensor:
     """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
     validated). ``z`` is drawn from the prior given ``x`` first and then follows ``z_strategy``.
     ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions at least (default
     ``program.logits``). Shared by :func:`generate` and block-by-block decoding, which calls it
     once per block."""
     denoise = denoise or program.logits
-    z = _draw_prior(program, x, generator) if program.has_latent and z_strategy != "map" else None
+    z = (_draw_prior(program, x, generator)
+         if program.has_latent and z_strategy not in ("map", ORACLE) else None)
     for step in range(steps):
+        if z_strategy == ORACLE and program.has_latent:
+            z = _draw(program.guide_dist(reference, masked), generator)
         count = reveal_count(masked.sum(-1), steps - step)
         if z_strategy == "map" and program.has_latent:
             candidate, reveal = _joint_mode_step(program, denoise, x, masked, count, order,

@@ -225,21 +225,24 @@ def _read_cache(path: Path, cfg):
 
 def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: str = "sample",
                  z_strategy: str = "fixed", generator=None, batch_size: int = 500,
-                 return_calls: bool = False):
+                 return_calls: bool = False, solutions: torch.Tensor | None = None):
     """Fill the blanks (mask tokens) of ``puzzles`` (B, 81) with the model in ``nfe`` denoiser calls
     per puzzle, ``batch_size`` puzzles at a time; clues are never changed (``generate`` keeps every
     given token). With ``return_calls`` also the call that filled each cell ``(B, 81)``, from 0
-    (-1 for clues): the input of :func:`failure_kinds`."""
+    (-1 for clues): the input of :func:`failure_kinds`. ``solutions`` (B, 81): read only by the
+    diagnostic z strategy ``oracle``."""
     device = next(program.parameters()).device
     out, calls = [], []
-    for chunk in puzzles.split(batch_size):
+    answers = [None] * len(puzzles.split(batch_size)) if solutions is None \
+        else [a.to(device) for a in solutions.split(batch_size)]
+    for chunk, answer in zip(puzzles.split(batch_size), answers):
         call = torch.full(chunk.shape, -1, dtype=torch.long)
 
         def record(step, reveal, call=call):
             call[reveal.cpu()] = step
 
         out.append(generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
-                            z_strategy=z_strategy, generator=generator,
+                            z_strategy=z_strategy, generator=generator, reference=answer,
                             on_reveal=record if return_calls else None)[0].cpu())
         calls.append(call)
     return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
