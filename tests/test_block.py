@@ -288,3 +288,7 @@ def test_bad_block_configurations_are_refused():
         build_program(ProgramConfig(NetConfig(VOCAB, SEQ_LEN, arch="mlp", block_size=2)))
     with pytest.raises(ValueError, match="no block form"):
         block_program(prior="conditional")
+    program = block_program()
+    x = all_masked(1, SEQ_LEN, program.mask_id)
+    with pytest.raises(ValueError, match="oracle' is for models without blocks"):
+        generate(program, x, nfe=4, z_strategy="oracle", reference=random_tokens(1, 0))
