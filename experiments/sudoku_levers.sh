@@ -24,6 +24,11 @@
 #   failures-argmax  session 8: the failures stage for the warm-started MDM ft-mdm with sampled and
 #            argmax tokens at NFE 5/10/20/50 (the room left for coordinating the cells of a call)
 #   report   table.md and solve_rate.png
+#   oracle   session 14, not part of "all": how far a perfect prior could take the informative
+#            latents (the exact-posterior VMDs, K 4 and 8): the 500 puzzles of
+#            results/sudoku/latent_puzzles.txt, argmax, NFE 5/10, each VMD with z fixed and with z
+#            redrawn before every call from its posterior given the solution (--z-strategy
+#            oracle), beside their MDM controls; files $OUT/oracle/
 # Models:
 #   mdm-now          MDM at today's code with the committed results/sudoku/cpu-mdm.pt's options:
 #                    the like-for-like baseline of everything below (the committed MDM was
@@ -292,4 +297,18 @@ if [[ $STAGE == report || $STAGE == all ]]; then
       "VMD mog64, FiLM, z16, B_5 (17-40)" "VMD gaussian, FiLM, z16, slow annealing" \
       "VMD the same on B_5" "MDM, warm start +2000 steps" "VMD gaussian, FiLM, z16, warm start" \
       "VMD discrete 16, head, exact posterior, warm start"
+fi
+if [[ $STAGE == oracle ]]; then
+  mkdir -p "$OUT/oracle"
+  HERE=results/sudoku_levers
+  for NAME in ft-mdm-steps12 ft-mdm-steps12-seed1 ft-mdm-steps5 ft-exact4-film-steps12-2k \
+      ft-exact4-film-steps12-2k-seed1 ft-exact8-film-steps12-2k ft-exact4-film-steps5; do
+    STRATEGIES=(fixed)
+    [[ $NAME == ft-exact* ]] && STRATEGIES+=(oracle)
+    for STRATEGY in "${STRATEGIES[@]}"; do
+      python experiments/sudoku.py solve --checkpoint "$HERE/$NAME.pt" --fill argmax --threads 1 \
+        --z-strategy "$STRATEGY" --puzzles results/sudoku/latent_puzzles.txt --nfe 5 10 \
+        --failures --json "$OUT/oracle/${STRATEGY}_${NAME}_nfe{nfe}.json"
+    done
+  done
 fi
