@@ -52,6 +52,8 @@ def vmd_checkpoint(tmp_path):
      "clue range must satisfy"),
     ("sudoku_report", ["/nonexistent.json"], "cannot read results"),
     ("sudoku_solve_report", ["/nonexistent.json", "--out-dir", "o"], "cannot read results"),
+    ("sudoku_oracle_report", ["--out-dir", "o", "--row", "x", "/n1.json", "/n2.json", "/n3.json",
+                              "/n4.json"], "/n1.json does not exist"),
     ("diagnose", ["--mask-rates", "2", "--out", "d"], "--mask-rates must lie in"),
     ("diagnose", ["--checkpoint", "/nonexistent.pt", "--out", "d"], "does not exist"),
     ("sweep", [], "required: --out"),

@@ -546,6 +546,31 @@ def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_p
         assert err.value.code == 2
 
 
+def test_oracle_report_gives_each_vmd_its_gaps_to_the_control(tmp_path):
+    report = load_script("sudoku_oracle_report")
+
+    def write(name, **fields):
+        result = {"puzzles": "runs/p.txt", "nfe": 5, "order": "top-prob-margin", "fill": "argmax",
+                  "num_puzzles": 500, "z_strategy": "fixed", **fields}
+        (tmp_path / name).write_text(json.dumps(result))
+        return str(tmp_path / name)
+
+    latent = tmp_path / "latent.json"
+    latent.write_text(json.dumps({"per_mask_rate": [{"mask_rate": 0.5, "mutual_information": 0.1},
+                                                    {"mask_rate": 1.0, "mutual_information": 1.29}]}))
+    row = ["K 8", write("f.json", solve_rate=0.574), write("o.json", solve_rate=0.844,
+           z_strategy="oracle"), write("c.json", solve_rate=0.726), str(latent)]
+    assert report.main(["--out-dir", str(tmp_path / "out"), "--row", *row]) == 0
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| K 8 | 1.29 | 5 | 500 | 57.4% (fixed) | 84.4% | 72.6% | -15.2 | +11.8 |" in text
+    assert (tmp_path / "out" / "oracle.png").stat().st_size > 0
+    other_nfe = write("c10.json", solve_rate=0.9, nfe=10)
+    for bad in ([*row[:3], other_nfe, row[4]], [row[0], row[2], row[1], *row[3:]]):
+        with pytest.raises(SystemExit) as err:
+            report.main(["--out-dir", str(tmp_path / "out"), "--row", *bad])
+        assert err.value.code == 2
+
+
 def test_fill_report_pairs_each_argmax_run_with_the_same_models_sampled_run(tmp_path):
     report = load_script("sudoku_fill_report")
 
