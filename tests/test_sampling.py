@@ -247,6 +247,7 @@ def test_oracle_strategy_draws_z_from_the_posterior_given_the_answer():
         share = float((out == torch.tensor(key)).all(-1).float().mean())
         assert abs(share - mass) < 4 * (mass * (1 - mass) / rows) ** 0.5 + 1e-3, (key, share, mass)
     assert sum(expected.values()) == pytest.approx(1.0) and used == 1
+    assert evaluations_per_call(program, "oracle") is None  # not a decoder: no cost to compare
 
 
 def test_oracle_strategy_needs_an_answer_that_fits():

@@ -70,8 +70,11 @@ def sampler_scores(program, order: str, generator=None):
     return scores
 
 
-def evaluations_per_call(program, z_strategy: str) -> int:
-    """Network evaluations in one sampler call: the values of ``z`` for ``map``, else 1."""
+def evaluations_per_call(program, z_strategy: str) -> int | None:
+    """Network evaluations in one sampler call: the values of ``z`` for ``map``, else 1; ``None``
+    for ``oracle``, which is no decoder (its guide runs are a diagnostic's cost)."""
+    if z_strategy == ORACLE:
+        return None
     return program.cfg.components if z_strategy == "map" and program.has_latent else 1
 
 
