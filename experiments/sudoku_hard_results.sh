@@ -48,11 +48,15 @@
 #                   WARM_ORDER=top-prob-margin: B_5 trained along the denoiser's own decoding
 #                   order, --train-order, session 13, files *-top-prob-margin; WARM_PRIOR=
 #                   discrete-conditional: the VMD's prior p(z | xt), files warm-exact4cond-*,
-#                   the MDM control trained again as without it)
+#                   the MDM control trained again as without it; WARM_COMPONENTS=8: z with 8
+#                   values, files warm-exact8-*, session 14)
 #   oracle          session 14, not part of "all": how far a perfect prior could take each warm
 #                   VMD: the 17-29 split with z redrawn before every call from its exact posterior
 #                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50, --failures),
-#                   files $OUT/warm/z-oracle_*; the checkpoints are read from $HERE/warm
+#                   files $OUT/warm/z-oracle_*; the checkpoints are read from $HERE/warm; then
+#                   $OUT/oracle_report/ (experiments/sudoku_oracle_report.py, NFE 5) over these
+#                   and the 30-40-clue ones of `sudoku_levers.sh oracle` (read from
+#                   results/sudoku_levers/oracle/)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -198,14 +202,15 @@ if [[ $STAGE == warm ]]; then
   [[ $SEED != 0 ]] && SUFFIX=-seed$SEED
   [[ $ORDER != random ]] && SUFFIX=$SUFFIX-$ORDER
   PRIOR=${WARM_PRIOR:-discrete}  # the VMD's prior: WARM_PRIOR=discrete-conditional, warm-exact4cond-*
-  VMD_NAME=warm-exact4-film-steps5 REDRAW=resample
-  if [[ $PRIOR == discrete-conditional ]]; then VMD_NAME=warm-exact4cond-film-steps5 REDRAW=prior; fi
+  K=${WARM_COMPONENTS:-4}  # values of z: WARM_COMPONENTS=8, files warm-exact8-*
+  VMD_NAME=warm-exact$K-film-steps5 REDRAW=resample
+  if [[ $PRIOR == discrete-conditional ]]; then VMD_NAME=warm-exact${K}cond-film-steps5 REDRAW=prior; fi
   WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
         --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
         --train-nfe 5 --train-order "$ORDER" --fill argmax --bound-nfe 5 --bound-sequences 100
         --seed "$SEED" --quiet)
   declare -A WARM_MODELS=([warm-mdm-steps5]="--model mdm"
-    [$VMD_NAME]="--model vmd --prior $PRIOR --guide exact --components 4
+    [$VMD_NAME]="--model vmd --prior $PRIOR --guide exact --components $K
       --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
   PIDS=()
   for NAME in warm-mdm-steps5 "$VMD_NAME"; do
@@ -251,4 +256,20 @@ if [[ $STAGE == oracle ]]; then
       --z-strategy oracle --puzzles "$HERE/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
       --json "$OUT/warm/z-oracle_$(basename "$VMD" .pt)_nfe{nfe}.json"
   done
+  ROWS=()
+  for VMD in "$HERE"/warm/warm-exact*.pt; do
+    NAME=$(basename "$VMD" .pt)
+    ROWS+=(--row "$NAME" "$HERE/warm/failures_${NAME}_nfe5.json" "$OUT/warm/z-oracle_${NAME}_nfe5.json"
+           "$HERE/warm/failures_${NAME/exact*-film/mdm}_nfe5.json" "$HERE/warm/latent_$NAME.json")
+  done
+  LEVERS=results/sudoku_levers
+  for NAME in ft-exact4-film-steps12-2k ft-exact4-film-steps12-2k-seed1 ft-exact8-film-steps12-2k \
+      ft-exact4-film-steps5; do
+    CONTROL=ft-mdm-steps12${NAME#ft-exact?-film-steps12-2k}
+    [[ $NAME == *steps5 ]] && CONTROL=ft-mdm-steps5
+    ROWS+=(--row "$NAME" "$LEVERS/oracle/fixed_${NAME}_nfe5.json"
+           "$LEVERS/oracle/oracle_${NAME}_nfe5.json" "$LEVERS/oracle/fixed_${CONTROL}_nfe5.json"
+           "$LEVERS/latent_$NAME.json")
+  done
+  python experiments/sudoku_oracle_report.py --out-dir "$OUT/oracle_report" "${ROWS[@]}"
 fi

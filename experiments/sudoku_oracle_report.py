@@ -46,38 +46,46 @@ def load_row(name: str, paths: list[str]) -> dict:
     if not full:
         raise ValueError(f"{name}: the latent file has no mask rate 1.0")
     return {"name": name, "nfe": solves["fixed"]["nfe"], "puzzles": solves["fixed"]["num_puzzles"],
+            "puzzle_file": Path(solves["fixed"]["puzzles"]).name,
             "z": solves["fixed"]["z_strategy"], "information": full[0]["mutual_information"],
             **{key: 100 * r["solve_rate"] for key, r in solves.items()},
             "files": [Path(p).name for p in paths]}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| VMD | I(z; x), nats | NFE | puzzles | z from the prior | z from the oracle | MDM "
-             "control | prior - control | oracle - control |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['information']:.2f} | {r['nfe']} | {r['puzzles']} | "
-                     f"{r['fixed']:.1f}% ({r['z']}) | {r['oracle']:.1f}% | {r['control']:.1f}% | "
+    lines = ["| # | VMD | puzzles | I(z; x), nats | NFE | z from the prior | z from the oracle | MDM "
+             "control | prior - control | oracle - control |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rows, 1):
+        lines.append(f"| {i} | {r['name']} | {r['puzzles']} ({r['puzzle_file']}) | "
+                     f"{r['information']:.2f} | {r['nfe']} | {r['fixed']:.1f}% ({r['z']}) | "
+                     f"{r['oracle']:.1f}% | {r['control']:.1f}% | "
                      f"{r['fixed'] - r['control']:+.1f} | {r['oracle'] - r['control']:+.1f} |")
     lines += ["", "Files (fixed, oracle, control, latent): " + "; ".join(
-        f"{r['name']}: " + ", ".join(r["files"]) for r in rows) + "; plot: oracle.png."]
+        f"{i}: " + ", ".join(r["files"]) for i, r in enumerate(rows, 1)) + "; plot: oracle.png "
+        "(points numbered as the rows)."]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for key, label, marker in (("oracle", "z from its posterior given the solution (oracle)", "^"),
-                               ("fixed", "z drawn from the prior", "o")):
-        ax.scatter([r["information"] for r in rows], [r[key] - r["control"] for r in rows],
-                   marker=marker, label=label)
-    for r in rows:
-        ax.annotate(r["name"], (r["information"], r["oracle"] - r["control"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+    markers = dict(zip(sorted({r["puzzle_file"] for r in rows}), "os^Dv"))
+    for key, label, colour in (("oracle", "z from its posterior given the solution (oracle)", "C0"),
+                               ("fixed", "z drawn from the prior", "C1")):
+        ax.scatter([], [], color=colour, label=label)
+        for i, r in enumerate(rows, 1):
+            point = (r["information"], r[key] - r["control"])
+            ax.scatter(*point, color=colour, marker=markers[r["puzzle_file"]])
+            ax.annotate(str(i), point, fontsize=7, xytext=(3, 2), textcoords="offset points")
+    for puzzles, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=f"puzzles: {puzzles}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.axhline(10, color="grey", lw=0.8, ls="--", label="the issue's target (+10 points)")
     nfes = sorted({r["nfe"] for r in rows})
     ax.set_xlabel("I(z; x) with every blank masked (nats)")
-    ax.set_ylabel(f"solve rate minus the MDM control's (points), NFE {', '.join(map(str, nfes))}")
-    ax.set_title("What z could win (oracle) and what a decoder that draws it wins", fontsize=10)
+    ax.set_ylabel("solve rate minus the MDM control's (points)")
+    ax.set_title(f"What z could win (oracle) and what drawing it wins, NFE "
+                 f"{', '.join(map(str, nfes))} (table.md)", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

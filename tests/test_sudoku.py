@@ -562,7 +562,8 @@ def test_oracle_report_gives_each_vmd_its_gaps_to_the_control(tmp_path):
            z_strategy="oracle"), write("c.json", solve_rate=0.726), str(latent)]
     assert report.main(["--out-dir", str(tmp_path / "out"), "--row", *row]) == 0
     text = (tmp_path / "out" / "table.md").read_text()
-    assert "| K 8 | 1.29 | 5 | 500 | 57.4% (fixed) | 84.4% | 72.6% | -15.2 | +11.8 |" in text
+    assert "| 1 | K 8 | 500 (p.txt) | 1.29 | 5 | 57.4% (fixed) | 84.4% | 72.6% | -15.2 | +11.8 |" \
+        in text
     assert (tmp_path / "out" / "oracle.png").stat().st_size > 0
     other_nfe = write("c10.json", solve_rate=0.9, nfe=10)
     for bad in ([*row[:3], other_nfe, row[4]], [row[0], row[2], row[1], *row[3:]]):
