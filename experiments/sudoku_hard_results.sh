@@ -56,7 +56,8 @@
 #                   files $OUT/warm/z-oracle_*; the checkpoints are read from $HERE/warm; then
 #                   $OUT/oracle_report/ (experiments/sudoku_oracle_report.py, NFE 5) over these
 #                   and the 30-40-clue ones of `sudoku_levers.sh oracle` (read from
-#                   results/sudoku_levers/oracle/)
+#                   results/sudoku_levers/oracle/), and oracle_report/solve_rate/: one VMD decoded
+#                   every way against NFE beside its MDM control
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -272,4 +273,10 @@ if [[ $STAGE == oracle ]]; then
            "$LEVERS/latent_$NAME.json")
   done
   python experiments/sudoku_oracle_report.py --out-dir "$OUT/oracle_report" "${ROWS[@]}"
+  # solve rate against NFE: seed 0's decoding-order VMD decoded every way, its MDM control and the
+  # random-order MDM
+  V=warm-exact4-film-steps5-top-prob-margin
+  python experiments/sudoku_solve_report.py "$HERE"/warm/{failures,without-latent,z-strategy-resample,z-map}_${V}_nfe*.json \
+    "$OUT"/warm/z-oracle_${V}_nfe*.json "$HERE"/warm/failures_warm-mdm-steps5{,-top-prob-margin}_nfe*.json \
+    --out-dir "$OUT/oracle_report/solve_rate"
 fi

@@ -28,20 +28,29 @@ from sudoku_report import line_colours  # noqa: E402
 
 
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
-    """``(puzzle file, {(checkpoint, fill, z strategy): {nfe: result}})``."""
+    """``(puzzle file, {(checkpoint, fill, z strategy): {nfe: result}})``; a run with the z input
+    cut off (``--without-latent``) is its own row. The files must name one puzzle file (a copy in
+    another folder counts as the same) and agree on its number of puzzles with each clue count
+    (a file may hold only some clue counts, ``sudoku.py solve --clues``)."""
     rows: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
-    puzzle_files = set()
+    puzzle_files, sizes = set(), defaultdict(set)
     for path in paths:
         result = json.loads(Path(path).read_text())
         if "by_clues" not in result or "nfe" not in result:
             raise ValueError(f"{path} is not a `sudoku.py solve --json` file")
-        puzzle_files.add(result["puzzles"])
-        key = (Path(result["checkpoint"]).stem, result["fill"], result["z_strategy"])
+        puzzle_files.add(Path(result["puzzles"]).name)
+        for clues, part in result["by_clues"].items():
+            sizes[clues].add(part["num_puzzles"])
+        z = result["z_strategy"] + (", z cut off" if result.get("without_latent") else "")
+        key = (Path(result["checkpoint"]).stem, result["fill"], z)
         if result["nfe"] in rows[key]:
             raise ValueError(f"two files for {key} at NFE {result['nfe']} (one is {path})")
         rows[key][result["nfe"]] = result
     if len(puzzle_files) != 1:
         raise ValueError(f"the files solve different puzzle files: {sorted(puzzle_files)}")
+    if any(len(counts) > 1 for counts in sizes.values()):
+        raise ValueError(f"the files solve different puzzles of {puzzle_files.pop()}: puzzles per "
+                         f"clue count {dict(sorted((c, sorted(n)) for c, n in sizes.items()))}")
     return puzzle_files.pop(), dict(rows)
 
 

@@ -539,8 +539,17 @@ def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_p
     assert "| mdm | argmax | fixed | 0 / 3 (0.0%) | 1 / 3 (33.3%) |" in eighteen
     assert "| vmd | sample | fixed | - | - |" in eighteen  # no 18-clue puzzle in its file
     assert (tmp_path / "out" / "solve_rate.png").stat().st_size > 0
+    # a copy of the puzzle file elsewhere is the same file; a cut-off z is its own row
+    moved = solve_json("moved.json", "r/vmd.pt", 10, {"19": (3, 7)}, puzzles="/tmp/x/low.txt")
+    cut = json.loads((tmp_path / "v5.json").read_text())
+    (tmp_path / "cut.json").write_text(json.dumps({**cut, "without_latent": True}))
+    assert report.main([*files, moved, str(tmp_path / "cut.json"), "--out-dir",
+                        str(tmp_path / "out2")]) == 0
+    text = (tmp_path / "out2" / "table.md").read_text()
+    assert "| vmd | sample | fixed, z cut off | 2 / 7 (28.6%) | - |" in text
     for bad in ([files[0], solve_json("o.json", "r/vmd.pt", 5, {"19": (0, 1)}, puzzles="other")],
-                [files[0], solve_json("again.json", "r/mdm.pt", 5, {"19": (0, 1)})]):
+                [files[0], solve_json("again.json", "r/mdm.pt", 5, {"19": (0, 1)})],
+                [files[0], solve_json("fewer.json", "r/vmd.pt", 5, {"19": (0, 6)})]):
         with pytest.raises(SystemExit) as err:
             report.main([*bad, "--out-dir", str(tmp_path / "out")])
         assert err.value.code == 2
