@@ -48,7 +48,8 @@ from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
-from vmd_pyro.sampling import FILLS, ORACLE, ORDERS, Z_STRATEGIES, evaluations_per_call
+from vmd_pyro.sampling import (DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS,
+                               evaluations_per_call)
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--order", default="top-prob-margin", choices=ORDERS,
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
-    s.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES + (ORACLE,),
+    s.add_argument("--z-strategy", default="fixed", choices=DIAGNOSTIC_Z_STRATEGIES,
                    help="latent per step (map: the call's joint mode over a discrete z, one "
                         "network run per value of z; needs --fill argmax; oracle: z redrawn "
                         "every call from the guide given the solution, a ceiling that reads the "

@@ -38,6 +38,7 @@ ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
 Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map")
 ORACLE = "oracle"  # z from q(z | reference, xt): a diagnostic that reads the answer, not a generator
+DIAGNOSTIC_Z_STRATEGIES = Z_STRATEGIES + (ORACLE,)  # what generate takes; samplers offer Z_STRATEGIES
 
 
 def gumbel_argmax(logits: torch.Tensor, generator=None) -> torch.Tensor:
@@ -113,9 +114,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
-    if z_strategy not in Z_STRATEGIES + (ORACLE,):
+    if z_strategy not in DIAGNOSTIC_Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
-                         f"{', '.join(Z_STRATEGIES + (ORACLE,))}")
+                         f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
     if z_strategy == ORACLE:
         check_reference(program, x, reference)
     if z_strategy == "map" and program.has_latent:

@@ -233,16 +233,17 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
     diagnostic z strategy ``oracle``."""
     device = next(program.parameters()).device
     out, calls = [], []
-    answers = [None] * len(puzzles.split(batch_size)) if solutions is None \
-        else [a.to(device) for a in solutions.split(batch_size)]
-    for chunk, answer in zip(puzzles.split(batch_size), answers):
+    chunks = puzzles.split(batch_size)
+    answers = [None] * len(chunks) if solutions is None else solutions.split(batch_size)
+    for chunk, answer in zip(chunks, answers):
         call = torch.full(chunk.shape, -1, dtype=torch.long)
 
         def record(step, reveal, call=call):
             call[reveal.cpu()] = step
 
         out.append(generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
-                            z_strategy=z_strategy, generator=generator, reference=answer,
+                            z_strategy=z_strategy, generator=generator,
+                            reference=None if answer is None else answer.to(device),
                             on_reveal=record if return_calls else None)[0].cpu())
         calls.append(call)
     return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
