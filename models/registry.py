@@ -25,6 +25,7 @@ class Prior(nn.Module):
     default_guide: str = "normal"   # guide family from ``guides.GUIDES``
     elbo: str = "trace"             # "trace", "meanfield" (analytic KL) or "enum" (enumerated guide)
     depends_on_xt: bool = False     # True for learned priors p(z | xt); enables z strategy "prior"
+    reads_denoiser: bool = False    # True: the program hands it the denoiser (read_from) once built
 
     def __init__(self, latent: LatentConfig, net: NetConfig):
         super().__init__()
@@ -51,6 +52,11 @@ class Prior(nn.Module):
         first = x0[:1]  # such a prior reads only the batch size from its arguments
         return self.distribution(first, torch.zeros_like(first, dtype=torch.bool)).expand(
             (x0.shape[0], num_blocks))
+
+    def read_from(self, denoiser: nn.Module) -> None:
+        """Priors with ``reads_denoiser``: the program's denoiser, held as a reference (its
+        parameters belong to the model's denoiser, not to the prior)."""
+        raise NotImplementedError
 
     def decoder_input(self, z: torch.Tensor) -> torch.Tensor:
         """Map a value of ``z`` to the denoiser's conditioning vector (identity for vectors)."""

@@ -229,7 +229,11 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
     ``program``. The two networks must agree in everything but how they read ``z``. Weights that
     feed ``z`` and that the checkpoint lacks (an MDM has none) are set to zero, so the program
     starts out computing exactly what the trained denoiser computes, whatever ``z`` is, and
-    training gives ``z`` a use only where a use pays: on the trained denoiser's remaining errors."""
+    training gives ``z`` a use only where a use pays: on the trained denoiser's remaining errors.
+
+    From a VMD, the prior's weights whose names and shapes fit are copied too (the embedding of a
+    discrete ``z``, its probabilities): with a prior that extends the checkpoint's (e.g.
+    ``discrete-features`` from ``discrete``) the program starts as that VMD exactly."""
     state = read_checkpoint(path)
     name = repr(str(path))
     source, target = NetConfig(**state["program_config"]["net"]), program.cfg.net
@@ -253,6 +257,12 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
     with torch.no_grad():
         for key in missing:
             program.denoiser.get_parameter(key).zero_()
+    if program.prior is not None:
+        own = program.prior.state_dict()
+        prior = {key.removeprefix("prior."): value for key, value in state["state_dict"].items()
+                 if key.startswith("prior.") and key.removeprefix("prior.") in own
+                 and own[key.removeprefix("prior.")].shape == value.shape}
+        program.prior.load_state_dict(prior, strict=False)
 
 
 def randomize_latent_inputs(program, std: float) -> None:

@@ -20,7 +20,6 @@ it). This module
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from vmd_pyro.latent_usage import held_out_pairs, latent_usage
 from vmd_pyro.masking import DiffusionBatch
 from vmd_pyro.metrics import log_likelihood_terms
 from vmd_pyro.sampling import _draw
+from vmd_pyro.training import requires_grad_only
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # arviz 0.23 announces its 1.0 refactor
@@ -119,17 +119,9 @@ def reference_model(program, batch: DiffusionBatch):
                     obs=batch.x0)
 
 
-@contextlib.contextmanager
 def frozen(program):
     """Networks as constants: NUTS differentiates with respect to ``z`` only."""
-    flags = [p.requires_grad for p in program.parameters()]
-    for p in program.parameters():
-        p.requires_grad_(False)
-    try:
-        yield program
-    finally:
-        for p, flag in zip(program.parameters(), flags):
-            p.requires_grad_(flag)
+    return requires_grad_only(program, ())
 
 
 def nuts_reference(program, batch: DiffusionBatch, cfg: DiagnosticsConfig, progress=False):

@@ -133,6 +133,8 @@ class DiffusionProgram(nn.Module):
             self.denoiser = make_denoiser(net_cfg)
             # Built after the guide, so that a seed gives every model the same initial weights
             # as before guides could read the model; such a guide is told of it now.
+            if self.prior.reads_denoiser:
+                self.prior.read_from(self.denoiser)
             if getattr(self.guide_net, "reads_denoiser", False):
                 self.guide_net.read_from(self.denoiser, self.prior)
             self.elbo_name = cfg.elbo or self.prior.elbo

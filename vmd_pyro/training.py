@@ -14,8 +14,10 @@ parameters, and trains data-parallel over the ranks of ``torch.distributed`` (fu
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import pyro
@@ -56,9 +58,13 @@ class TrainConfig:
     # confidence order follows the denoiser's own path to x0 (vmd_pyro.masking.step_batch), one
     # extra gradient-free call per step up to the drawn one.
     train_order: str = "random"
+    # Names of the parameters trained, by prefix (e.g. "prior.head"); every other one stays as
+    # it is (requires_grad_only). Empty: all of them. For probes of one part of a trained model.
+    train_only: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.train_nfe = tuple(int(t) for t in self.train_nfe)  # a list after a round trip
+        self.train_only = tuple(self.train_only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +73,8 @@ class TrainConfig:
 # The fields that determine the optimisation trajectory: resuming requires the same values. The
 # others (steps, evaluation, progress, validation, checkpoint interval) may change between runs.
 TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
-                     "engine", "antithetic", "free_nats", "objective", "train_nfe", "train_order")
+                     "engine", "antithetic", "free_nats", "objective", "train_nfe", "train_order",
+                     "train_only")
 OBJECTIVES = ("joint", "steps")
 
 
@@ -76,6 +83,31 @@ def kl_weight(step: int, anneal_steps: int) -> float:
     if anneal_steps <= 0:
         return 1.0
     return min(1.0, max(step, 1) / anneal_steps)  # Pyro refuses a scale of exactly 0
+
+
+@contextlib.contextmanager
+def requires_grad_only(program, prefixes):
+    """Within the block, only the parameters whose names start with one of ``prefixes`` require
+    gradients (none with an empty tuple); the flags are restored afterwards. A frozen network
+    builds no autograd graph, so a probe that trains a small head on a large trained model pays
+    for the head's backward pass only."""
+    names = [name for name, _ in program.named_parameters()]
+    unmatched = [p for p in prefixes if not any(n.startswith(p) for n in names)]
+    if unmatched:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise ValueError(f"no parameter's name starts with {', '.join(map(repr, unmatched))}; "
+                         f"this model's parameters begin with {', '.join(tops)} (e.g. {names[-1]!r})")
+    params = list(program.named_parameters())
+    flags = [p.requires_grad for _, p in params]
+    for name, p in params:
+        p.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
+    try:
+        with warnings.catch_warnings():  # pyro.module's note on each fixed parameter: intended
+            warnings.filterwarnings("ignore", message=".*not registered in the param store")
+            yield program
+    finally:
+        for (_, p), flag in zip(params, flags):
+            p.requires_grad_(flag)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -132,6 +164,7 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     ``resume``: continue from this checkpoint (refused if it was written under another program
     config, trajectory fields of ``cfg``, ``run_info`` or number of ranks). ``run_info``: facts
     about the run (task, data set) stored in every checkpoint and checked on resume.
+    ``cfg.train_only``: train only the parameters with these name prefixes; the rest stay fixed.
     """
     if cfg.engine not in ("fused", "svi"):
         raise ValueError(f"unknown engine {cfg.engine!r}; choose 'fused' or 'svi'")
@@ -156,6 +189,13 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
     if cfg.batch_size % world:
         raise ValueError(f"the global batch size {cfg.batch_size} must be divisible by the number "
                          f"of processes ({world})")
+    with requires_grad_only(program, cfg.train_only) if cfg.train_only else contextlib.nullcontext():
+        return _optimise(program, sample_fn, cfg, eval_fn, log, save, resume, run_info)
+
+
+def _optimise(program, sample_fn, cfg, eval_fn, log, save, resume, run_info) -> list[dict]:
+    """:func:`train`'s loop, after its checks."""
+    rank, world = distributed.rank_and_world()
     device = next(program.parameters()).device
     # Data and masks come from one shared stream (see draw_batch); the latent noise Pyro draws
     # from torch's global generator is independent across ranks.

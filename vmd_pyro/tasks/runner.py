@@ -104,6 +104,10 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="warm start: begin with the denoiser of this trained checkpoint (e.g. a VMD "
                         "from an MDM of the same network); the weights through which z enters "
                         "start at zero, so training begins from exactly that model")
+    g.add_argument("--train-only", nargs="+", default=(), metavar="PREFIX",
+                   help="train only the parameters whose names start with these prefixes (e.g. "
+                        "prior.head: a new prior on a VMD started with --init-denoiser, its "
+                        "denoiser and z embedding kept as they are); default: all")
     g.add_argument("--z-init-std", type=float, default=0.0,
                    help="draw the denoiser's weights that read z from N(0, S^2) at the start "
                         "(after --init-denoiser) instead of leaving those that start at zero "
@@ -223,7 +227,8 @@ def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = Tru
                        progress=progress_bar and not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
                        time_budget=args.time_budget, objective=args.objective,
-                       train_nfe=tuple(train_nfe), train_order=args.train_order)
+                       train_nfe=tuple(train_nfe), train_order=args.train_order,
+                       train_only=tuple(args.train_only))
 
 
 def checkpoint_path(path: str | None, model: str, models: list[str]) -> str | None:
