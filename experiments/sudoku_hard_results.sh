@@ -58,6 +58,16 @@
 #                   and the 30-40-clue ones of `sudoku_levers.sh oracle` (read from
 #                   results/sudoku_levers/oracle/), and oracle_report/solve_rate/: one VMD decoded
 #                   every way against NFE beside its MDM control
+#   probe           session 15, not part of "all": how much of z the denoiser's own computation can
+#                   predict. A warm VMD with a discrete prior ($PROBE_VMD, default the 8-valued
+#                   decoding-order one, read from $HERE/warm) is given the prior discrete-features,
+#                   p(z | xt) from its denoiser's z-free features, and only that prior's head is
+#                   trained (--train-only prior.head, PROBE_STEPS, default 1500; denoiser, z and
+#                   guide unchanged) on the VMD's own batches; then on the 17-29 split: z redrawn
+#                   from the new p(z | x^(k)) every call, drawn once, at each call's joint mode
+#                   (NFE 5/10) and from the oracle (NFE 5), the latent's usage, and
+#                   $OUT/probe_report/ beside the VMD's own rows and its MDM control; files
+#                   $OUT/warm/*probe-*
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -279,4 +289,36 @@ if [[ $STAGE == oracle ]]; then
   python experiments/sudoku_solve_report.py "$HERE"/warm/{failures,without-latent,z-strategy-resample,z-map}_${V}_nfe*.json \
     "$OUT"/warm/z-oracle_${V}_nfe*.json "$HERE"/warm/failures_warm-mdm-steps5{,-top-prob-margin}_nfe*.json \
     --out-dir "$OUT/oracle_report/solve_rate"
+fi
+if [[ $STAGE == probe ]]; then
+  mkdir -p "$OUT/warm"
+  V=${PROBE_VMD:-warm-exact8-film-steps5-top-prob-margin}
+  K=${V#warm-exact}; K=${K%%-*}  # the values of z, from the name (discrete priors only)
+  ORDER=random
+  [[ $V == *-top-prob-margin ]] && ORDER=top-prob-margin
+  P=probe-$V SPLIT=$HERE/warm/few_clues_data0.txt
+  # the VMD's own training batches (17-40 clues, B_5 in its order), its network and z; anneal off:
+  # the KL is all the head learns from
+  python experiments/run.py "${COMMON[@]}" --threads 2 --nfe 5 10 --model vmd \
+    --prior discrete-features --guide exact --components "$K" --latent-dim 16 --z-conditioning film \
+    --z-strategy prior --init-denoiser "$HERE/warm/$V.pt" --train-clues 17 40 --sudoku-config cpu \
+    --steps "${PROBE_STEPS:-1500}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps \
+    --train-nfe 5 --train-order "$ORDER" --fill argmax --bound-nfe 5 --bound-sequences 100 \
+    --anneal-steps 0 --train-only prior.head --quiet \
+    --save "$OUT/warm/$P.pt" --out "$OUT/warm/train_$P.json"
+  for Z in prior fixed; do
+    python experiments/sudoku.py solve --checkpoint "$OUT/warm/$P.pt" --fill argmax --threads 2 \
+      --z-strategy $Z --puzzles "$SPLIT" --nfe 5 10 20 50 --failures \
+      --json "$OUT/warm/z-strategy-${Z}_${P}_nfe{nfe}.json"
+  done
+  python experiments/sudoku.py solve --checkpoint "$OUT/warm/$P.pt" --fill argmax --threads 2 \
+    --z-strategy map --puzzles "$SPLIT" --nfe 5 10 --failures --json "$OUT/warm/z-map_${P}_nfe{nfe}.json"
+  python experiments/sudoku.py solve --checkpoint "$OUT/warm/$P.pt" --fill argmax --threads 2 \
+    --z-strategy oracle --puzzles "$SPLIT" --nfe 5 --failures --json "$OUT/warm/z-oracle_${P}_nfe{nfe}.json"
+  python experiments/sudoku.py latent --checkpoint "$OUT/warm/$P.pt" --puzzles "$SPLIT" \
+    --json "$OUT/warm/latent_$P.json"
+  CONTROL=warm-mdm-steps5${V#warm-exact*-film-steps5}
+  python experiments/sudoku_solve_report.py "$OUT"/warm/z-{strategy-prior,strategy-fixed,map,oracle}_${P}_nfe*.json \
+    "$HERE"/warm/{failures,z-oracle}_${V}_nfe*.json "$HERE/warm/failures_${CONTROL}"_nfe*.json \
+    --out-dir "$OUT/probe_report"
 fi

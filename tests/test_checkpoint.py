@@ -278,3 +278,32 @@ def test_randomized_latent_inputs_make_every_value_of_an_enumerated_z_predict_di
     assert not torch.allclose(moved[0], moved[3])
     weight = vmd.denoiser.film.proj.weight
     assert 0.4 < float(weight.std()) < 0.6 and torch.equal(vmd.denoiser.film.proj.bias, bias)
+
+
+def test_a_feature_prior_started_from_a_discrete_vmd_is_that_vmd(tmp_path):
+    """--init-denoiser copies the prior's weights that fit (z's embedding and probabilities), so
+    a VMD given the discrete-features prior starts as the discrete VMD it extends: the same
+    p(x0 | xt, z) for every z and the same p(z | xt); a checkpoint of it loads back the same."""
+    def program(prior):
+        net = NetConfig(vocab_size=5, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                        z_conditioning="film")
+        return build_program(ProgramConfig(net=net, prior=prior, guide="exact", components=4,
+                                           latent_dim=3))
+    source = program("discrete")
+    with torch.no_grad():
+        source.prior.logits.copy_(torch.tensor([0.5, -1.0, 0.0, 1.5]))
+        source.denoiser.film.proj.weight.normal_()
+    save_checkpoint(tmp_path / "vmd.pt", source)
+    torch.manual_seed(1)
+    probe = program("discrete-features")
+    init_denoiser(probe, tmp_path / "vmd.pt")
+    xt, values = torch.randint(0, 6, (5, 4)), torch.arange(4).unsqueeze(-1)
+    with torch.no_grad():
+        torch.testing.assert_close(probe.logits(xt, values), source.logits(xt, values),
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(probe.prior_dist(xt).probs, source.prior_dist(xt).probs)
+        probe.prior.head[-1].weight.normal_()
+    save_checkpoint(tmp_path / "probe.pt", probe)
+    loaded, _ = load_program(tmp_path / "probe.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.prior_dist(xt).probs, probe.prior_dist(xt).probs)

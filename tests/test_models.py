@@ -122,7 +122,8 @@ def test_mismatched_guide_and_prior_are_refused():
 
 def test_registry_holds_every_prior():
     from models import PRIORS
-    assert {"gaussian", "mog", "discrete", "conditional", "discrete-conditional"} <= set(PRIORS)
+    assert {"gaussian", "mog", "discrete", "conditional", "discrete-conditional",
+            "discrete-features"} <= set(PRIORS)
 
 
 def test_conditional_prior_depends_on_xt():
@@ -197,3 +198,60 @@ def test_per_dimension_mixture_density_is_the_product_of_one_dimensional_mixture
     cells = torch.cartesian_prod(grid, grid)
     mass = p.log_prob(cells[:, None]).exp().sum() * (grid[1] - grid[0]) ** 2
     assert float(mass) == pytest.approx(1.0, abs=1e-3)
+
+
+def features_program(**kw):
+    return tiny_program(prior="discrete-features", guide="exact", components=4, arch="transformer",
+                        **kw)
+
+
+def test_discrete_features_prior_starts_as_the_discrete_one_and_then_reads_the_denoiser():
+    """Its head starts at zero (p(z | xt) = softmax(pi) for every xt); with a head it reads the
+    denoiser's own z-free features: change the denoiser and p(z | xt) changes, while no gradient
+    of the prior reaches the denoiser."""
+    program = features_program()
+    mask = program.mask_id
+    xt = torch.tensor([[mask, mask, mask, mask], [1, mask, 3, mask]])
+    with torch.no_grad():
+        program.prior.logits.copy_(torch.tensor([0.5, -1.0, 0.0, 1.5]))
+    torch.testing.assert_close(program.prior_dist(xt).probs,
+                               F.softmax(program.prior.logits, -1).expand(2, 4))
+    torch.nn.init.normal_(program.prior.head[-1].weight)
+    pa, pb = program.prior_dist(xt).probs
+    assert not torch.allclose(pa, pb)
+    program.prior_dist(xt).log_prob(torch.tensor([0, 1])).sum().backward()
+    assert program.prior.head[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in program.denoiser.parameters())
+    with torch.no_grad():
+        program.denoiser.trunk.embed.weight.mul_(-2.0)
+    assert not torch.allclose(program.prior_dist(xt).probs[1], pb)
+    assert not any(name.startswith("prior.") and "denoiser" in name
+                   for name, _ in program.named_parameters())  # a reference, not a copy
+
+
+def test_with_everything_else_fixed_the_elbo_fits_the_feature_prior_to_the_exact_posterior():
+    """Training only the head (the probe of a trained VMD) minimises sum_b w_b CE(q_b, p_b): the
+    enumerated ELBO's gradient in the head is that cross-entropy's, q the exact posterior."""
+    program = features_program()
+    torch.nn.init.normal_(program.prior.head[-1].weight)
+    batch = make_batch(program)
+    head = list(program.prior.head.parameters())
+    loss = program.make_elbo().differentiable_loss(program.model, program.guide, batch)
+    elbo_grads = torch.autograd.grad(loss, head)
+    q = program.guide_dist(batch.x0, batch.masked).probs
+    log_p = program.prior_dist(batch.xt).logits
+    cross_entropy = -(q * log_p).sum(-1) * batch.masked.any(-1)
+    hand_grads = torch.autograd.grad((batch.weight * cross_entropy).sum(), head)
+    for a, b in zip(elbo_grads, hand_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_discrete_features_prior_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="transformer"):
+        tiny_program(prior="discrete-features", guide="exact", components=4)
+    from vmd_pyro.networks import NetConfig
+    from vmd_pyro.program import ProgramConfig, build_program
+    net = NetConfig(vocab_size=5, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                    block_size=2)
+    with pytest.raises(ValueError, match="no block form"):
+        build_program(ProgramConfig(net=net, prior="discrete-features", components=4))

@@ -378,3 +378,24 @@ def test_a_non_finite_loss_stops_before_the_parameters_change(tmp_path):
         train(program, TASK.sample, config(validate=False), save=tmp_path / "ck.pt")
     assert_same_parameters(before, program.state_dict())
     assert read_checkpoint(tmp_path / "ck.pt")["training_state"]["step"] == 4
+
+
+@pytest.mark.parametrize("engine", ["fused", "svi"])
+def test_train_only_changes_those_parameters_alone_and_restores_the_flags(engine):
+    pyro.set_rng_seed(0)
+    program = tiny_program(prior="discrete", vocab=10, seq_len=4)
+    before = {k: v.clone() for k, v in program.state_dict().items()}
+    train(program, TASK.sample, config(engine=engine, save_every=0, train_only=("prior.logits",
+                                                                                "guide_net")))
+    after = program.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("prior.logits", "guide_net")) for k in moved), moved
+    assert "prior.logits" in moved
+    assert all(p.requires_grad for p in program.parameters())
+
+
+def test_train_only_refuses_a_prefix_that_names_no_parameter():
+    program = tiny_program(prior="discrete", vocab=10, seq_len=4)
+    with pytest.raises(ValueError, match="'prior.head'.*begin with denoiser, guide_net, prior"):
+        train(program, TASK.sample, config(save_every=0, train_only=("prior.head",)))
+    assert all(p.requires_grad for p in program.parameters())
