@@ -67,7 +67,7 @@
 #                   from the new p(z | x^(k)) every call, drawn once, at each call's joint mode
 #                   (NFE 5/10) and from the oracle (NFE 5), the latent's usage, and
 #                   $OUT/probe_report/ beside the VMD's own rows and its MDM control; files
-#                   $OUT/warm/*probe-*
+#                   $OUT/warm/*probe-* (a trained probe there is reused)
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -298,8 +298,8 @@ if [[ $STAGE == probe ]]; then
   [[ $V == *-top-prob-margin ]] && ORDER=top-prob-margin
   P=probe-$V SPLIT=$HERE/warm/few_clues_data0.txt
   # the VMD's own training batches (17-40 clues, B_5 in its order), its network and z; anneal off:
-  # the KL is all the head learns from
-  python experiments/run.py "${COMMON[@]}" --threads 2 --nfe 5 10 --model vmd \
+  # the KL is all the head learns from. A probe already in $OUT/warm is kept.
+  [[ -f $OUT/warm/$P.pt ]] || python experiments/run.py "${COMMON[@]}" --threads 2 --nfe 5 10 --model vmd \
     --prior discrete-features --guide exact --components "$K" --latent-dim 16 --z-conditioning film \
     --z-strategy prior --init-denoiser "$HERE/warm/$V.pt" --train-clues 17 40 --sudoku-config cpu \
     --steps "${PROBE_STEPS:-1500}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps \
