@@ -49,7 +49,9 @@
 #                   order, --train-order, session 13, files *-top-prob-margin; WARM_PRIOR=
 #                   discrete-conditional: the VMD's prior p(z | xt), files warm-exact4cond-*,
 #                   the MDM control trained again as without it; WARM_COMPONENTS=8: z with 8
-#                   values, files warm-exact8-*, session 14)
+#                   values, files warm-exact8-*, session 14; WARM_PRIOR=discrete-features: p(z | xt)
+#                   from the denoiser's own features, trained with it, files warm-exact8feat-*,
+#                   session 15)
 #   oracle          session 14, not part of "all": how far a perfect prior could take each warm
 #                   VMD: the 17-29 split with z redrawn before every call from its exact posterior
 #                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50, --failures),
@@ -216,6 +218,7 @@ if [[ $STAGE == warm ]]; then
   K=${WARM_COMPONENTS:-4}  # values of z: WARM_COMPONENTS=8, files warm-exact8-*
   VMD_NAME=warm-exact$K-film-steps5 REDRAW=resample
   if [[ $PRIOR == discrete-conditional ]]; then VMD_NAME=warm-exact${K}cond-film-steps5 REDRAW=prior; fi
+  if [[ $PRIOR == discrete-features ]]; then VMD_NAME=warm-exact${K}feat-film-steps5 REDRAW=prior; fi
   WARM=(--init-denoiser $HERE/mdm.pt --train-clues 17 40 --sudoku-config cpu
         --steps "${WARM_STEPS:-2000}" --batch-size 64 --lr 1e-3 --eval-every 500 --objective steps
         --train-nfe 5 --train-order "$ORDER" --fill argmax --bound-nfe 5 --bound-sequences 100
