@@ -307,3 +307,14 @@ def test_a_feature_prior_started_from_a_discrete_vmd_is_that_vmd(tmp_path):
     loaded, _ = load_program(tmp_path / "probe.pt")
     with torch.no_grad():
         torch.testing.assert_close(loaded.prior_dist(xt).probs, probe.prior_dist(xt).probs)
+
+
+def test_every_mutation_changes_the_bytes():
+    """A byte overwritten with its own value (or a truncation at the end) is no mutation: the
+    fuzzers' checks that no mutated file loads would then fail on a file that is intact."""
+    rng = random.Random(0)
+    data = bytes([7, 7, 7])
+    outcomes = list(faults.mutations(data, rng, 3000))
+    assert {kind for kind, _ in outcomes} == {"flip", "truncate", "overwrite", "insert", "delete",
+                                              "duplicate"}
+    assert all(m != data for _, m in outcomes)

@@ -179,27 +179,37 @@ def survive_kills(train_once, save: Path, kills: list[Kill]) -> list[dict]:
 # --- damaged inputs ----------------------------------------------------------------------------
 def mutations(data: bytes, rng: random.Random, count: int):
     """``count`` near-valid variants of ``data``: bit flips, truncations, overwritten, inserted,
-    deleted and duplicated bytes. Yields ``(kind, bytes)``."""
+    deleted and duplicated bytes, each different from ``data`` (a byte overwritten with its own
+    value, a truncation at the end or a duplicate of nothing is drawn again: it would be no
+    mutation, and a checker rightly accepts it). Yields ``(kind, bytes)``."""
     kinds = ("flip", "truncate", "overwrite", "insert", "delete", "duplicate")
     for i in range(count):
-        kind, b = kinds[i % len(kinds)], bytearray(data)
-        at = rng.randrange(len(b) + 1)
-        if kind == "flip" and b:
-            for _ in range(rng.randint(1, 3)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        elif kind == "truncate":
-            del b[at:]
-        elif kind == "overwrite":
-            for _ in range(rng.randint(1, 8)):
-                if b:
-                    b[rng.randrange(len(b))] = rng.randrange(256)
-        elif kind == "insert":
-            b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-        elif kind == "delete":
-            del b[at:at + rng.randint(1, 8)]
-        elif kind == "duplicate":
-            b[at:at] = b[max(0, at - 16):at]
+        kind = kinds[i % len(kinds)]
+        b = _mutate(bytearray(data), kind, rng)
+        while data and bytes(b) == data:
+            b = _mutate(bytearray(data), kind, rng)
         yield kind, bytes(b)
+
+
+def _mutate(b: bytearray, kind: str, rng: random.Random) -> bytearray:
+    """One draw of mutation ``kind`` on ``b`` (in place; returned)."""
+    at = rng.randrange(len(b) + 1)
+    if kind == "flip" and b:
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+    elif kind == "truncate":
+        del b[at:]
+    elif kind == "overwrite":
+        for _ in range(rng.randint(1, 8)):
+            if b:
+                b[rng.randrange(len(b))] = rng.randrange(256)
+    elif kind == "insert":
+        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    elif kind == "delete":
+        del b[at:at + rng.randint(1, 8)]
+    elif kind == "duplicate":
+        b[at:at] = b[max(0, at - 16):at]
+    return b
 
 
 def random_blobs(rng: random.Random, count: int, max_len: int = 400):
