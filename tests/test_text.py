@@ -174,3 +174,9 @@ def test_fuzzed_text8_files_parse_correctly_or_fail_with_one_line(tmp_path):
         if outcome == "parsed":
             assert len(value) == expected and text.encode(value).max() < text.VOCAB
     assert outcomes["parsed"] > 0 and outcomes["refused"] > 500, outcomes
+
+
+def test_an_empty_text8_file_is_refused_even_at_its_expected_size(tmp_path):
+    (tmp_path / "text8").write_bytes(b"")
+    with pytest.raises(ValueError, match="holds no text"):
+        text.read_text8(tmp_path / "text8", 0)

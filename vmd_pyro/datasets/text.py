@@ -108,6 +108,8 @@ def read_text8(path: str | Path, expected_bytes: int = TEXT8_BYTES) -> bytes:
             data = path.read_bytes()
         except OSError as err:
             raise ValueError(f"cannot read {str(path)!r} ({err.strerror or err})") from None
+    if not data:  # only reachable with a test's expected_bytes of 0: no corpus to learn from
+        raise ValueError(f"{str(path)!r} holds no text; {where}")
     encode(data)  # alphabet check
     return data
 
