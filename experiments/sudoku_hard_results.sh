@@ -68,7 +68,7 @@
 #                   guide unchanged) on the VMD's own batches; then on the 17-29 split: z redrawn
 #                   from the new p(z | x^(k)) every call, drawn once, at each call's joint mode
 #                   (NFE 5/10) and from the oracle (NFE 5), the latent's usage, and
-#                   $OUT/probe_report/ beside the VMD's own rows and its MDM control; files
+#                   $OUT/probe_report/<VMD>/ beside the VMD's own rows and its MDM control; files
 #                   $OUT/warm/*probe-* (a trained probe there is reused)
 set -euo pipefail
 HERE=results/sudoku_hard
@@ -323,5 +323,5 @@ if [[ $STAGE == probe ]]; then
   CONTROL=warm-mdm-steps5${V#warm-exact*-film-steps5}
   python experiments/sudoku_solve_report.py "$OUT"/warm/z-{strategy-prior,strategy-fixed,map,oracle}_${P}_nfe*.json \
     "$HERE"/warm/{failures,z-oracle}_${V}_nfe*.json "$HERE/warm/failures_${CONTROL}"_nfe*.json \
-    --out-dir "$OUT/probe_report"
+    --out-dir "$OUT/probe_report/$V"
 fi
