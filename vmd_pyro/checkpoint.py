@@ -244,12 +244,10 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
                           for d in differ)
         raise ValueError(f"cannot start the denoiser from {name}: its network differs in {found}")
     own = program.denoiser.state_dict()
-    weights = {key.removeprefix("denoiser."): value for key, value in state["state_dict"].items()
-               if key.startswith("denoiser.")}
     # z weights (LATENT_INPUTS: the only ones a warm start may lack) of another latent size, or
     # of a latent this program lacks, cannot be reused
-    weights = {key: value for key, value in weights.items() if not key.startswith(LATENT_INPUTS)
-               or (key in own and own[key].shape == value.shape)}
+    weights = {key: value for key, value in _saved_part(state, "denoiser").items()
+               if not key.startswith(LATENT_INPUTS) or _fits(own, key, value)}
     missing, unexpected = program.denoiser.load_state_dict(weights, strict=False)
     wrong = [key for key in missing if not key.startswith(LATENT_INPUTS)] + unexpected
     if wrong:
@@ -259,10 +257,20 @@ def init_denoiser(program, path: str | os.PathLike) -> None:
             program.denoiser.get_parameter(key).zero_()
     if program.prior is not None:
         own = program.prior.state_dict()
-        prior = {key.removeprefix("prior."): value for key, value in state["state_dict"].items()
-                 if key.startswith("prior.") and key.removeprefix("prior.") in own
-                 and own[key.removeprefix("prior.")].shape == value.shape}
-        program.prior.load_state_dict(prior, strict=False)
+        program.prior.load_state_dict({key: value for key, value in
+                                       _saved_part(state, "prior").items()
+                                       if _fits(own, key, value)}, strict=False)
+
+
+def _saved_part(state: dict, module: str) -> dict:
+    """The saved weights of the program's submodule ``module``, named as within it."""
+    return {key.removeprefix(module + "."): value for key, value in state["state_dict"].items()
+            if key.startswith(module + ".")}
+
+
+def _fits(own: dict, key: str, value: torch.Tensor) -> bool:
+    """Whether the saved ``value`` can be loaded as ``own[key]`` (present, same shape)."""
+    return key in own and own[key].shape == value.shape
 
 
 def randomize_latent_inputs(program, std: float) -> None:

@@ -91,13 +91,13 @@ def requires_grad_only(program, prefixes):
     gradients (none with an empty tuple); the flags are restored afterwards. A frozen network
     builds no autograd graph, so a probe that trains a small head on a large trained model pays
     for the head's backward pass only."""
-    names = [name for name, _ in program.named_parameters()]
+    params = list(program.named_parameters())
+    names = [name for name, _ in params]
     unmatched = [p for p in prefixes if not any(n.startswith(p) for n in names)]
     if unmatched:
         tops = sorted({n.split(".")[0] for n in names})
         raise ValueError(f"no parameter's name starts with {', '.join(map(repr, unmatched))}; "
                          f"this model's parameters begin with {', '.join(tops)} (e.g. {names[-1]!r})")
-    params = list(program.named_parameters())
     flags = [p.requires_grad for _, p in params]
     for name, p in params:
         p.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
