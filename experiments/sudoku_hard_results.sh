@@ -51,7 +51,7 @@
 #                   the MDM control trained again as without it; WARM_COMPONENTS=8: z with 8
 #                   values, files warm-exact8-*, session 14; WARM_PRIOR=discrete-features: p(z | xt)
 #                   from the denoiser's own features, trained with it, files warm-exact8feat-*,
-#                   session 15)
+#                   session 15; a checkpoint already in $OUT/warm is evaluated, not trained again)
 #   oracle          session 14, not part of "all": how far a perfect prior could take each warm
 #                   VMD: the 17-29 split with z redrawn before every call from its exact posterior
 #                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50, --failures),
@@ -228,6 +228,7 @@ if [[ $STAGE == warm ]]; then
       --latent-dim 16 --z-conditioning film --z-init-std 0.05 --z-strategy fixed")
   PIDS=()
   for NAME in warm-mdm-steps5 "$VMD_NAME"; do
+    [[ -f $OUT/warm/$NAME$SUFFIX.pt ]] && continue  # trained already (e.g. the control of a new VMD)
     # shellcheck disable=SC2086
     python experiments/run.py "${COMMON[@]}" "${FEW[@]}" ${WARM_MODELS[$NAME]} "${WARM[@]}" \
       --save "$OUT/warm/$NAME$SUFFIX.pt" --out "$OUT/warm/train_$NAME$SUFFIX.json" &
