@@ -49,7 +49,7 @@ from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
 from vmd_pyro.sampling import (DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS,
-                               evaluations_per_call)
+                               counting_passes)
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
@@ -222,15 +222,16 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
     result of a run with that value alone."""
     generator = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
-    filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
-                                        fill=args.fill, z_strategy=args.z_strategy,
-                                        generator=generator, batch_size=args.batch_size,
-                                        return_calls=True,
-                                        solutions=reference if args.z_strategy == ORACLE else None)
+    answers = reference if args.z_strategy == ORACLE else None
+    with counting_passes(program) as passes:  # what this decoder costs, whatever its z strategy
+        filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
+                                            fill=args.fill, z_strategy=args.z_strategy,
+                                            generator=generator, batch_size=args.batch_size,
+                                            return_calls=True, solutions=answers)
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
-              "network_evaluations_per_call": evaluations_per_call(program, args.z_strategy),
+              "network_passes_per_puzzle": {net: n / len(tokens) for net, n in passes.items()},
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}

@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from tests.conftest import tiny_program
-from vmd_pyro.sampling import _draw, all_masked, evaluations_per_call, generate, steps_schedule
+from vmd_pyro.networks import NetConfig
+from vmd_pyro.program import ProgramConfig, build_program
+from vmd_pyro.sampling import _draw, all_masked, counting_passes, generate, steps_schedule
 
 
 class RecordingDenoiser(nn.Module):
@@ -207,10 +209,11 @@ def test_map_strategy_takes_the_joint_mode_of_a_one_call_step():
 def test_map_strategy_runs_the_network_once_per_value_of_z_in_each_call(order):
     program = map_program(seq_len=5)
     calls = count_calls(program)
-    out, used = generate(program, all_masked(4, 5, program.mask_id), nfe=3, order=order,
-                         fill="argmax", z_strategy="map")
-    assert used == 3 and len(calls) == 3 * 4 == 3 * evaluations_per_call(program, "map")
-    assert evaluations_per_call(program, "fixed") == 1
+    with counting_passes(program) as passes:
+        out, used = generate(program, all_masked(4, 5, program.mask_id), nfe=3, order=order,
+                             fill="argmax", z_strategy="map")
+    assert used == 3 and len(calls) == 3 * 4
+    assert passes == {"denoiser": 3 * 4 * 4, "prior": 0, "guide": 0}  # calls x values x rows
     assert (out != program.mask_id).all()
 
 
@@ -247,7 +250,6 @@ def test_oracle_strategy_draws_z_from_the_posterior_given_the_answer():
         share = float((out == torch.tensor(key)).all(-1).float().mean())
         assert abs(share - mass) < 4 * (mass * (1 - mass) / rows) ** 0.5 + 1e-3, (key, share, mass)
     assert sum(expected.values()) == pytest.approx(1.0) and used == 1
-    assert evaluations_per_call(program, "oracle") is None  # not a decoder: no cost to compare
 
 
 def test_oracle_strategy_needs_an_answer_that_fits():
@@ -261,3 +263,39 @@ def test_oracle_strategy_needs_an_answer_that_fits():
     out, _ = generate(tiny_program(model="mdm", vocab=4, seq_len=3), x, nfe=2,
                       z_strategy="oracle", reference=torch.tensor([[1, 0, 3]]))
     assert out[0, 0] == 1 and (out != program.mask_id).all()  # MDM: nothing to draw
+
+
+@pytest.mark.parametrize("model, prior, z_strategy, per_row", [
+    ("mdm", "gaussian", "fixed", (3, 0, 0)),                  # one denoiser pass per call
+    ("vmd", "discrete", "resample", (3, 0, 0)),               # p(z) reads nothing
+    ("vmd", "discrete-features", "fixed", (3 + 1, 0, 0)),     # its one draw reads the denoiser
+    ("vmd", "discrete-features", "prior", (3 + 3, 0, 0)),     # and so does every redraw
+    ("vmd", "discrete-features", "map", (3 * (4 + 1), 0, 0)),  # K proposals and p(z | xt) per call
+    ("vmd", "discrete-conditional", "prior", (3, 3, 0)),      # its own encoder before every call
+    ("vmd", "gaussian", "posterior", (3, 0, 2)),              # the guide after every call but the last
+    ("vmd", "discrete", "oracle", (3 + 3 * 4, 0, 0)),         # the exact guide: K denoiser runs a call
+])
+def test_counting_passes_counts_every_network_a_decoder_runs(model, prior, z_strategy, per_row):
+    """Three calls on two rows of a transformer VMD with 4 values of z where z is discrete:
+    the passes of each network, per row, follow from what each strategy runs."""
+    guide = "exact" if prior.startswith("discrete") else None
+    program = tiny_program(model=model, prior=prior, guide=guide, components=4, arch="transformer",
+                           seq_len=5)
+    x = all_masked(2, 5, program.mask_id)
+    reference = torch.randint(0, program.cfg.net.vocab_size, x.shape) if z_strategy == "oracle" \
+        else None
+    with counting_passes(program) as passes:
+        out, used = generate(program, x, nfe=3, order="top-prob-margin", fill="argmax",
+                             z_strategy=z_strategy, reference=reference)
+    assert used == 3 and (out != program.mask_id).all()
+    assert passes == dict(zip(("denoiser", "prior", "guide"), [2 * n for n in per_row]))
+    generate(program, x, nfe=3, fill="argmax", z_strategy=z_strategy, reference=reference)
+    assert passes == dict(zip(("denoiser", "prior", "guide"), [2 * n for n in per_row]))  # unhooked
+
+
+def test_counting_passes_refuses_block_models():
+    with pytest.raises(ValueError, match="without blocks"):
+        net = NetConfig(vocab_size=4, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                        block_size=2)
+        with counting_passes(build_program(ProgramConfig(net=net, model="mdm"))):
+            pass

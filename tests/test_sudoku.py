@@ -433,7 +433,9 @@ def test_model_solving_never_changes_a_clue(tmp_path):
                          "--json", str(tmp_path / "multi{nfe}.json")]) == 0
     assert main(solve + ["--nfe", "3", "--out", str(tmp_path / "alone.txt")]) == 0
     assert (tmp_path / "multi3.txt").read_text() == (tmp_path / "alone.txt").read_text()
-    assert [json.loads((tmp_path / f"multi{n}.json").read_text())["nfe"] for n in (2, 3)] == [2, 3]
+    multi = [json.loads((tmp_path / f"multi{n}.json").read_text()) for n in (2, 3)]
+    assert [m["nfe"] for m in multi] == [2, 3]
+    assert [m["network_passes_per_puzzle"]["denoiser"] for m in multi] == [2, 3]  # one per call
     assert main(solve + ["--nfe", "2", "3", "--json", str(tmp_path / "one.json")]) == 2
     # the oracle reads the solutions: it runs with them and is refused without
     assert main(solve + ["--z-strategy", "oracle", "--json", str(tmp_path / "oracle.json")]) == 0

@@ -16,7 +16,8 @@ current denoised estimate, and ``prior`` redraws it from a learned prior ``p(z |
 has been decoded so far. ``map`` (argmax tokens, a discrete ``z``) takes each call at its joint
 mode: every value of ``z`` proposes its own argmax step, and the step whose revealed tokens with
 that ``z`` are most probable, ``log p(z | xt) + sum log p(x0^i | xt, z)``, is kept. It runs the
-network once per value of ``z`` in every call (K evaluations per call, which callers record).
+network once per value of ``z`` in every call (K passes per call; :func:`counting_passes`
+measures what a decoder costs).
 
 ``oracle`` is not a generator but a ceiling for diagnostics: it redraws ``z`` before every call from
 the guide given the answer, ``q(z | reference, xt)``, so it shows how well the denoiser would
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from functools import partial
 
 import pyro.distributions
@@ -33,6 +35,7 @@ import torch
 
 from vmd_pyro.blocks import block_of, nfe_per_block
 from vmd_pyro.masking import reveal_count, reveal_mask
+from vmd_pyro.networks import SequenceEncoder
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
@@ -71,12 +74,36 @@ def sampler_scores(program, order: str, generator=None):
     return scores
 
 
-def evaluations_per_call(program, z_strategy: str) -> int | None:
-    """Network evaluations in one sampler call: the values of ``z`` for ``map``, else 1; ``None``
-    for ``oracle``, which is no decoder (its guide runs are a diagnostic's cost)."""
-    if z_strategy == ORACLE:
-        return None
-    return program.cfg.components if z_strategy == "map" and program.has_latent else 1
+@contextmanager
+def counting_passes(program):
+    """Count the network passes made inside the ``with`` block, in sequences (a call on ``B``
+    sequences with ``K`` values of ``z`` broadcast is ``K * B``), by network: ``denoiser`` (runs of
+    its trunk, wherever they come from: the sampler, a prior that reads the denoiser's features,
+    the exact guide), ``prior`` and ``guide`` (runs of their own encoders). Yields the dict, filled
+    as the passes happen; divided by the number of sequences decoded it is the cost of a decoder
+    per sequence. Measured rather than derived from the z strategy, so that a new prior or
+    strategy cannot make a decoder look cheaper than it is. Models without blocks (cached block
+    decoding runs the trunk's layers one by one)."""
+    if program.block_size:
+        raise ValueError("counting_passes counts the passes of models without blocks")
+    counts = {"denoiser": 0, "prior": 0, "guide": 0}
+    denoiser = getattr(program.denoiser, "trunk", program.denoiser)     # output (*S, B, L, H)
+    watched = [("denoiser", denoiser, 2)]
+    for name, owner in (("prior", program.prior), ("guide", program.guide_net)):
+        if owner is not None:                                           # output (*S, B, D)
+            watched += [(name, m, 1) for m in owner.modules() if isinstance(m, SequenceEncoder)]
+
+    def counter(name, per_sequence_dims):
+        def hook(module, inputs, output):
+            counts[name] += output.shape[:-per_sequence_dims].numel()
+        return hook
+
+    handles = [module.register_forward_hook(counter(name, dims)) for name, module, dims in watched]
+    try:
+        yield counts
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"):
