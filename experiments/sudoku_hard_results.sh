@@ -260,8 +260,10 @@ if [[ $STAGE == warm ]]; then
       --json "$OUT/warm/${TAG}_$(basename "$VMD" .pt)_nfe{nfe}.json"
   done
   # session 13: each call at its joint mode over z (4 network runs per call), with the failures
+  # (MAP_NFE="5 10" for a K = 8 z: the joint mode costs K passes per call)
+  # shellcheck disable=SC2086
   python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 --z-strategy map \
-    --puzzles "$OUT/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
+    --puzzles "$OUT/warm/few_clues_data0.txt" --nfe ${MAP_NFE:-5 10 20 50} --failures \
     --json "$OUT/warm/z-map_$(basename "$VMD" .pt)_nfe{nfe}.json"
 fi
 if [[ $STAGE == oracle ]]; then
