@@ -54,8 +54,9 @@
 #                   session 15; a checkpoint already in $OUT/warm is evaluated, not trained again)
 #   oracle          session 14, not part of "all": how far a perfect prior could take each warm
 #                   VMD: the 17-29 split with z redrawn before every call from its exact posterior
-#                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50, --failures),
-#                   files $OUT/warm/z-oracle_*; the checkpoints are read from $HERE/warm; then
+#                   given the solution (--z-strategy oracle, argmax, NFE 5/10/20/50 or $ORACLE_NFE,
+#                   --failures), files $OUT/warm/z-oracle_*, for every checkpoint $HERE/warm/warm-exact*
+#                   that has no committed NFE-5 oracle file there (session 16: those are read); then
 #                   $OUT/oracle_report/ (experiments/sudoku_oracle_report.py, NFE 5) over these
 #                   and the 30-40-clue ones of `sudoku_levers.sh oracle` (read from
 #                   results/sudoku_levers/oracle/), and oracle_report/solve_rate/: one VMD decoded
@@ -268,15 +269,20 @@ if [[ $STAGE == warm ]]; then
 fi
 if [[ $STAGE == oracle ]]; then
   mkdir -p "$OUT/warm"
-  for VMD in "$HERE"/warm/warm-exact4*.pt; do
-    python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 \
-      --z-strategy oracle --puzzles "$HERE/warm/few_clues_data0.txt" --nfe 5 10 20 50 --failures \
-      --json "$OUT/warm/z-oracle_$(basename "$VMD" .pt)_nfe{nfe}.json"
-  done
+  oracle_dir() {  # where the oracle files of VMD $1 are: committed ones are read, not redone
+    if [[ -f $HERE/warm/z-oracle_$1_nfe5.json ]]; then echo "$HERE/warm"; else echo "$OUT/warm"; fi
+  }
   ROWS=()
   for VMD in "$HERE"/warm/warm-exact*.pt; do
     NAME=$(basename "$VMD" .pt)
-    ROWS+=(--row "$NAME" "$HERE/warm/failures_${NAME}_nfe5.json" "$OUT/warm/z-oracle_${NAME}_nfe5.json"
+    ORACLE=$(oracle_dir "$NAME")/z-oracle_${NAME}_nfe5.json
+    if [[ ! -f $ORACLE ]]; then
+      # shellcheck disable=SC2086
+      python experiments/sudoku.py solve --checkpoint "$VMD" --fill argmax --threads 1 \
+        --z-strategy oracle --puzzles "$HERE/warm/few_clues_data0.txt" --nfe ${ORACLE_NFE:-5 10 20 50} \
+        --failures --json "$OUT/warm/z-oracle_${NAME}_nfe{nfe}.json"
+    fi
+    ROWS+=(--row "$NAME" "$HERE/warm/failures_${NAME}_nfe5.json" "$ORACLE"
            "$HERE/warm/failures_${NAME/exact*-film/mdm}_nfe5.json" "$HERE/warm/latent_$NAME.json")
   done
   LEVERS=results/sudoku_levers
@@ -293,7 +299,7 @@ if [[ $STAGE == oracle ]]; then
   # random-order MDM
   V=warm-exact4-film-steps5-top-prob-margin
   python experiments/sudoku_solve_report.py "$HERE"/warm/{failures,without-latent,z-strategy-resample,z-map}_${V}_nfe*.json \
-    "$OUT"/warm/z-oracle_${V}_nfe*.json "$HERE"/warm/failures_warm-mdm-steps5{,-top-prob-margin}_nfe*.json \
+    "$(oracle_dir $V)"/z-oracle_${V}_nfe*.json "$HERE"/warm/failures_warm-mdm-steps5{,-top-prob-margin}_nfe*.json \
     --out-dir "$OUT/oracle_report/solve_rate"
 fi
 if [[ $STAGE == probe ]]; then
