@@ -652,6 +652,18 @@ def test_run_cli_trains_and_reports_sudoku(tmp_path):
         ("mdm", 2, "top-prob-margin"), ("vmd", 2, "top-prob-margin")]
     assert all(0 <= r["solve_rate"] <= 1 and 0 <= r["cell_accuracy"] <= 1 for r in runs)
     assert (tmp_path / "m-mdm.pt").is_file() and (tmp_path / "m-vmd.pt").is_file()
+    # The checkpoint evaluated with another NFE first gives the VMD's row again, z draws and
+    # bounds included: every part of the evaluation has its own fresh stream.
+    again = [arg for arg in cmd if arg not in ("mdm", "--save", str(tmp_path / "m.pt"))]
+    again[again.index("--nfe") + 1:again.index("--nfe") + 2] = ["1", "2"]
+    again[again.index("--out") + 1] = str(tmp_path / "again.json")
+    subprocess.run(again + ["--checkpoint", str(tmp_path / "m-vmd.pt")], cwd=REPO, check=True,
+                   capture_output=True, text=True)
+    reloaded = json.loads((tmp_path / "again.json").read_text())["runs"]
+    assert [r["nfe"] for r in reloaded] == [1, 2]
+    for key in ("solve_rate", "cell_accuracy", "nll_bound_bits", "iw_nll_bound_bits",
+                "val_objective_bits"):
+        assert reloaded[1][key] == runs[1][key], key
     bad = subprocess.run(cmd[:4] + ["--clues", "40", "30"], cwd=REPO, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "--clues" in bad.stderr

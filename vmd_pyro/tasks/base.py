@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+import pyro
 import torch
 
 from vmd_pyro import bounds
@@ -76,10 +77,18 @@ class Task:
         return []
 
     # --- shared by the tasks' evaluate ----------------------------------------------------------
-    def likelihood_bounds(self, program, x0, maskable, weights=None, generator=None) -> list[dict]:
+    def evaluation_generator(self) -> torch.Generator:
+        """A fresh seeded stream (and Pyro's) for one part of the final evaluation: the part then
+        gives the same numbers whether it follows training or a loaded ``--checkpoint``, and
+        whatever was evaluated before it (other NFE values, other splits)."""
+        pyro.set_rng_seed(self.args.seed + 2)
+        return torch.Generator(device=self.device).manual_seed(self.args.seed + 2)
+
+    def likelihood_bounds(self, program, x0, maskable, weights=None) -> list[dict]:
         """B_T and its importance-weighted form at every ``--bound-nfe`` (default: the evaluated
         NFEs), for each ``--bound-z`` generator of a VMD; for MDM also the exact ``-log p_T`` under
-        each confidence order in ``--order``. Each entry names the generator it bounds."""
+        each confidence order in ``--order``. Each entry names the generator it bounds and is
+        estimated from its own fresh stream, whichever others are asked for."""
         args = self.args
         z_strategies = args.bound_z if program.has_latent else ["resample"]
         orders = ["random"] + ([o for o in args.order if o != "random"]
@@ -92,7 +101,8 @@ class Task:
                                                num_orders=args.bound_orders,
                                                iw_samples=args.bound_iw_samples)
                     out.append(bounds.evaluate_nll_bounds(program, x0, maskable, opts,
-                                                          weights=weights, generator=generator))
+                                                          weights=weights,
+                                                          generator=self.evaluation_generator()))
         return out
 
 

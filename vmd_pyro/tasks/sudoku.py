@@ -112,7 +112,7 @@ class Sudoku(Task):
 
     def training(self, model):
         args = self.args
-        self.generator = torch.Generator(device=self.device).manual_seed(args.seed + 1)
+        generator = torch.Generator(device=self.device).manual_seed(args.seed + 1)  # the monitor's
         # Training grids are drawn on the CPU with their own seeded stream, then moved.
         data_generator = torch.Generator().manual_seed(args.seed)
 
@@ -123,9 +123,9 @@ class Sudoku(Task):
         def monitor(program):
             filled = sudoku.fill_puzzles(program, self.val_puzzles, nfe=10, order="top-prob-margin",
                                          fill=args.fill[0], z_strategy=args.z_strategy,
-                                         generator=self.generator)
+                                         generator=generator)
             found = metrics.evaluate_bounds(program, self.val_sample, num_batches=1,
-                                            batch_size=args.val_puzzles, generator=self.generator)
+                                            batch_size=args.val_puzzles, generator=generator)
             return {**found, "val_solve_rate_nfe10_margin": sudoku.score(
                 self.val_puzzles, filled)["solve_rate"]}
 
@@ -137,12 +137,12 @@ class Sudoku(Task):
         if not args.only_test_clues:
             rows += self.evaluate_split(model, trained, "test", *self.data.test, args.clues)
             final = metrics.evaluate_bounds(program, self.val_sample, num_batches=5,
-                                            batch_size=args.val_puzzles, generator=self.generator)
+                                            batch_size=args.val_puzzles,
+                                            generator=self.evaluation_generator())
             test_puzzles, test_solutions = self.data.test
             some = slice(0, args.bound_sequences)  # per blank of these test puzzles
             found = self.likelihood_bounds(program, test_solutions[some].to(self.device),
-                                           (test_puzzles[some] == sudoku.MASK_ID).to(self.device),
-                                           generator=self.generator)
+                                           (test_puzzles[some] == sudoku.MASK_ID).to(self.device))
             for row in rows:
                 row.update({f"val_{key}": value for key, value in final.items()})
             attach_bounds(rows, found)
@@ -154,7 +154,8 @@ class Sudoku(Task):
     def evaluate_split(self, model, trained, split, puzzles, solutions, clue_range,
                        by_clues=False) -> list[dict]:
         """One row per ``--order`` and ``--nfe``: solve rate and cell accuracy on ``puzzles``,
-        ``by_clues`` also per clue count."""
+        ``by_clues`` also per clue count. Each row is decoded from a fresh stream, as `sudoku.py
+        solve` decodes each NFE: the row of a run with several values is that of a run with one."""
         args, program = self.args, trained.program
         rows = []
         settings = [(order, nfe) for order in args.order for nfe in args.nfe]
@@ -162,7 +163,7 @@ class Sudoku(Task):
                                leave=False):
             filled = sudoku.fill_puzzles(program, puzzles, nfe=nfe, order=order,
                                          fill=args.fill[0], z_strategy=args.z_strategy,
-                                         generator=self.generator)
+                                         generator=self.evaluation_generator())
             rows.append({
                 **model_record(model, trained), "split": split, "order": order, "nfe": nfe,
                 **sudoku.score(puzzles, filled, solutions), "clue_range": list(clue_range),

@@ -65,18 +65,19 @@ class Text(Task):
         self.valid_entropy = text.char_entropy_bits(self.data.valid)
 
     def training(self, model):
-        self.generator = torch.Generator(device=self.device).manual_seed(self.args.seed + 1)
+        monitor = torch.Generator(device=self.device).manual_seed(self.args.seed + 1)
         return self.data.sample, lambda program: metrics.evaluate_bounds(
             program, self.data.sample_valid, num_batches=2, batch_size=self.args.batch_size,
-            iw_samples=0, generator=self.generator)
+            iw_samples=0, generator=monitor)
 
     def evaluate(self, model, trained) -> list[dict]:
-        args, data, program, generator = self.args, self.data, trained.program, self.generator
+        args, data, program = self.args, self.data, trained.program
         final = metrics.evaluate_bounds(
             program, data.sample_valid, num_batches=args.eval_batches, batch_size=args.batch_size,
-            iw_samples=args.iw_samples if program.has_latent else 0, generator=generator)
-        x0, maskable = data.sample_valid(args.bound_sequences, generator)
-        found = self.likelihood_bounds(program, x0, maskable, generator=generator)
+            iw_samples=args.iw_samples if program.has_latent else 0,
+            generator=self.evaluation_generator())
+        x0, maskable = data.sample_valid(args.bound_sequences, self.evaluation_generator())
+        found = self.likelihood_bounds(program, x0, maskable)
         rows = []
         net = program.cfg.net
         for nfe in args.nfe:
@@ -85,7 +86,8 @@ class Text(Task):
                 samples, used = generate(program, all_masked(args.num_samples, data.seq_len,
                                                              program.mask_id, self.device),
                                          nfe=nfe, order=args.order[0], fill=args.fill[0],
-                                         z_strategy=args.z_strategy, generator=generator)
+                                         z_strategy=args.z_strategy,
+                                         generator=self.evaluation_generator())
             samples = samples.cpu()
             texts = [text.decode(row) for row in samples.tolist()]
             rows.append({
