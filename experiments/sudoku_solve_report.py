@@ -90,7 +90,7 @@ def table(puzzle_file: str, rows: dict, sources: list[str]) -> str:
 
 
 def plot(rows: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for colour, ((name, fill, z), by_nfe) in zip(line_colours(len(rows)), sorted(rows.items())):
         nfes = sorted(by_nfe)
         ax.plot(nfes, [100 * by_nfe[n]["solve_rate"] for n in nfes], marker="o", color=colour,
@@ -103,10 +103,11 @@ def plot(rows: dict, path: Path) -> None:
     ax.set_ylabel("solve rate (%)")
     ax.set_title(f"Sudoku solve rate, order {orders(rows)} (table.md); argmax solid, sampled "
                  "dashed", fontsize=10)
-    ax.legend(fontsize=7)
+    # below the axes: with a dozen lines a legend inside hides the points it names
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
