@@ -72,11 +72,13 @@ class Text(Task):
 
     def evaluate(self, model, trained) -> list[dict]:
         args, data, program = self.args, self.data, trained.program
+        generator = self.evaluation_generator()
         final = metrics.evaluate_bounds(
             program, data.sample_valid, num_batches=args.eval_batches, batch_size=args.batch_size,
-            iw_samples=args.iw_samples if program.has_latent else 0,
-            generator=self.evaluation_generator())
-        x0, maskable = data.sample_valid(args.bound_sequences, self.evaluation_generator())
+            iw_samples=args.iw_samples if program.has_latent else 0, generator=generator)
+        # the bounds' sequences go on from that stream: a fresh one, seeded like the bounds' own,
+        # would pick the windows with the very numbers that then draw their orders and tokens
+        x0, maskable = data.sample_valid(args.bound_sequences, generator)
         found = self.likelihood_bounds(program, x0, maskable)
         rows = []
         net = program.cfg.net
