@@ -33,7 +33,7 @@ from vmd_pyro import bounds, cli, distributed
 from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, resolve_device,
                                  training_step_flops, write_json)
 from vmd_pyro.registry import PRIORS
-from vmd_pyro.sampling import FILLS, ORDERS, Z_STRATEGIES
+from vmd_pyro.sampling import EVERY_Z, FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
                                    model_processes, run_models)
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: both for synthetic, sample for sudoku)")
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
                    help="latent per step (map: the call's joint mode over a discrete z, one "
-                        "network run per value of z; needs argmax) (default fixed)")
+                        "network run per value of z; needs argmax; enumerate: one decode per "
+                        "value of a discrete z, held fixed, keeping the one whose own draws are "
+                        "most probable) (default fixed)")
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,
@@ -127,11 +129,13 @@ def check_args(args, parser):
     if not task.several_fills and args.fill is not None and len(args.fill) > 1:
         parser.error(f"--task {args.task} takes one --fill value")
     task.fill_defaults(args)
-    if args.z_strategy == "map" and "vmd" in args.model:  # else sampling refuses it after training
+    if args.z_strategy in EVERY_Z and "vmd" in args.model:  # else sampling refuses it after training
         if PRIORS[args.prior].support != "discrete":
-            parser.error(f"--z-strategy map tries every value of z and needs a discrete prior; "
-                         f"prior {args.prior!r} is continuous")
-        if args.fill != ["argmax"]:
+            parser.error(f"--z-strategy {args.z_strategy} tries every value of z and needs a "
+                         f"discrete prior; prior {args.prior!r} is continuous")
+        if args.z_strategy == "enumerate" and args.block_size:
+            parser.error("--z-strategy enumerate is for models without blocks (no --block-size)")
+        if args.z_strategy == "map" and args.fill != ["argmax"]:
             parser.error(f"--z-strategy map needs --fill argmax (got {' '.join(args.fill)})")
     if args.block_size and args.arch != "transformer":
         parser.error("--block-size needs the block-causal transformer: add --arch transformer")

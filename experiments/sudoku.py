@@ -24,7 +24,11 @@ value alone; ``experiments/sudoku_solve_report.py`` tables and plots them). With
 every call, :func:`vmd_pyro.latent_usage.without_latent`): if the solve rate does not move, the
 model does not use its latent. ``--z-strategy oracle`` draws ``z`` before every call from the
 guide given the file's solution, ``q(z | solution, xt)``: not a solver but a ceiling on what any
-prior could make of this denoiser's latent.
+prior could make of this denoiser's latent. ``--z-strategy enumerate`` (a discrete z) decodes
+every puzzle once per value of z and keeps the grid the model itself scores highest
+(``--select``); ``--candidates N`` does the same with N decodes of any model (e.g. an MDM with
+``--fill sample``), the control that costs as many network passes. The JSON records the passes
+per puzzle that each decoder made (``network_passes_per_puzzle``).
 
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
@@ -48,7 +52,7 @@ from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
-from vmd_pyro.sampling import (DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS,
+from vmd_pyro.sampling import (DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS, SELECTIONS,
                                counting_passes)
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
@@ -102,9 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
     s.add_argument("--z-strategy", default="fixed", choices=DIAGNOSTIC_Z_STRATEGIES,
                    help="latent per step (map: the call's joint mode over a discrete z, one "
-                        "network run per value of z; needs --fill argmax; oracle: z redrawn "
+                        "network run per value of z; needs --fill argmax; enumerate: one decode "
+                        "per value of a discrete z, held fixed, and --select keeps one; oracle: "
+                        "z redrawn "
                         "every call from the guide given the solution, a ceiling that reads the "
                         "answer and needs solutions in the file) (default fixed)")
+    s.add_argument("--candidates", type=int, default=1, metavar="N",
+                   help="decode every puzzle N times in one batch and keep the grid --select "
+                        "scores highest (default 1; with --z-strategy enumerate the values of z "
+                        "are the candidates)")
+    s.add_argument("--select", default="path", choices=SELECTIONS,
+                   help="how one of several candidates is kept, by the model alone: path (the "
+                        "log-probability of the decode's own draws, free) or pseudo-likelihood "
+                        "(the filled cells masked again in --check-groups random groups, each "
+                        "scored given the rest: one pass per group and candidate) (default path)")
+    s.add_argument("--check-groups", type=int, default=5, metavar="G",
+                   help="groups of --select pseudo-likelihood (default 5)")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")
@@ -227,10 +244,14 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
         filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
                                             fill=args.fill, z_strategy=args.z_strategy,
                                             generator=generator, batch_size=args.batch_size,
-                                            return_calls=True, solutions=answers)
+                                            return_calls=True, solutions=answers,
+                                            candidates=args.candidates, select=args.select,
+                                            check_groups=args.check_groups)
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
+              "candidates": args.candidates, "select": args.select,
+              "check_groups": args.check_groups,
               "network_passes_per_puzzle": {net: n / len(tokens) for net, n in passes.items()},
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),

@@ -71,6 +71,15 @@
 #                   (NFE 5/10) and from the oracle (NFE 5), the latent's usage, and
 #                   $OUT/probe_report/<VMD>/ beside the VMD's own rows and its MDM control; files
 #                   $OUT/warm/*probe-* (a trained probe there is reused)
+#   select          session 17, not part of "all": several decodes per puzzle, one kept by the
+#                   model alone. Each 8-valued decoding-order VMD of $HERE/warm decodes the 17-29
+#                   split once per value of z, held fixed (--z-strategy enumerate, argmax), and its
+#                   MDM control decodes it 8 times with sampled tokens (--candidates 8, the same
+#                   network passes); each keeps one grid by --select pseudo-likelihood (5 groups;
+#                   NFE $SELECT_NFE, default 5 10 20 50) and by path (NFE $PATH_NFE, default
+#                   5 10), --failures; files
+#                   $OUT/select/, two seeds side by side, then $OUT/select/report/ beside the
+#                   committed single decodes (z fixed, argmax) and oracles
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -333,4 +342,36 @@ if [[ $STAGE == probe ]]; then
   python experiments/sudoku_solve_report.py "$OUT"/warm/z-{strategy-prior,strategy-fixed,map,oracle}_${P}_nfe*.json \
     "$HERE"/warm/{failures,z-oracle}_${V}_nfe*.json "$HERE/warm/failures_${CONTROL}"_nfe*.json \
     --out-dir "$OUT/probe_report/$V"
+fi
+if [[ $STAGE == select ]]; then
+  mkdir -p "$OUT/select"
+  select_seed() {  # $1: "" (seed 0) or -seed1
+    for SEL in pseudo-likelihood path; do
+      NFE=${SELECT_NFE:-5 10 20 50}
+      [[ $SEL == path ]] && NFE=${PATH_NFE:-5 10}
+      for V in warm-exact8 warm-exact8feat; do
+        # shellcheck disable=SC2086
+        python experiments/sudoku.py solve --checkpoint "$HERE/warm/$V-film-steps5$1-top-prob-margin.pt" \
+          --fill argmax --z-strategy enumerate --select $SEL --threads 1 --failures \
+          --puzzles "$HERE/warm/few_clues_data0.txt" --nfe $NFE \
+          --json "$OUT/select/enumerate-${SEL}_$V$1_nfe{nfe}.json"
+      done
+      # shellcheck disable=SC2086
+      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$1-top-prob-margin.pt" \
+        --fill sample --candidates 8 --select $SEL --threads 1 --failures \
+        --puzzles "$HERE/warm/few_clues_data0.txt" --nfe $NFE \
+        --json "$OUT/select/candidates8-${SEL}_warm-mdm$1_nfe{nfe}.json"
+    done
+  }
+  select_seed "" > "$OUT/select/stage_seed0.log" 2>&1 &
+  FIRST=$!
+  select_seed -seed1 > "$OUT/select/stage_seed1.log" 2>&1
+  wait "$FIRST"
+  for S in "" -seed1; do
+    python experiments/sudoku_solve_report.py \
+      "$OUT"/select/{enumerate-{path,pseudo-likelihood}_warm-exact8{,feat},candidates8-{path,pseudo-likelihood}_warm-mdm}${S}_nfe*.json \
+      "$HERE"/warm/{failures,z-oracle}_warm-exact8{,feat}-film-steps5$S-top-prob-margin_nfe*.json \
+      "$HERE/warm/failures_warm-mdm-steps5$S-top-prob-margin"_nfe*.json \
+      --out-dir "$OUT/select/report${S:-_seed0}"
+  done
 fi

@@ -29,7 +29,8 @@ from sudoku_report import line_colours  # noqa: E402
 
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
     """``(puzzle file, {(checkpoint, fill, z strategy): {nfe: result}})``; a run with the z input
-    cut off (``--without-latent``) is its own row. The files must name one puzzle file (a copy in
+    cut off (``--without-latent``) is its own row, and so is each way of keeping one of several
+    decodes (``--candidates``, ``--z-strategy enumerate``, ``--select``). The files must name one puzzle file (a copy in
     another folder counts as the same) and agree on its number of puzzles with each clue count
     (a file may hold only some clue counts, ``sudoku.py solve --clues``)."""
     rows: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
@@ -42,6 +43,9 @@ def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[in
         for clues, part in result["by_clues"].items():
             sizes[clues].add(part["num_puzzles"])
         z = result["z_strategy"] + (", z cut off" if result.get("without_latent") else "")
+        if result.get("candidates", 1) > 1 or result["z_strategy"] == "enumerate":
+            several = "" if result["z_strategy"] == "enumerate" else f"{result['candidates']} decodes"
+            z += f", {several + ' ' if several else ''}kept by {result['select']}"
         key = (Path(result["checkpoint"]).stem, result["fill"], z)
         if result["nfe"] in rows[key]:
             raise ValueError(f"two files for {key} at NFE {result['nfe']} (one is {path})")

@@ -9,7 +9,8 @@ from torch import nn
 from tests.conftest import tiny_program
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
-from vmd_pyro.sampling import _draw, all_masked, counting_passes, generate, steps_schedule
+from vmd_pyro.sampling import (_draw, all_masked, counting_passes, generate, pseudo_log_likelihood,
+                               steps_schedule)
 
 
 class RecordingDenoiser(nn.Module):
@@ -274,6 +275,8 @@ def test_oracle_strategy_needs_an_answer_that_fits():
     ("vmd", "discrete-conditional", "prior", (3, 3, 0)),      # its own encoder before every call
     ("vmd", "gaussian", "posterior", (3, 0, 2)),              # the guide after every call but the last
     ("vmd", "discrete", "oracle", (3 + 3 * 4, 0, 0)),         # the exact guide: K denoiser runs a call
+    ("vmd", "discrete", "enumerate", (3 * 4, 0, 0)),          # K candidates of 3 calls
+    ("vmd", "discrete-features", "enumerate", (1 + 3 * 4, 0, 0)),  # and p(z | x) read once
 ])
 def test_counting_passes_counts_every_network_a_decoder_runs(model, prior, z_strategy, per_row):
     """Three calls on two rows of a transformer VMD with 4 values of z where z is discrete:
@@ -299,3 +302,153 @@ def test_counting_passes_refuses_block_models():
                         block_size=2)
         with counting_passes(build_program(ProgramConfig(net=net, model="mdm"))):
             pass
+
+
+def with_z_held_at(program, k: int):
+    """A copy-free view of ``program`` whose discrete prior puts all its mass on ``z = k``: a
+    ``fixed`` decode of it is the ``enumerate`` candidate of value ``k``, decoded on its own."""
+    with torch.no_grad():
+        saved = program.prior.logits.clone()
+        program.prior.logits.fill_(-1e9)
+        program.prior.logits[k] = 0.0
+    return saved
+
+
+def candidate_decodes(program, x, nfe, order):
+    """Every value's decode with z held fixed, run on its own, and the log-probability of its
+    path recomputed from the recorded calls: ``[(tokens, path_log_prob)]`` per value of z."""
+    out = []
+    for k in range(program.prior.logits.shape[0]):
+        saved = with_z_held_at(program, k)
+        reveals = []
+        tokens, _ = generate(program, x, nfe=nfe, order=order, fill="argmax", z_strategy="fixed",
+                             on_reveal=lambda call, reveal: reveals.append(reveal.clone()))
+        with torch.no_grad():
+            program.prior.logits.copy_(saved)
+            state, path = x.clone(), torch.zeros(x.shape[0], dtype=torch.float64)
+            z = torch.full((x.shape[0],), k)
+            for reveal in reveals:
+                log_probs = program.logits(state, z).double().log_softmax(-1)
+                chosen = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+                path += torch.where(reveal, chosen, 0.0).sum(-1)
+                state = torch.where(reveal, tokens, state)
+        assert torch.equal(state, tokens)
+        out.append((tokens, path, reveals))
+    return out
+
+
+def test_enumerate_keeps_the_value_of_z_whose_decode_is_most_probable():
+    """``enumerate`` must return, per row, the decode with z held at the value k that maximises
+    log p(z = k) + the log-probability of that decode's own path, each candidate decoded here on
+    its own (a prior with all its mass on k) and its path scored again from its recorded calls;
+    ``on_reveal`` must hear the kept candidate's calls."""
+    program = map_program(vocab=3, seq_len=6, components=4)
+    with torch.no_grad():
+        program.prior.logits.mul_(0.1)  # a flatter prior: the paths decide
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 3, (24, 6), generator=g)
+    x = torch.where(torch.rand(24, 6, generator=g) < 0.5, program.mask_id, x)
+    x[:, :3] = program.mask_id  # at least three blanks a row
+    nfe, heard = 3, []
+    out, used = generate(program, x, nfe=nfe, order="top-prob-margin", fill="argmax",
+                         z_strategy="enumerate",
+                         on_reveal=lambda call, reveal: heard.append(reveal))
+    given = x != program.mask_id
+    assert used == nfe and (out != program.mask_id).all() and torch.equal(out[given], x[given])
+    candidates = candidate_decodes(program, x, nfe, "top-prob-margin")
+    log_prior = program.prior.logits.detach().double().log_softmax(-1)
+    scores = torch.stack([log_prior[k] + path for k, (_, path, _) in enumerate(candidates)], -1)
+    best = scores.argmax(-1)
+    assert len(set(best.tolist())) > 1  # rows keep different values: the check can tell them apart
+    for row in range(x.shape[0]):
+        tokens, _, reveals = candidates[int(best[row])]
+        assert torch.equal(out[row], tokens[row]), row
+        assert all(torch.equal(h[row], r[row]) for h, r in zip(heard, reveals)), row
+
+
+def test_pseudo_log_likelihood_scores_each_filled_position_given_all_the_others():
+    """With as many groups as blanks, every group holds one blank: the score is the sum over the
+    blanks of log p(x^i | x^{-i}, z), computed here position by position."""
+    program = map_program(vocab=4, seq_len=5, components=3)
+    g = torch.Generator().manual_seed(3)
+    filled = torch.randint(0, 4, (6, 5), generator=g)
+    x = torch.where(torch.rand(6, 5, generator=g) < 0.6, program.mask_id, filled)
+    x[0] = program.mask_id
+    z = torch.randint(0, 3, (6,), generator=g)
+    score = pseudo_log_likelihood(program, x, filled, z, groups=5, generator=g)
+    expected = torch.zeros(6, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(5):
+            masked_i = filled.clone()
+            masked_i[:, i] = program.mask_id
+            log_probs = program.logits(masked_i, z)[:, i].double().log_softmax(-1)
+            term = log_probs.gather(-1, filled[:, i:i + 1]).squeeze(-1)
+            expected += torch.where(x[:, i] == program.mask_id, term, 0.0)
+    assert torch.allclose(score, expected, atol=1e-6)
+    two = pseudo_log_likelihood(program, x, filled, z, groups=2, generator=g)
+    assert not torch.allclose(two, expected)  # larger groups hide more: a different score
+
+
+def test_pseudo_likelihood_selection_keeps_the_candidate_it_scores_highest():
+    """``select='pseudo-likelihood'`` with one blank per group: per row, the decode of the value k
+    that maximises log p(z = k) + sum_i log p(x_k^i | x_k^{-i}, z = k) over its blanks."""
+    program = map_program(vocab=3, seq_len=6, components=4)
+    with torch.no_grad():
+        program.prior.logits.mul_(0.1)  # a flatter prior: the pseudo-likelihoods decide
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 3, (24, 6), generator=g)
+    x = torch.where(torch.rand(24, 6, generator=g) < 0.5, program.mask_id, x)
+    x[:, :3] = program.mask_id
+    out, _ = generate(program, x, nfe=2, order="top-prob-margin", fill="argmax",
+                      z_strategy="enumerate", select="pseudo-likelihood", check_groups=6)
+    candidates = candidate_decodes(program, x, 2, "top-prob-margin")
+    log_prior = program.prior.logits.detach().double().log_softmax(-1)
+    scores = torch.stack([log_prior[k] + pseudo_log_likelihood(
+        program, x, tokens, torch.full((24,), k), groups=6)
+        for k, (tokens, _, _) in enumerate(candidates)], -1)
+    best = scores.argmax(-1)
+    assert len(set(best.tolist())) > 1
+    for row in range(24):
+        assert torch.equal(out[row], candidates[int(best[row])][0][row]), row
+
+
+def test_candidates_keep_the_most_probable_of_several_sampled_decodes():
+    """An MDM decoding two positions in one call, with sampled tokens: a decode's path
+    log-probability is log p(x^1) + log p(x^2), so among 200 candidates the kept one is the mode
+    (each candidate hits it with probability 0.25), where single samples mostly are not."""
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.2, 0.3]])
+    program = program_with_logits(probs.log())
+    x = all_masked(40, 2, program.mask_id)
+    g = torch.Generator().manual_seed(0)
+    single, _ = generate(program, x, nfe=1, fill="sample", generator=g)
+    assert (single != 0).any(-1).float().mean() > 0.5
+    kept, used = generate(program, x, nfe=1, fill="sample", generator=g, candidates=200)
+    assert used == 1 and (kept == 0).all()
+    assert program.denoiser.calls[-1].shape == (40 * 200, 2)  # one batch of every candidate
+
+
+def test_several_candidates_are_refused_where_they_have_no_meaning():
+    x = all_masked(2, 4, 5)
+    with pytest.raises(ValueError, match="needs a discrete prior"):
+        generate(tiny_program(model="vmd"), x, nfe=1, z_strategy="enumerate")
+    with pytest.raises(ValueError, match="leave candidates at 1"):
+        generate(map_program(vocab=5, seq_len=4), x, nfe=1, z_strategy="enumerate", candidates=2)
+    for kw, match in (({"candidates": 0}, "candidates must be"), ({"select": "best"}, "unknown selection"),
+                      ({"check_groups": 0}, "check_groups must be")):
+        with pytest.raises(ValueError, match=match):
+            generate(tiny_program(model="mdm"), x, nfe=1, **kw)
+    net = NetConfig(vocab_size=4, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                    block_size=2)
+    blocks = build_program(ProgramConfig(net=net, model="mdm"))
+    with pytest.raises(ValueError, match="'pseudo-likelihood' is for models without blocks"):
+        generate(blocks, all_masked(2, 4, 4), nfe=2, candidates=2, select="pseudo-likelihood")
+    out, used = generate(blocks, all_masked(2, 4, 4), nfe=2, candidates=3)  # path works in blocks
+    assert used == 2 and out.shape == (2, 4) and (out != 4).all()
+
+
+def test_pseudo_likelihood_selection_adds_one_pass_per_group_and_candidate():
+    program = map_program(vocab=3, seq_len=5, components=4)
+    with counting_passes(program) as passes:
+        generate(program, all_masked(2, 5, program.mask_id), nfe=3, fill="argmax",
+                 z_strategy="enumerate", select="pseudo-likelihood", check_groups=2)
+    assert passes["denoiser"] == 2 * 4 * (3 + 2)  # rows x values x (calls + groups)

@@ -17,7 +17,20 @@ has been decoded so far. ``map`` (argmax tokens, a discrete ``z``) takes each ca
 mode: every value of ``z`` proposes its own argmax step, and the step whose revealed tokens with
 that ``z`` are most probable, ``log p(z | xt) + sum log p(x0^i | xt, z)``, is kept. It runs the
 network once per value of ``z`` in every call (K passes per call; :func:`counting_passes`
-measures what a decoder costs).
+measures what a decoder costs). ``enumerate`` (a discrete ``z``) decodes every sequence once per
+value of ``z``, each held fixed through all calls, and keeps the one candidate that ``select``
+scores highest (below).
+
+Several candidates: with ``candidates=N`` every sequence is decoded ``N`` times (its copies draw
+their own ``z`` and tokens) and one decode is kept; ``enumerate`` makes the ``K`` values of ``z``
+the candidates. ``select`` says how the model itself picks one, without an answer: ``path``, the
+log-probability of the decode's own draws, ``sum_calls sum_revealed log p(x0^i | xt, z)``, free;
+``pseudo-likelihood``, which masks the filled positions again in ``check_groups`` random groups
+and scores each group given all the rest, ``sum_g log p(x0_g | x0_{-g}, z)``, one pass per group
+(:func:`pseudo_log_likelihood`): a token that clashes with one filled in the same call, which that
+call could not see, is now scored with it in view. Both add ``log p(z | x)`` for an enumerated
+``z``. The candidates run as one batch, so the decoder's sequential calls do not grow, but its
+network passes are ``N`` (or ``K``) times as many, plus the checks.
 
 ``oracle`` is not a generator but a ceiling for diagnostics: it redraws ``z`` before every call from
 the guide given the answer, ``q(z | reference, xt)``, so it shows how well the denoiser would
@@ -29,6 +42,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from functools import partial
+from typing import NamedTuple
 
 import pyro.distributions
 import torch
@@ -39,7 +53,9 @@ from vmd_pyro.networks import SequenceEncoder
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
-Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map")
+Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map", "enumerate")
+EVERY_Z = ("map", "enumerate")  # try every value of a discrete z
+SELECTIONS = ("path", "pseudo-likelihood")  # how one of several candidates is kept
 ORACLE = "oracle"  # z from q(z | reference, xt): a diagnostic that reads the answer, not a generator
 DIAGNOSTIC_Z_STRATEGIES = Z_STRATEGIES + (ORACLE,)  # what generate takes; samplers offer Z_STRATEGIES
 
@@ -117,17 +133,29 @@ def check_tokens(x: torch.Tensor, vocab_size: int, seq_len: int, name: str = "x"
                          f"({vocab_size} is the mask): min {int(x.min())}, max {int(x.max())}")
 
 
+class Decoded(NamedTuple):
+    """A decode: the tokens ``x`` (B, L), the log-probability of its own draws ``path_log_prob``
+    (B,), ``sum_calls sum_revealed log p(x0^i | xt, z)`` (float64), and the ``z`` of its last call
+    (``None`` without a latent)."""
+    x: torch.Tensor
+    path_log_prob: torch.Tensor
+    z: torch.Tensor | None
+
+
 @torch.no_grad()
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
-             reference: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+             reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
+             check_groups: int = 5) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
     (:func:`generate_blocks`; the same logits up to float rounding). ``on_reveal(call, reveal)``,
     if given, is told after each call which positions (bool ``(B, L)``) it filled; ``call``
     counts from 0 (in block models, from 0 inside each block). ``reference``: the true ``x0`` of
-    every row, read by z strategy ``oracle`` only.
+    every row, read by z strategy ``oracle`` only. ``candidates``, ``select`` and
+    ``check_groups``: decode each row several times and keep one (module docstring;
+    ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded).
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -144,33 +172,121 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     if z_strategy not in DIAGNOSTIC_Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
                          f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
+    check_selection(program, candidates, select, check_groups)
     if z_strategy == ORACLE:
         check_reference(program, x, reference)
-    if z_strategy == "map" and program.has_latent:
+    if z_strategy in EVERY_Z and program.has_latent:
         if program.prior.support != "discrete":
-            raise ValueError(f"z strategy 'map' tries every value of z and needs a discrete "
-                             f"prior (e.g. 'discrete'); prior {program.prior.name!r} is continuous")
-        if fill != "argmax":
+            raise ValueError(f"z strategy {z_strategy!r} tries every value of z and needs a "
+                             f"discrete prior (e.g. 'discrete'); prior {program.prior.name!r} is "
+                             f"continuous")
+        if z_strategy == "map" and fill != "argmax":
             raise ValueError("z strategy 'map' takes the joint mode of a call and needs fill 'argmax'")
+        if z_strategy == "enumerate" and candidates > 1:
+            raise ValueError("z strategy 'enumerate' makes the values of z the candidates; "
+                             f"leave candidates at 1 (got {candidates})")
+        if z_strategy == "enumerate" and program.block_size:
+            raise ValueError("z strategy 'enumerate' is for models without blocks")
+    if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt \
+            and not program.block_size:
+        raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
+                         f" prior {program.prior.name!r} does not: use 'resample'")
+    if candidates > 1 or (z_strategy == "enumerate" and program.has_latent):
+        return best_candidate(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
+                              generator=generator, cache=cache, on_reveal=on_reveal,
+                              reference=reference, candidates=candidates, select=select,
+                              check_groups=check_groups)
+    decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
+                            generator=generator, cache=cache, on_reveal=on_reveal,
+                            reference=reference)
+    return decoded.x, calls
+
+
+def check_selection(program, candidates, select: str, check_groups) -> None:
+    """Refuse bad ``candidates``, ``select`` or ``check_groups`` arguments of :func:`generate`."""
+    if not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates must be an integer >= 1, got {candidates!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"unknown selection {select!r}; choose from {', '.join(SELECTIONS)}")
+    if not isinstance(check_groups, int) or check_groups < 1:
+        raise ValueError(f"check_groups must be an integer >= 1, got {check_groups!r}")
+    if select == "pseudo-likelihood" and program.block_size:
+        raise ValueError("selection 'pseudo-likelihood' is for models without blocks (a block "
+                         "model reads its input as the clean copy too); use 'path'")
+
+
+def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
+           generator=None, cache: bool = True, on_reveal=None, reference=None,
+           z=None) -> tuple[Decoded, int]:
+    """One decode of every row of ``x`` (arguments validated by :func:`generate`): ``(Decoded,
+    calls)``. ``z``: the latent of the first call (default: drawn from the prior)."""
     if program.block_size:
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
                                z_strategy=z_strategy, generator=generator, cache=cache,
                                on_reveal=on_reveal)
-    if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt:
-        raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
-                         f" prior {program.prior.name!r} does not: use 'resample'")
-
-    mask_id = program.mask_id
     x = x.clone()
-    masked = x == mask_id
+    masked = x == program.mask_id
     max_masked = int(masked.sum(-1).max()) if x.numel() else 0
     if max_masked == 0:
-        return x, 0
+        return Decoded(x, x.new_zeros(x.shape[0], dtype=torch.float64), z), 0
     if nfe > max_masked:
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
     return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
-                        generator=generator, on_reveal=on_reveal, reference=reference), nfe
+                        generator=generator, on_reveal=on_reveal, reference=reference, z=z), nfe
+
+
+def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
+                   z_strategy: str, generator=None, on_reveal=None, reference=None,
+                   **decode_args) -> tuple[torch.Tensor, int]:
+    """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
+    held fixed) in one batch and keep, per row, the candidate that ``select`` scores highest (module
+    docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
+    batch, z, log_prior = x.shape[0], None, None
+    if z_strategy == "enumerate" and program.has_latent:
+        log_prior = program.prior_dist(x).logits.double()           # (B, K), normalised
+        candidates = log_prior.shape[-1]
+        z = torch.arange(candidates, device=x.device).repeat(batch)
+        z_strategy = "fixed"
+    rows = x.repeat_interleave(candidates, 0)
+    heard = []
+    decoded, calls = decode(program, rows, z_strategy=z_strategy, generator=generator,
+                            on_reveal=None if on_reveal is None else
+                            lambda call, reveal: heard.append((call, reveal)),
+                            reference=None if reference is None else
+                            reference.repeat_interleave(candidates, 0), z=z, **decode_args)
+    score = (decoded.path_log_prob if select == "path" else
+             pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator))
+    if log_prior is not None:
+        score = score + log_prior.reshape(-1)
+    best = score.view(batch, candidates).argmax(-1)
+
+    def kept(t: torch.Tensor) -> torch.Tensor:
+        return t.view(batch, candidates, *t.shape[1:])[torch.arange(batch, device=x.device), best]
+
+    for call, reveal in heard:
+        on_reveal(call, kept(reveal))
+    return kept(decoded.x), calls
+
+
+def pseudo_log_likelihood(program, x: torch.Tensor, filled: torch.Tensor, z=None,
+                          groups: int = 5, generator=None) -> torch.Tensor:
+    """``sum_g log p(filled_g | filled_{-g}, z)`` (B,), float64: the masked positions of ``x``
+    are split at random into ``groups`` groups of near-equal size (per row), and each group is
+    masked again in ``filled`` and scored given everything else, one network pass per group. It
+    checks a decode after the fact: every filled token is scored with all the others in view,
+    those filled in its own call included."""
+    blank = x == program.mask_id
+    keys = torch.rand(blank.shape, generator=generator, device=x.device).masked_fill(~blank, 2.0)
+    rank = keys.argsort(-1).argsort(-1)               # the blanks come first, in random order
+    group = torch.where(blank, rank % groups, -1)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for g in range(min(groups, int(blank.sum(-1).max()) if x.numel() else 0)):
+        held_out = group == g
+        log_probs = program.logits(torch.where(held_out, program.mask_id, filled), z)
+        log_probs = log_probs.double().log_softmax(-1).gather(-1, filled.unsqueeze(-1)).squeeze(-1)
+        total += torch.where(held_out, log_probs, 0.0).sum(-1)
+    return total
 
 
 def check_reference(program, x: torch.Tensor, reference) -> None:
@@ -189,27 +305,30 @@ def check_reference(program, x: torch.Tensor, reference) -> None:
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
                  fill: str, z_strategy: str, generator=None, denoise=None,
-                 on_reveal=None, reference=None) -> torch.Tensor:
+                 on_reveal=None, reference=None, z=None) -> Decoded:
     """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
-    validated). ``z`` is drawn from the prior given ``x`` first and then follows ``z_strategy``.
-    ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions at least (default
-    ``program.logits``). Shared by :func:`generate` and block-by-block decoding, which calls it
-    once per block."""
+    validated). ``z`` (default: drawn from the prior given ``x``) is the first call's, and then
+    follows ``z_strategy``. ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions
+    at least (default ``program.logits``). Shared by :func:`decode` and block-by-block decoding,
+    which calls it once per block."""
     denoise = denoise or program.logits
-    z = (_draw_prior(program, x, generator)
-         if program.has_latent and z_strategy not in ("map", ORACLE) else None)
+    if z is None and program.has_latent and z_strategy not in ("map", ORACLE):
+        z = _draw_prior(program, x, generator)
+    path = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for step in range(steps):
         if z_strategy == ORACLE and program.has_latent:
             z = _draw(program.guide_dist(reference, masked), generator)
         count = reveal_count(masked.sum(-1), steps - step)
         if z_strategy == "map" and program.has_latent:
-            candidate, reveal = _joint_mode_step(program, denoise, x, masked, count, order,
-                                                 generator)
+            candidate, reveal, z, log_prob = _joint_mode_step(program, denoise, x, masked, count,
+                                                              order, generator)
         else:
             logits = denoise(x, z)
             probs = logits.double().softmax(-1)
             candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
             reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
+            log_prob = logits.double().log_softmax(-1).gather(-1, candidate.unsqueeze(-1))[..., 0]
+        path += torch.where(reveal, log_prob, 0.0).sum(-1)
         x = torch.where(reveal, candidate, x)
         masked = masked & ~reveal
         if on_reveal is not None:
@@ -220,20 +339,23 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
             elif z_strategy == "posterior":
                 x0_hat = torch.where(masked, logits.argmax(-1), x)
                 z = _draw(program.guide_dist(x0_hat, masked), generator)
-    return x
+    return Decoded(x, path, z)
 
 
 def _joint_mode_step(program, denoise, x, masked, count, order, generator=None):
-    """One call of z strategy ``map``: ``(candidate, reveal)`` of the value of a discrete ``z``
-    whose argmax step is jointly most probable, ``log p(z | xt) + sum_{i revealed} max_v log p(x0^i
+    """One call of z strategy ``map``: ``(candidate, reveal, z, log_prob)`` of the value ``z`` of
+    a discrete latent whose argmax step is jointly most probable, ``log p(z | xt) + sum_{i revealed} max_v log p(x0^i
     = v | xt, z)``, chosen per sequence. Every value proposes a step with the same number of
-    positions (``count``); in random order they share one draw of the positions' scores."""
+    positions (``count``); in random order they share one draw of the positions' scores.
+    ``log_prob`` (B, L): every candidate token's ``log p(x0^i | xt, z)`` at the kept ``z``."""
     log_prior = program.prior_dist(x).logits                      # (B, K), normalised
     shared_scores = (torch.rand(masked.shape, generator=generator, device=x.device)
                      if order == "random" else None)
     best_score = torch.full(log_prior.shape[:1], float("-inf"), dtype=torch.float64,
                             device=x.device)
     best_candidate, best_reveal = x, torch.zeros_like(masked)
+    best_z = torch.zeros(log_prior.shape[:1], dtype=torch.long, device=x.device)
+    best_log_prob = torch.zeros(masked.shape, dtype=torch.float64, device=x.device)
     for k in range(log_prior.shape[-1]):
         z = torch.full(log_prior.shape[:1], k, dtype=torch.long, device=x.device)
         log_probs = denoise(x, z).double().log_softmax(-1)
@@ -246,11 +368,13 @@ def _joint_mode_step(program, denoise, x, masked, count, order, generator=None):
         best_score = torch.where(better, score, best_score)
         best_candidate = torch.where(better.unsqueeze(-1), candidate, best_candidate)
         best_reveal = torch.where(better.unsqueeze(-1), reveal, best_reveal)
-    return best_candidate, best_reveal
+        best_z = torch.where(better, z, best_z)
+        best_log_prob = torch.where(better.unsqueeze(-1), top_log_prob, best_log_prob)
+    return best_candidate, best_reveal, best_z, best_log_prob
 
 
 def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
-                    generator=None, cache: bool = True, on_reveal=None) -> tuple[torch.Tensor, int]:
+                    generator=None, cache: bool = True, on_reveal=None) -> tuple[Decoded, int]:
     """Block-by-block decoding: block ``b`` is filled in its share of the ``nfe`` calls
     (:func:`nfe_per_block`, at least one per block), conditioned on the decoded earlier blocks.
     ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
@@ -258,7 +382,8 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
     ``q(z_b | x0_hat, mask)``. With ``cache`` a call runs the network on block ``b``'s noisy
     tokens only, attending to the kept keys and values of the clean blocks before it (each
     computed once, when its block is decoded), instead of on the whole ``[x ; x]``. Called by
-    :func:`generate`, which validates the arguments; returns ``(samples, calls)`` like it."""
+    :func:`decode`, after :func:`generate` validates the arguments; returns ``(Decoded, calls)``
+    (its ``path_log_prob`` summed over the blocks, its ``z`` the last block's)."""
     net = program.cfg.net
     if z_strategy == "prior":
         raise ValueError("z strategy 'prior' is for priors p(z | xt) without blocks; in block "
@@ -269,18 +394,20 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
     mask_id, x = program.mask_id, x.clone()
     blk = block_of(net.seq_len, net.block_size, x.device)
     used, past = 0, None
+    path, z = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device), None
     for b, calls in enumerate(nfe_per_block(nfe, net.num_blocks)):
         masked = (x == mask_id) & (blk == b)
         steps = min(calls, int(masked.sum(-1).max()))
         # logits(x, z) reads x as the clean copy too: only its blocks < b are attended to
         denoise = partial(_cached_block_logits, program, b, past) if cache else None
-        x = decode_steps(program, x, masked, steps, order=order, fill=fill,
-                         z_strategy=z_strategy, generator=generator, denoise=denoise,
-                         on_reveal=on_reveal)
+        x, block_path, z = decode_steps(program, x, masked, steps, order=order, fill=fill,
+                                        z_strategy=z_strategy, generator=generator,
+                                        denoise=denoise, on_reveal=on_reveal)
+        path += block_path
         used += steps
         if cache and b + 1 < net.num_blocks:
             past = program.denoiser.extend_past(x[:, blk == b], b, past)
-    return x, used
+    return Decoded(x, path, z), used
 
 
 def _cached_block_logits(program, block: int, past, x: torch.Tensor, z) -> torch.Tensor:

@@ -225,12 +225,14 @@ def _read_cache(path: Path, cfg):
 
 def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: str = "sample",
                  z_strategy: str = "fixed", generator=None, batch_size: int = 500,
-                 return_calls: bool = False, solutions: torch.Tensor | None = None):
+                 return_calls: bool = False, solutions: torch.Tensor | None = None,
+                 **selection):
     """Fill the blanks (mask tokens) of ``puzzles`` (B, 81) with the model in ``nfe`` denoiser calls
     per puzzle, ``batch_size`` puzzles at a time; clues are never changed (``generate`` keeps every
     given token). With ``return_calls`` also the call that filled each cell ``(B, 81)``, from 0
     (-1 for clues): the input of :func:`failure_kinds`. ``solutions`` (B, 81): read only by the
-    diagnostic z strategy ``oracle``."""
+    diagnostic z strategy ``oracle``. ``selection``: ``candidates``, ``select`` and
+    ``check_groups`` of :func:`vmd_pyro.sampling.generate` (several decodes, one kept)."""
     device = next(program.parameters()).device
     out, calls = [], []
     chunks = puzzles.split(batch_size)
@@ -244,7 +246,7 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
         out.append(generate(program, chunk.to(device), nfe=nfe, order=order, fill=fill,
                             z_strategy=z_strategy, generator=generator,
                             reference=None if answer is None else answer.to(device),
-                            on_reveal=record if return_calls else None)[0].cpu())
+                            on_reveal=record if return_calls else None, **selection)[0].cpu())
         calls.append(call)
     return (torch.cat(out), torch.cat(calls)) if return_calls else torch.cat(out)
 
