@@ -33,7 +33,7 @@ from vmd_pyro import bounds, cli, distributed
 from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, resolve_device,
                                  training_step_flops, write_json)
 from vmd_pyro.registry import PRIORS
-from vmd_pyro.sampling import EVERY_Z, FILLS, ORDERS, Z_STRATEGIES
+from vmd_pyro.sampling import EVERY_Z, FILLS, ORDERS, SELECTIONS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
                                    model_processes, run_models)
@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "network run per value of z; needs argmax; enumerate: one decode per "
                         "value of a discrete z, held fixed, keeping the one whose own draws are "
                         "most probable) (default fixed)")
+    g.add_argument("--candidates", type=int, default=1, metavar="N",
+                   help="decode every sequence N times in one batch and keep the one --select "
+                        "scores highest (default 1; --z-strategy enumerate: the values of z)")
+    g.add_argument("--select", default="path", choices=SELECTIONS,
+                   help="how one of several decodes is kept, by the model alone: path (the "
+                        "log-probability of its own draws) or pseudo-likelihood (its filled "
+                        "positions masked again in --check-groups random groups, each scored "
+                        "given the rest) (default path)")
+    g.add_argument("--check-groups", type=int, default=5, metavar="G",
+                   help="groups of --select pseudo-likelihood, one pass each (default 5)")
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,
@@ -114,6 +124,14 @@ def check_args(args, parser):
             and not PRIORS[args.prior].depends_on_xt):  # else sampling refuses it after training
         parser.error(f"--z-strategy prior needs a prior that depends on xt (e.g. conditional); "
                      f"prior {args.prior!r} does not: use resample")
+    for name in ("candidates", "check_groups"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.select == "pseudo-likelihood" and args.block_size:
+        parser.error("--select pseudo-likelihood is for models without blocks (no --block-size)")
+    if args.z_strategy == "enumerate" and args.candidates > 1:
+        parser.error("--z-strategy enumerate makes the values of z the candidates: leave "
+                     "--candidates at 1")
     if args.num_samples is not None and args.num_samples < 1:
         parser.error("--num-samples must be >= 1")
     if args.iw_samples < 0:

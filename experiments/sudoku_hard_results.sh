@@ -80,6 +80,12 @@
 #                   5 10), --failures; files
 #                   $OUT/select/, two seeds side by side, then $OUT/select/report/ beside the
 #                   committed single decodes (z fixed, argmax) and oracles
+#   select-test     session 17, not part of "all": the same on the 1,000-puzzle 30-40-clue test
+#                   split of run.py --task sudoku (data seed 0), written as a file by
+#                   `sudoku.py generate --seed 1 --shared-seed-stream` (the split's own stream) and
+#                   checked against the cached split; NFE 5 with pseudo-likelihood, beside single
+#                   decodes (VMD z fixed, MDM argmax at NFE 5 and 6); files $OUT/select/test_*,
+#                   then $OUT/select/report_test/
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -374,4 +380,30 @@ if [[ $STAGE == select ]]; then
       "$HERE/warm/failures_warm-mdm-steps5$S-top-prob-margin"_nfe*.json \
       --out-dir "$OUT/select/report${S:-_seed0}"
   done
+fi
+if [[ $STAGE == select-test ]]; then
+  mkdir -p "$OUT/select"
+  SPLIT=$OUT/select/test_data0.txt
+  [[ -f $SPLIT ]] || python experiments/sudoku.py generate --count 1000 --clues 30 40 --seed 1 \
+    --shared-seed-stream --out "$SPLIT"
+  python experiments/sudoku.py check --puzzles "$SPLIT" --data-seeds 0 --data-cache "${DATA_CACHE:-data_cache}" \
+    --json "$OUT/select/test_check.json"
+  for S in "" -seed1; do
+    for V in warm-exact8 warm-exact8feat; do
+      CKPT=$HERE/warm/$V-film-steps5$S-top-prob-margin.pt
+      python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
+        --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_single_$V$S.json"
+      python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
+        --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe 5 \
+        --json "$OUT/select/test_enumerate-pseudo-likelihood_$V$S.json"
+    done
+    CKPT=$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt
+    python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
+      --puzzles "$SPLIT" --nfe 5 6 --json "$OUT/select/test_single_warm-mdm${S}_nfe{nfe}.json"
+    python experiments/sudoku.py solve --checkpoint "$CKPT" --fill sample --candidates 8 \
+      --select pseudo-likelihood --threads 1 --puzzles "$SPLIT" --nfe 5 \
+      --json "$OUT/select/test_candidates8-pseudo-likelihood_warm-mdm$S.json"
+  done
+  python experiments/sudoku_solve_report.py "$OUT"/select/test_{single,enumerate,candidates}*.json \
+    --out-dir "$OUT/select/report_test"
 fi

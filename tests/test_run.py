@@ -117,6 +117,11 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--prior", "mog", "--z-strategy", "map"], "--z-strategy map .* needs a discrete prior"),
     (["--prior", "discrete", "--z-strategy", "map"], "--z-strategy map needs --fill argmax"),
     (["--prior", "mog", "--z-strategy", "enumerate"], "--z-strategy enumerate .* needs a discrete"),
+    (["--prior", "discrete", "--z-strategy", "enumerate", "--candidates", "2"], "leave --candidates"),
+    (["--candidates", "0"], "--candidates must be >= 1"),
+    (["--check-groups", "0"], "--check-groups must be >= 1"),
+    (["--select", "pseudo-likelihood", "--arch", "transformer", "--block-size", "2"],
+     "--select pseudo-likelihood is for models without blocks"),
     (["--prior", "discrete", "--z-strategy", "enumerate", "--arch", "transformer",
       "--block-size", "2"], "--z-strategy enumerate is for models without blocks"),
     (["--model-processes", "0"], "--model-processes must be >= 1"),
@@ -171,3 +176,18 @@ def test_results_go_to_a_run_folder_by_default(tmp_path, monkeypatch, capsys):
     assert written, "the run does not say where its results are"
     record = json.loads((tmp_path / written.group(1)).read_text())
     assert (record["model"], record["dataset"], record["threads"]) == ("mdm", "pair-skewed", 1)
+
+
+def test_a_run_decodes_with_several_candidates_and_records_how_one_was_kept(tmp_path):
+    """run.py passes --z-strategy enumerate / --select / --check-groups to the sampler and names
+    them in every row; a VMD whose z takes 3 values decodes 3 candidates per sequence."""
+    run = load_script("run")
+    out = tmp_path / "r.json"
+    assert run.main(["--dataset", "quad-d1", "--model", "vmd", "--prior", "discrete",
+                     "--components", "3", "--nfe", "2", "--fill", "argmax",
+                     "--z-strategy", "enumerate", "--select", "pseudo-likelihood",
+                     "--check-groups", "2", "--out", str(out), *TINY]) == 0
+    record = json.loads(out.read_text())
+    assert (record["z_strategy"], record["candidates"], record["select"],
+            record["check_groups"]) == ("enumerate", 1, "pseudo-likelihood", 2)
+    assert 0.0 <= record["accuracy"] <= 1.0 and record["nfe_used"] == 2

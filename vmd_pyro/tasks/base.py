@@ -84,6 +84,13 @@ class Task:
         pyro.set_rng_seed(self.args.seed + 2)
         return torch.Generator(device=self.device).manual_seed(self.args.seed + 2)
 
+    def decoding(self) -> dict:
+        """The sampler's latent and selection options from the command line, as
+        :func:`vmd_pyro.sampling.generate` takes them: ``z_strategy``, ``candidates``, ``select``,
+        ``check_groups``."""
+        return {name: getattr(self.args, name)
+                for name in ("z_strategy", "candidates", "select", "check_groups")}
+
     def likelihood_bounds(self, program, x0, maskable, weights=None) -> list[dict]:
         """B_T and its importance-weighted form at every ``--bound-nfe`` (default: the evaluated
         NFEs), for each ``--bound-z`` generator of a VMD; for MDM also the exact ``-log p_T`` under

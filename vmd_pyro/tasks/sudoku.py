@@ -122,8 +122,7 @@ class Sudoku(Task):
 
         def monitor(program):
             filled = sudoku.fill_puzzles(program, self.val_puzzles, nfe=10, order="top-prob-margin",
-                                         fill=args.fill[0], z_strategy=args.z_strategy,
-                                         generator=generator)
+                                         fill=args.fill[0], generator=generator, **self.decoding())
             found = metrics.evaluate_bounds(program, self.val_sample, num_batches=1,
                                             batch_size=args.val_puzzles, generator=generator)
             return {**found, "val_solve_rate_nfe10_margin": sudoku.score(
@@ -162,14 +161,15 @@ class Sudoku(Task):
         for order, nfe in tqdm(settings, desc=f"evaluate {model} ({split})", disable=args.quiet,
                                leave=False):
             filled = sudoku.fill_puzzles(program, puzzles, nfe=nfe, order=order,
-                                         fill=args.fill[0], z_strategy=args.z_strategy,
-                                         generator=self.evaluation_generator())
+                                         fill=args.fill[0], generator=self.evaluation_generator(),
+                                         **self.decoding())
             rows.append({
                 **model_record(model, trained), "split": split, "order": order, "nfe": nfe,
                 **sudoku.score(puzzles, filled, solutions), "clue_range": list(clue_range),
                 **({"by_clues": sudoku.score_by_clues(puzzles, filled, solutions)}
                    if by_clues else {}),
-                "fill": args.fill[0], "z_strategy": args.z_strategy if program.has_latent else None})
+                "fill": args.fill[0], **self.decoding(),
+                "z_strategy": args.z_strategy if program.has_latent else None})
         return rows
 
     def notes(self, runs):

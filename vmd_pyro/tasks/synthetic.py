@@ -74,7 +74,7 @@ class Synthetic(Task):
         rows = [{**ev, **model_record(model, trained), "dataset": args.dataset,
                  "p": args.p if args.dataset == "pair-p" else None, **final,
                  "factorisation_limit": self.limit, "data_entropy_bits": self.entropy,
-                 "order": args.order[0], "z_strategy": args.z_strategy}
+                 "order": args.order[0], **self.decoding()}
                 for ev in self.generations(program)]
         attach_bounds(rows, found)
         return rows
@@ -93,7 +93,7 @@ class Synthetic(Task):
                     warnings.simplefilter("ignore")  # nfe clamping is recorded as nfe_used instead
                     x = all_masked(args.num_samples, data.seq_len, program.mask_id, self.device)
                     samples, used = generate(program, x, nfe=nfe, order=args.order[0], fill=fill,
-                                             z_strategy=args.z_strategy, generator=generator)
+                                             generator=generator, **self.decoding())
                 record = {"nfe": nfe, "nfe_used": used, "fill": fill,
                           "accuracy": metrics.accuracy(data, samples),
                           "kl_plugin": metrics.kl_plugin(data, samples), "_samples": samples.cpu()}

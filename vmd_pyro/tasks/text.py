@@ -88,8 +88,7 @@ class Text(Task):
                 samples, used = generate(program, all_masked(args.num_samples, data.seq_len,
                                                              program.mask_id, self.device),
                                          nfe=nfe, order=args.order[0], fill=args.fill[0],
-                                         z_strategy=args.z_strategy,
-                                         generator=self.evaluation_generator())
+                                         generator=self.evaluation_generator(), **self.decoding())
             samples = samples.cpu()
             texts = [text.decode(row) for row in samples.tolist()]
             rows.append({
@@ -102,7 +101,7 @@ class Text(Task):
                 "valid_char_entropy_bits": self.valid_entropy,
                 "word_validity": text.word_validity(samples, self.vocabulary),
                 "samples": texts[:max(8, args.show_samples)], "corpus_info": data.info,
-                "order": args.order[0], "fill": args.fill[0], "z_strategy": args.z_strategy})
+                "order": args.order[0], "fill": args.fill[0], **self.decoding()})
         attach_bounds(rows, found)
         for row in rows:  # per character, from B_T at the row's NFE
             if "nll_bound_bits" in row:
