@@ -68,6 +68,13 @@ def solved(result: dict, clues: str | None = None) -> str:
     return f"{k} / {n} ({100 * k / n:.1f}%)"
 
 
+def passes(result: dict | None) -> str:
+    """The denoiser passes per puzzle a file measured (``-`` if it did not)."""
+    if result is None or "network_passes_per_puzzle" not in result:
+        return "-"
+    return f"{result['network_passes_per_puzzle']['denoiser']:g}"
+
+
 def orders(rows: dict) -> str:
     """The decoding orders of the files, for the table and the plot's title."""
     return ", ".join(sorted({r["order"] for by_nfe in rows.values() for r in by_nfe.values()}))
@@ -86,6 +93,12 @@ def table(puzzle_file: str, rows: dict, sources: list[str]) -> str:
         for (name, fill, z), by_nfe in sorted(rows.items()):
             lines.append(f"| {name} | {fill} | {z} | " + " | ".join(
                 solved(by_nfe[n], clues) if n in by_nfe else "-" for n in nfes) + " |")
+        if clues is None:  # what each decoder spends, where its file measured it
+            lines += ["", "**Denoiser passes per puzzle** (measured, `network_passes_per_puzzle`; "
+                      "- where a file predates it)", "", head, rule]
+            for (name, fill, z), by_nfe in sorted(rows.items()):
+                lines.append(f"| {name} | {fill} | {z} | " + " | ".join(
+                    passes(by_nfe.get(n)) for n in nfes) + " |")
     commits = sorted({r.get("git_commit", "?") for by_nfe in rows.values() for r in by_nfe.values()})
     lines += ["", f"Orders: {orders(rows)}. Commits: {', '.join(commits)}.",
               f"Source: {len(sources)} files, " + ", ".join(sorted(Path(s).name for s in sources))

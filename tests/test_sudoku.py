@@ -549,6 +549,19 @@ def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_p
                         str(tmp_path / "out2")]) == 0
     text = (tmp_path / "out2" / "table.md").read_text()
     assert "| vmd | sample | fixed, z cut off | 2 / 7 (28.6%) | - |" in text
+    # several decodes with one kept are rows of their own, each with the passes it measured
+    many = {**cut, "z_strategy": "enumerate", "candidates": 1, "select": "pseudo-likelihood",
+            "network_passes_per_puzzle": {"denoiser": 80.0, "prior": 0.0, "guide": 0.0}}
+    (tmp_path / "many.json").write_text(json.dumps(many))
+    (tmp_path / "best8.json").write_text(json.dumps({**cut, "candidates": 8, "select": "path"}))
+    assert report.main([*files, str(tmp_path / "many.json"), str(tmp_path / "best8.json"),
+                        "--out-dir", str(tmp_path / "out3")]) == 0
+    text = (tmp_path / "out3" / "table.md").read_text()
+    assert "| vmd | sample | enumerate, kept by pseudo-likelihood | 2 / 7 (28.6%) | - |" in text
+    assert "| vmd | sample | fixed, 8 decodes kept by path | 2 / 7 (28.6%) | - |" in text
+    cost = text[text.index("**Denoiser passes per puzzle**"):text.index("**18 clues**")]
+    assert "| vmd | sample | enumerate, kept by pseudo-likelihood | 80 | - |" in cost
+    assert "| mdm | argmax | fixed | - | - |" in cost  # files without the key
     for bad in ([files[0], solve_json("o.json", "r/vmd.pt", 5, {"19": (0, 1)}, puzzles="other")],
                 [files[0], solve_json("again.json", "r/mdm.pt", 5, {"19": (0, 1)})],
                 [files[0], solve_json("fewer.json", "r/vmd.pt", 5, {"19": (0, 6)})]):
