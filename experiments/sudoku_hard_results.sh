@@ -83,9 +83,10 @@
 #   select-test     session 17, not part of "all": the same on the 1,000-puzzle 30-40-clue test
 #                   split of run.py --task sudoku (data seed 0), written as a file by
 #                   `sudoku.py generate --seed 1 --shared-seed-stream` (the split's own stream) and
-#                   checked against the cached split; NFE 5 with pseudo-likelihood, beside single
-#                   decodes (VMD z fixed, MDM argmax at NFE 5 and 6); files $OUT/select/test_*,
-#                   then $OUT/select/report_test/
+#                   checked against the cached split; NFE 5 with pseudo-likelihood (the K = 8
+#                   VMD without features also at NFE 10, 20 and 50), beside single decodes (VMD z
+#                   fixed, MDM argmax at NFE 5, 6, 10, 20 and 50); files $OUT/select/test_*,
+#                   then $OUT/select/report_test_seed0/ and report_test-seed1/
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -391,19 +392,26 @@ if [[ $STAGE == select-test ]]; then
   for S in "" -seed1; do
     for V in warm-exact8 warm-exact8feat; do
       CKPT=$HERE/warm/$V-film-steps5$S-top-prob-margin.pt
+      NFE=5
+      [[ $V == warm-exact8 ]] && NFE="5 10 20 50"
       python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
-        --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_single_$V$S.json"
+        --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_single_$V${S}_nfe{nfe}.json"
+      # shellcheck disable=SC2086
       python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
-        --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe 5 \
-        --json "$OUT/select/test_enumerate-pseudo-likelihood_$V$S.json"
+        --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe $NFE \
+        --json "$OUT/select/test_enumerate-pseudo-likelihood_$V${S}_nfe{nfe}.json"
     done
     CKPT=$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt
     python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
-      --puzzles "$SPLIT" --nfe 5 6 --json "$OUT/select/test_single_warm-mdm${S}_nfe{nfe}.json"
+      --puzzles "$SPLIT" --nfe 5 6 10 20 50 --json "$OUT/select/test_single_warm-mdm${S}_nfe{nfe}.json"
     python experiments/sudoku.py solve --checkpoint "$CKPT" --fill sample --candidates 8 \
       --select pseudo-likelihood --threads 1 --puzzles "$SPLIT" --nfe 5 \
-      --json "$OUT/select/test_candidates8-pseudo-likelihood_warm-mdm$S.json"
+      --json "$OUT/select/test_candidates8-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
   done
-  python experiments/sudoku_solve_report.py "$OUT"/select/test_{single,enumerate,candidates}*.json \
-    --out-dir "$OUT/select/report_test"
+  shopt -s nullglob  # not every decoder has files under every name of the pattern
+  for S in "" -seed1; do
+    python experiments/sudoku_solve_report.py "$OUT"/select/test_{single,enumerate,candidates}*_warm-{mdm,exact8,exact8feat}${S}_nfe*.json \
+      --out-dir "$OUT/select/report_test${S:-_seed0}"
+  done
+  shopt -u nullglob
 fi
