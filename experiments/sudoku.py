@@ -108,9 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent per step (map: the call's joint mode over a discrete z, one "
                         "network run per value of z; needs --fill argmax; enumerate: one decode "
                         "per value of a discrete z, held fixed, and --select keeps one; oracle: "
-                        "z redrawn "
-                        "every call from the guide given the solution, a ceiling that reads the "
-                        "answer and needs solutions in the file) (default fixed)")
+                        "z redrawn every call from the guide given the solution, a ceiling that "
+                        "reads the answer and needs solutions in the file) (default fixed)")
     s.add_argument("--candidates", type=int, default=1, metavar="N",
                    help="decode every puzzle N times in one batch and keep the grid --select "
                         "scores highest (default 1; with --z-strategy enumerate the values of z "
