@@ -81,9 +81,9 @@ class Synthetic(Task):
 
     def generations(self, program) -> list[dict]:
         """Accuracy and KL(p_data || p_model) for each NFE and fill, each from its own fresh
-        stream. For NFE = 1 with sampled tokens the KL is exact over sequences (given z, one step
-        is a product distribution); otherwise it is a plug-in estimate from the generated
-        samples."""
+        stream. For NFE = 1 with sampled tokens and one decode per sequence the KL is exact over
+        sequences (given z, one step is a product distribution); otherwise (also when one of several
+        candidates is kept) it is a plug-in estimate from the generated samples."""
         args, data = self.args, self.data
         results = []
         for fill in args.fill:
@@ -97,7 +97,11 @@ class Synthetic(Task):
                 record = {"nfe": nfe, "nfe_used": used, "fill": fill,
                           "accuracy": metrics.accuracy(data, samples),
                           "kl_plugin": metrics.kl_plugin(data, samples), "_samples": samples.cpu()}
-                if nfe == 1 and fill == "sample" and not program.block_size:
+                decoding = self.decoding()
+                one_decode = decoding["candidates"] == 1 and not (
+                    program.has_latent and decoding["z_strategy"] == "enumerate")
+                # the exact KL is the plain one-step generator's; a kept candidate is not its draw
+                if nfe == 1 and fill == "sample" and not program.block_size and one_decode:
                     probs = metrics.one_step_model_probs(program, data, z_samples=args.z_samples,
                                                          generator=generator)
                     record["kl"] = metrics.kl_from_probs(data.dense_probs(), probs)
