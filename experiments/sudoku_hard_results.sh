@@ -83,9 +83,9 @@
 #   select-test     session 17, not part of "all": the same on the 1,000-puzzle 30-40-clue test
 #                   split of run.py --task sudoku (data seed 0), written as a file by
 #                   `sudoku.py generate --seed 1 --shared-seed-stream` (the split's own stream) and
-#                   checked against the cached split; NFE 5 with pseudo-likelihood (the K = 8
-#                   VMD without features also at NFE 10, 20 and 50), beside single decodes (VMD z
-#                   fixed, MDM argmax at NFE 5, 6, 10, 20 and 50); files $OUT/select/test_*,
+#                   checked against the cached split; NFE 5, 10, 20 and 50 with pseudo-likelihood,
+#                   beside single decodes (VMD z fixed at NFE 5, MDM argmax at NFE 5, 6, 10, 20
+#                   and 50) and MDM's 8 sampled decodes at NFE 5; files $OUT/select/test_*,
 #                   then $OUT/select/report_test_seed0/ and report_test-seed1/
 set -euo pipefail
 HERE=results/sudoku_hard
@@ -392,13 +392,10 @@ if [[ $STAGE == select-test ]]; then
   for S in "" -seed1; do
     for V in warm-exact8 warm-exact8feat; do
       CKPT=$HERE/warm/$V-film-steps5$S-top-prob-margin.pt
-      NFE=5
-      [[ $V == warm-exact8 ]] && NFE="5 10 20 50"
       python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
         --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_single_$V${S}_nfe{nfe}.json"
-      # shellcheck disable=SC2086
       python experiments/sudoku.py solve --checkpoint "$CKPT" --fill argmax --threads 1 \
-        --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe $NFE \
+        --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe 5 10 20 50 \
         --json "$OUT/select/test_enumerate-pseudo-likelihood_$V${S}_nfe{nfe}.json"
     done
     CKPT=$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt
