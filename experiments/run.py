@@ -33,7 +33,7 @@ from vmd_pyro import bounds, cli, distributed
 from vmd_pyro.experiment import (choose_threads, markdown_table, provenance, resolve_device,
                                  training_step_flops, write_json)
 from vmd_pyro.registry import PRIORS
-from vmd_pyro.sampling import EVERY_Z, FILLS, ORDERS, SELECTIONS, Z_STRATEGIES
+from vmd_pyro.sampling import EVERY_Z, FILLS, ORDERS, Z_STRATEGIES
 from vmd_pyro.tasks import TASKS
 from vmd_pyro.tasks.runner import (add_program_arguments, check_checkpoints, check_program_args,
                                    model_processes, run_models)
@@ -65,18 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
                    help="latent per step (map: the call's joint mode over a discrete z, one "
                         "network run per value of z; needs argmax; enumerate: one decode per "
-                        "value of a discrete z, held fixed, keeping the one whose own draws are "
-                        "most probable) (default fixed)")
-    g.add_argument("--candidates", type=int, default=1, metavar="N",
-                   help="decode every sequence N times in one batch and keep the one --select "
-                        "scores highest (default 1; --z-strategy enumerate: the values of z)")
-    g.add_argument("--select", default="path", choices=SELECTIONS,
-                   help="how one of several decodes is kept, by the model alone: path (the "
-                        "log-probability of its own draws) or pseudo-likelihood (its filled "
-                        "positions masked again in --check-groups random groups, each scored "
-                        "given the rest) (default path)")
-    g.add_argument("--check-groups", type=int, default=5, metavar="G",
-                   help="groups of --select pseudo-likelihood, one pass each (default 5)")
+                        "value of a discrete z, held fixed, and --select keeps one) (default fixed)")
+    cli.add_selection_arguments(g)
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,

@@ -52,8 +52,7 @@ from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
 from vmd_pyro.experiment import provenance, resolve_device, write_json
 from vmd_pyro.masking import corrupt
-from vmd_pyro.sampling import (DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS, SELECTIONS,
-                               counting_passes)
+from vmd_pyro.sampling import DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS, counting_passes
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
 
@@ -110,17 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "per value of a discrete z, held fixed, and --select keeps one; oracle: "
                         "z redrawn every call from the guide given the solution, a ceiling that "
                         "reads the answer and needs solutions in the file) (default fixed)")
-    s.add_argument("--candidates", type=int, default=1, metavar="N",
-                   help="decode every puzzle N times in one batch and keep the grid --select "
-                        "scores highest (default 1; with --z-strategy enumerate the values of z "
-                        "are the candidates)")
-    s.add_argument("--select", default="path", choices=SELECTIONS,
-                   help="how one of several candidates is kept, by the model alone: path (the "
-                        "log-probability of the decode's own draws, free) or pseudo-likelihood "
-                        "(the filled cells masked again in --check-groups random groups, each "
-                        "scored given the rest: one pass per group and candidate) (default path)")
-    s.add_argument("--check-groups", type=int, default=5, metavar="G",
-                   help="groups of --select pseudo-likelihood (default 5)")
+    cli.add_selection_arguments(s, unit="puzzle")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from vmd_pyro.checkpoint import CheckpointWriteError
+from vmd_pyro.sampling import SELECTIONS
 from vmd_pyro.training import NonFiniteLoss
 
 EXIT_CODE = 2
@@ -50,3 +51,20 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
         return load()
     except (ValueError, KeyError, json.JSONDecodeError) as err:
         parser.error(str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}")
+
+
+def add_selection_arguments(parser, unit: str = "sequence") -> None:
+    """``--candidates``, ``--select`` and ``--check-groups``: several decodes of every ``unit``
+    (a sequence, a puzzle), one kept by the model (``vmd_pyro.sampling.generate``)."""
+    parser.add_argument("--candidates", type=int, default=1, metavar="N",
+                        help=f"decode every {unit} N times in one batch and keep the one --select "
+                             "scores highest (default 1; with --z-strategy enumerate the values "
+                             "of z are the candidates)")
+    parser.add_argument("--select", default="path", choices=SELECTIONS,
+                        help="how one of several decodes is kept, by the model alone: path (the "
+                             "log-probability of its own draws, free) or pseudo-likelihood (its "
+                             "filled positions masked again in --check-groups random groups, "
+                             "each scored given the rest: one pass per group and candidate) "
+                             "(default path)")
+    parser.add_argument("--check-groups", type=int, default=5, metavar="G",
+                        help="groups of --select pseudo-likelihood (default 5)")

@@ -191,7 +191,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
             and not program.block_size:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
                          f" prior {program.prior.name!r} does not: use 'resample'")
-    if candidates > 1 or (z_strategy == "enumerate" and program.has_latent):
+    if several_decodes(program, z_strategy, candidates):
         return best_candidate(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                               generator=generator, cache=cache, on_reveal=on_reveal,
                               reference=reference, candidates=candidates, select=select,
@@ -200,6 +200,12 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
                             generator=generator, cache=cache, on_reveal=on_reveal,
                             reference=reference)
     return decoded.x, calls
+
+
+def several_decodes(program, z_strategy: str, candidates: int) -> bool:
+    """Whether :func:`generate` decodes each row several times and keeps one (``candidates > 1``,
+    or ``enumerate`` over a latent): then a row is not a draw of the plain generator."""
+    return candidates > 1 or (z_strategy == "enumerate" and program.has_latent)
 
 
 def check_selection(program, candidates, select: str, check_groups) -> None:

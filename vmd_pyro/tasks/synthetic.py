@@ -8,7 +8,7 @@ import torch
 
 from vmd_pyro import metrics
 from vmd_pyro.datasets import synthetic
-from vmd_pyro.sampling import all_masked, generate
+from vmd_pyro.sampling import all_masked, generate, several_decodes
 from vmd_pyro.tasks.base import Task, attach_bounds, model_record, register_task
 
 
@@ -97,11 +97,9 @@ class Synthetic(Task):
                 record = {"nfe": nfe, "nfe_used": used, "fill": fill,
                           "accuracy": metrics.accuracy(data, samples),
                           "kl_plugin": metrics.kl_plugin(data, samples), "_samples": samples.cpu()}
-                decoding = self.decoding()
-                one_decode = decoding["candidates"] == 1 and not (
-                    program.has_latent and decoding["z_strategy"] == "enumerate")
                 # the exact KL is the plain one-step generator's; a kept candidate is not its draw
-                if nfe == 1 and fill == "sample" and not program.block_size and one_decode:
+                if nfe == 1 and fill == "sample" and not program.block_size \
+                        and not several_decodes(program, args.z_strategy, args.candidates):
                     probs = metrics.one_step_model_probs(program, data, z_samples=args.z_samples,
                                                          generator=generator)
                     record["kl"] = metrics.kl_from_probs(data.dense_probs(), probs)
