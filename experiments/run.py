@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent per step (map: the call's joint mode over a discrete z, one "
                         "network run per value of z; needs argmax; enumerate: one decode per "
                         "value of a discrete z, held fixed, and --select keeps one) (default fixed)")
-    cli.add_selection_arguments(g)
+    cli.add_decoding_arguments(g)
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")
     g.add_argument("--z-samples", type=int, default=2000,
@@ -117,6 +117,8 @@ def check_args(args, parser):
     for name in ("candidates", "check_groups"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be > 0, got {args.temperature}")
     if args.select == "pseudo-likelihood" and args.block_size:
         parser.error("--select pseudo-likelihood is for models without blocks (no --block-size)")
     if args.z_strategy == "enumerate" and args.candidates > 1:
@@ -137,6 +139,8 @@ def check_args(args, parser):
     if not task.several_fills and args.fill is not None and len(args.fill) > 1:
         parser.error(f"--task {args.task} takes one --fill value")
     task.fill_defaults(args)
+    if args.temperature != 1 and "sample" not in args.fill:
+        parser.error("--temperature is for --fill sample (argmax is its limit at 0)")
     if args.z_strategy in EVERY_Z and "vmd" in args.model:  # else sampling refuses it after training
         if PRIORS[args.prior].support != "discrete":
             parser.error(f"--z-strategy {args.z_strategy} tries every value of z and needs a "

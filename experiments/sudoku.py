@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "per value of a discrete z, held fixed, and --select keeps one; oracle: "
                         "z redrawn every call from the guide given the solution, a ceiling that "
                         "reads the answer and needs solutions in the file) (default fixed)")
-    cli.add_selection_arguments(s, unit="puzzle")
+    cli.add_decoding_arguments(s, unit="puzzle")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "
                         "call); where the solve rate does not move, the model does not use z")
@@ -198,6 +198,10 @@ def solve_command(args) -> int:
     if args.per_clue_count is not None and args.per_clue_count < 1:
         raise ValueError(f"--per-clue-count must be >= 1, got {args.per_clue_count}")
     clue_range = None if args.clues is None else sudoku.check_clue_range(args.clues)
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+    if args.temperature != 1 and args.fill != "sample":
+        raise ValueError("--temperature is for --fill sample (argmax is its limit at 0)")
     for name in ("out", "json"):
         path = getattr(args, name)
         if path and len(args.nfe) > 1 and "{nfe}" not in path:
@@ -234,12 +238,13 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
                                             generator=generator, batch_size=args.batch_size,
                                             return_calls=True, solutions=answers,
                                             candidates=args.candidates, select=args.select,
-                                            check_groups=args.check_groups)
+                                            check_groups=args.check_groups,
+                                            temperature=args.temperature)
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
               "candidates": args.candidates, "select": args.select,
-              "check_groups": args.check_groups,
+              "check_groups": args.check_groups, "temperature": args.temperature,
               "network_passes_per_puzzle": {net: n / len(tokens) for net, n in passes.items()},
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),

@@ -30,8 +30,9 @@ from sudoku_report import line_colours  # noqa: E402
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
     """``(puzzle file, {(checkpoint, fill, z strategy): {nfe: result}})``; a run with the z input
     cut off (``--without-latent``) is its own row, and so is each way of keeping one of several
-    decodes (``--candidates``, ``--z-strategy enumerate``, ``--select``). The files must name one puzzle file (a copy in
-    another folder counts as the same) and agree on its number of puzzles with each clue count
+    decodes (``--candidates``, ``--z-strategy enumerate``, ``--select``) and each
+    ``--temperature``. The files must name one puzzle file (a copy in another folder counts as
+    the same) and agree on its number of puzzles with each clue count
     (a file may hold only some clue counts, ``sudoku.py solve --clues``)."""
     rows: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
     puzzle_files, sizes = set(), defaultdict(set)
@@ -46,7 +47,9 @@ def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[in
         if result.get("candidates", 1) > 1 or result["z_strategy"] == "enumerate":
             several = "" if result["z_strategy"] == "enumerate" else f"{result['candidates']} decodes"
             z += f", {several + ' ' if several else ''}kept by {result['select']}"
-        key = (Path(result["checkpoint"]).stem, result["fill"], z)
+        fill = result["fill"] + (f" T={result['temperature']:g}"
+                                 if result.get("temperature", 1) != 1 else "")
+        key = (Path(result["checkpoint"]).stem, fill, z)
         if result["nfe"] in rows[key]:
             raise ValueError(f"two files for {key} at NFE {result['nfe']} (one is {path})")
         rows[key][result["nfe"]] = result

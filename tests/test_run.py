@@ -124,6 +124,8 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
      "--select pseudo-likelihood is for models without blocks"),
     (["--prior", "discrete", "--z-strategy", "enumerate", "--arch", "transformer",
       "--block-size", "2"], "--z-strategy enumerate is for models without blocks"),
+    (["--temperature", "0"], "--temperature must be > 0"),
+    (["--fill", "argmax", "--temperature", "0.5"], "--temperature is for --fill sample"),
     (["--model-processes", "0"], "--model-processes must be >= 1"),
     (["--init-denoiser", "/nonexistent.pt", "--model", "vmd"], "does not exist"),
     (["--init-denoiser", "/tmp/m.pt", "--checkpoint", "/tmp/m.pt"], "give one of them"),
@@ -193,3 +195,19 @@ def test_a_run_decodes_with_several_candidates_and_records_how_one_was_kept(tmp_
     assert 0.0 <= record["accuracy"] <= 1.0 and record["nfe_used"] == 1
     # the exact one-step KL describes one draw of the generator, not the kept candidate
     assert record["kl_estimator"].startswith("plug-in") and record["kl"] == record["kl_plugin"]
+
+
+def test_a_tempered_run_records_its_temperature_and_takes_the_plug_in_kl(tmp_path):
+    """The exact one-step KL is the model's distribution at temperature 1; tempered draws are not
+    draws of it."""
+    run = load_script("run")
+    rows = {}
+    for temperature in ("1", "0.5"):
+        out = tmp_path / f"t{temperature}.json"
+        assert run.main(["--dataset", "quad-d1", "--model", "mdm", "--nfe", "1", "--fill",
+                         "sample", "--temperature", temperature, "--out", str(out), *TINY]) == 0
+        rows[temperature] = json.loads(out.read_text())
+    assert rows["1"]["temperature"] == 1.0 and rows["0.5"]["temperature"] == 0.5
+    assert rows["1"]["kl_estimator"].startswith("exact")
+    assert rows["0.5"]["kl_estimator"].startswith("plug-in")
+    assert rows["0.5"]["kl"] == rows["0.5"]["kl_plugin"]

@@ -443,6 +443,11 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     sudoku.write_puzzles(tmp_path / "bare.txt", puzzles)
     assert main(["solve", "--checkpoint", str(ckpt), "--puzzles", str(tmp_path / "bare.txt"),
                  "--z-strategy", "oracle"]) == 2
+    # tempered sampled tokens are recorded; argmax has no temperature
+    assert main(solve + ["--temperature", "0.5", "--json", str(tmp_path / "cold.json")]) == 0
+    assert json.loads((tmp_path / "cold.json").read_text())["temperature"] == 0.5
+    assert main(solve + ["--fill", "argmax", "--temperature", "0.5"]) == 2
+    assert main(solve + ["--temperature", "0"]) == 2
     # a selection by clue count
     assert main(solve + ["--clues", "36", "39", "--json", str(tmp_path / "picked.json")]) == 0
     picked = json.loads((tmp_path / "picked.json").read_text())
@@ -554,11 +559,14 @@ def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_p
             "network_passes_per_puzzle": {"denoiser": 80.0, "prior": 0.0, "guide": 0.0}}
     (tmp_path / "many.json").write_text(json.dumps(many))
     (tmp_path / "best8.json").write_text(json.dumps({**cut, "candidates": 8, "select": "path"}))
+    (tmp_path / "cold8.json").write_text(json.dumps({**cut, "candidates": 8, "select": "path",
+                                                     "temperature": 0.5}))
     assert report.main([*files, str(tmp_path / "many.json"), str(tmp_path / "best8.json"),
-                        "--out-dir", str(tmp_path / "out3")]) == 0
+                        str(tmp_path / "cold8.json"), "--out-dir", str(tmp_path / "out3")]) == 0
     text = (tmp_path / "out3" / "table.md").read_text()
     assert "| vmd | sample | enumerate, kept by pseudo-likelihood | 2 / 7 (28.6%) | - |" in text
     assert "| vmd | sample | fixed, 8 decodes kept by path | 2 / 7 (28.6%) | - |" in text
+    assert "| vmd | sample T=0.5 | fixed, 8 decodes kept by path | 2 / 7 (28.6%) | - |" in text
     cost = text[text.index("**Denoiser passes per puzzle**"):text.index("**18 clues**")]
     assert "| vmd | sample | enumerate, kept by pseudo-likelihood | 80 | - |" in cost
     assert "| mdm | argmax | fixed | - | - |" in cost  # files without the key

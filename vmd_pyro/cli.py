@@ -53,9 +53,14 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
         parser.error(str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}")
 
 
-def add_selection_arguments(parser, unit: str = "sequence") -> None:
-    """``--candidates``, ``--select`` and ``--check-groups``: several decodes of every ``unit``
-    (a sequence, a puzzle), one kept by the model (``vmd_pyro.sampling.generate``)."""
+def add_decoding_arguments(parser, unit: str = "sequence") -> None:
+    """``--temperature`` of sampled tokens, and ``--candidates``, ``--select`` and
+    ``--check-groups``: several decodes of every ``unit`` (a sequence, a puzzle), one kept by the
+    model (``vmd_pyro.sampling.generate``)."""
+    parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
+                        help="with --fill sample: draw each token from softmax(logits / T); "
+                             "below 1 the draws lie nearer the argmax but still differ between "
+                             "candidates (default 1: the model's own distribution)")
     parser.add_argument("--candidates", type=int, default=1, metavar="N",
                         help=f"decode every {unit} N times in one batch and keep the one --select "
                              "scores highest (default 1; with --z-strategy enumerate the values "

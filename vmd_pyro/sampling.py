@@ -4,7 +4,8 @@ Per step (docs/method.md, "Sampling"):
 
 1. get ``p(x0^i | xt, z)`` for every position from one denoiser call;
 2. draw a candidate token for each masked position (``argmax``, or a sample with float64 Gumbel
-   noise: float32 noise lowers the effective temperature);
+   noise: float32 noise lowers the effective temperature; ``temperature`` below 1 samples from
+   ``softmax(logits / temperature)``, sharper, between a sample and the argmax);
 3. reveal ``ceil(remaining / steps_left)`` masked positions per sequence, chosen by ``order``:
    ``random`` (vanilla), ``top-prob`` (largest max-probability) or ``top-prob-margin`` (largest gap
    between the two most likely tokens).
@@ -146,7 +147,7 @@ class Decoded(NamedTuple):
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
              reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
-             check_groups: int = 5) -> tuple[torch.Tensor, int]:
+             check_groups: int = 5, temperature: float = 1.0) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
@@ -156,6 +157,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     every row, read by z strategy ``oracle`` only. ``candidates``, ``select`` and
     ``check_groups``: decode each row several times and keep one (module docstring;
     ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded).
+    ``temperature``: fill ``sample`` draws each token from ``softmax(logits / temperature)``
+    (argmax ignores it: it is the limit at 0); the order's confidence scores and the path's
+    log-probability stay the model's own.
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -169,6 +173,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; choose from {', '.join(FILLS)}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     if z_strategy not in DIAGNOSTIC_Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
                          f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
@@ -195,10 +202,10 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         return best_candidate(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                               generator=generator, cache=cache, on_reveal=on_reveal,
                               reference=reference, candidates=candidates, select=select,
-                              check_groups=check_groups)
+                              check_groups=check_groups, temperature=temperature)
     decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                             generator=generator, cache=cache, on_reveal=on_reveal,
-                            reference=reference)
+                            reference=reference, temperature=temperature)
     return decoded.x, calls
 
 
@@ -223,13 +230,13 @@ def check_selection(program, candidates, select: str, check_groups) -> None:
 
 def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
            generator=None, cache: bool = True, on_reveal=None, reference=None,
-           z=None) -> tuple[Decoded, int]:
+           z=None, temperature: float = 1.0) -> tuple[Decoded, int]:
     """One decode of every row of ``x`` (arguments validated by :func:`generate`): ``(Decoded,
     calls)``. ``z``: the latent of the first call (default: drawn from the prior)."""
     if program.block_size:
         return generate_blocks(program, x, nfe=nfe, order=order, fill=fill,
                                z_strategy=z_strategy, generator=generator, cache=cache,
-                               on_reveal=on_reveal)
+                               on_reveal=on_reveal, temperature=temperature)
     x = x.clone()
     masked = x == program.mask_id
     max_masked = int(masked.sum(-1).max()) if x.numel() else 0
@@ -239,7 +246,8 @@ def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strat
         warnings.warn(f"nfe={nfe} exceeds the {max_masked} masked positions; using nfe={max_masked}")
         nfe = max_masked
     return decode_steps(program, x, masked, nfe, order=order, fill=fill, z_strategy=z_strategy,
-                        generator=generator, on_reveal=on_reveal, reference=reference, z=z), nfe
+                        generator=generator, on_reveal=on_reveal, reference=reference, z=z,
+                        temperature=temperature), nfe
 
 
 def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
@@ -311,7 +319,7 @@ def check_reference(program, x: torch.Tensor, reference) -> None:
 
 def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, order: str,
                  fill: str, z_strategy: str, generator=None, denoise=None,
-                 on_reveal=None, reference=None, z=None) -> Decoded:
+                 on_reveal=None, reference=None, z=None, temperature: float = 1.0) -> Decoded:
     """Fill the ``masked`` positions of ``x`` in ``steps`` denoiser calls (arguments already
     validated). ``z`` (default: drawn from the prior given ``x``) is the first call's, and then
     follows ``z_strategy``. ``denoise(x, z)``: the logits ``(B, L, V)``, of the masked positions
@@ -331,7 +339,8 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
         else:
             logits = denoise(x, z)
             probs = logits.double().softmax(-1)
-            candidate = gumbel_argmax(logits, generator) if fill == "sample" else logits.argmax(-1)
+            candidate = (gumbel_argmax(logits.double() / temperature, generator) if fill == "sample"
+                         else logits.argmax(-1))
             reveal = reveal_mask(position_scores(probs, order, generator), masked, count)
             log_prob = logits.double().log_softmax(-1).gather(-1, candidate.unsqueeze(-1))[..., 0]
         path += torch.where(reveal, log_prob, 0.0).sum(-1)
@@ -380,7 +389,8 @@ def _joint_mode_step(program, denoise, x, masked, count, order, generator=None):
 
 
 def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strategy: str,
-                    generator=None, cache: bool = True, on_reveal=None) -> tuple[Decoded, int]:
+                    generator=None, cache: bool = True, on_reveal=None,
+                    temperature: float = 1.0) -> tuple[Decoded, int]:
     """Block-by-block decoding: block ``b`` is filled in its share of the ``nfe`` calls
     (:func:`nfe_per_block`, at least one per block), conditioned on the decoded earlier blocks.
     ``z_b`` follows ``z_strategy`` inside the block: ``fixed`` draws it once from
@@ -408,7 +418,8 @@ def generate_blocks(program, x: torch.Tensor, *, nfe: int, order: str, fill: str
         denoise = partial(_cached_block_logits, program, b, past) if cache else None
         x, block_path, z = decode_steps(program, x, masked, steps, order=order, fill=fill,
                                         z_strategy=z_strategy, generator=generator,
-                                        denoise=denoise, on_reveal=on_reveal)
+                                        denoise=denoise, on_reveal=on_reveal,
+                                        temperature=temperature)
         path += block_path
         used += steps
         if cache and b + 1 < net.num_blocks:

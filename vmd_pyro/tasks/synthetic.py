@@ -97,8 +97,10 @@ class Synthetic(Task):
                 record = {"nfe": nfe, "nfe_used": used, "fill": fill,
                           "accuracy": metrics.accuracy(data, samples),
                           "kl_plugin": metrics.kl_plugin(data, samples), "_samples": samples.cpu()}
-                # the exact KL is the plain one-step generator's; a kept candidate is not its draw
+                # the exact KL is the plain one-step generator's at temperature 1; a kept
+                # candidate or a tempered draw is not a draw of it
                 if nfe == 1 and fill == "sample" and not program.block_size \
+                        and args.temperature == 1 \
                         and not several_decodes(program, args.z_strategy, args.candidates):
                     probs = metrics.one_step_model_probs(program, data, z_samples=args.z_samples,
                                                          generator=generator)
