@@ -87,6 +87,11 @@
 #                   beside single decodes (VMD z fixed at NFE 5, MDM argmax at NFE 5, 6, 10, 20
 #                   and 50) and MDM's 8 sampled decodes at NFE 5; files $OUT/select/test_*,
 #                   then $OUT/select/report_test_seed0/ and report_test-seed1/
+#   select-temperature  session 18, not part of "all": a stronger control of equal passes on the
+#                   test split of select-test: each MDM control (seeds 0-3) decodes 8 grids with
+#                   tokens sampled at temperature $TEMPS (default 0.25 0.5 0.75), kept by
+#                   pseudo-likelihood, NFE 5; files $OUT/select/test_candidates8-t<T>-*; the
+#                   temperature is chosen on the test split itself, which favours the control
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -411,4 +416,15 @@ if [[ $STAGE == select-test ]]; then
       --out-dir "$OUT/select/report_test${S:-_seed0}"
   done
   shopt -u nullglob
+fi
+if [[ $STAGE == select-temperature ]]; then
+  mkdir -p "$OUT/select"
+  for T in ${TEMPS:-0.25 0.5 0.75}; do
+    for S in "" -seed1 -seed2 -seed3; do
+      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
+        --fill sample --temperature "$T" --candidates 8 --select pseudo-likelihood --threads 1 \
+        --puzzles "$HERE/select/test_data0.txt" --nfe 5 \
+        --json "$OUT/select/test_candidates8-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
+    done
+  done
 fi
