@@ -92,6 +92,14 @@
 #                   tokens sampled at temperature $TEMPS (default 0.25 0.5 0.75), kept by
 #                   pseudo-likelihood, NFE 5; files $OUT/select/test_candidates8-t<T>-*; the
 #                   temperature is chosen on the test split itself, which favours the control
+#   select-wide     session 18, not part of "all": the same check with 16 guesses. The 16-valued
+#                   VMD $HERE/warm/warm-exact16-film-steps5-top-prob-margin.pt (the warm stage's
+#                   recipe with WARM_COMPONENTS=16, WARM_ORDER=top-prob-margin; trained by hand)
+#                   on the test split: one z fixed (NFE 5), every z checked (NFE $WIDE_NFE,
+#                   default 5 10), I(z; x); each MDM control (seeds 0-3) decodes 16 sampled grids at
+#                   temperature $WIDE_TEMPS (default 1), kept by the same check, NFE 5 (the same
+#                   passes); files $OUT/select/test_*16*; `select-wide vmd` or `select-wide mdm`
+#                   runs one half
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -425,6 +433,29 @@ if [[ $STAGE == select-temperature ]]; then
         --fill sample --temperature "$T" --candidates 8 --select pseudo-likelihood --threads 1 \
         --puzzles "$HERE/select/test_data0.txt" --nfe 5 \
         --json "$OUT/select/test_candidates8-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
+    done
+  done
+fi
+if [[ $STAGE == select-wide ]]; then
+  mkdir -p "$OUT/select"
+  SPLIT=$HERE/select/test_data0.txt
+  V=warm-exact16-film-steps5-top-prob-margin
+  if [[ -z $ONLY || $ONLY == vmd ]]; then
+    python experiments/sudoku.py solve --checkpoint "$HERE/warm/$V.pt" --fill argmax --threads 1 \
+      --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_single_warm-exact16_nfe{nfe}.json"
+    python experiments/sudoku.py solve --checkpoint "$HERE/warm/$V.pt" --fill argmax --threads 1 \
+      --z-strategy enumerate --select pseudo-likelihood --puzzles "$SPLIT" --nfe ${WIDE_NFE:-5 10} \
+      --json "$OUT/select/test_enumerate-pseudo-likelihood_warm-exact16_nfe{nfe}.json"
+    python experiments/sudoku.py latent --checkpoint "$HERE/warm/$V.pt" --puzzles "$SPLIT" \
+      --json "$OUT/select/test_latent_$V.json"
+  fi
+  [[ -n $ONLY && $ONLY != mdm ]] && exit 0
+  for T in ${WIDE_TEMPS:-1}; do
+    for S in "" -seed1 -seed2 -seed3; do
+      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
+        --fill sample --temperature "$T" --candidates 16 --select pseudo-likelihood --threads 1 \
+        --puzzles "$SPLIT" --nfe 5 \
+        --json "$OUT/select/test_candidates16-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
     done
   done
 fi
