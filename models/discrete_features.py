@@ -20,8 +20,9 @@ class DenoiserFeaturePrior(DiscretePrior):
     it measures how much of ``z`` the denoiser's computation can predict. It extends
     ``discrete`` (the same ``pi`` and embedding of ``z``) with ``g``'s last layer at zero, so it
     starts as that prior, and a trained ``discrete`` VMD can be given it with ``--init-denoiser``
-    and ``--train-only prior.head``. Costs one ``z``-free pass of the denoiser per evaluation.
-    Transformer denoisers without blocks.
+    and ``--train-only prior.head``. Costs one ``z``-free pass of the denoiser per new input: a
+    training step asks for ``p(z | xt)`` twice (the model's prior and the exact guide's), and
+    the second time reuses the first's features. Transformer denoisers without blocks.
     """
 
     name = "discrete-features"
@@ -36,6 +37,7 @@ class DenoiserFeaturePrior(DiscretePrior):
         self.width = net.hidden
         self.head = None
         self._denoiser = ()
+        self._last = None  # (denoiser state, xt, features) of the last pass
 
     def read_from(self, denoiser):
         self._denoiser = (denoiser,)  # a tuple: not registered as a submodule of the prior
@@ -47,6 +49,20 @@ class DenoiserFeaturePrior(DiscretePrior):
     def distribution(self, xt, masked):
         if self.head is None:
             raise RuntimeError("prior 'discrete-features' has no denoiser to read (read_from)")
+        return dist.Categorical(logits=self.logits + self.head(self._features(xt)).mean(-2))
+
+    def _features(self, xt):
+        """The denoiser's z-free features of ``xt`` (B, L, H), computed again only when the input
+        or the denoiser (its mode, or any parameter changed in place, as an optimiser step does)
+        differs from the last call's."""
+        denoiser = self._denoiser[0]
+        state = (denoiser.training, tuple(p._version for p in denoiser.parameters()))
+        if self._last is not None:
+            last_state, last_xt, features = self._last
+            if last_state == state and last_xt.shape == xt.shape \
+                    and last_xt.device == xt.device and torch.equal(last_xt, xt):
+                return features
         with torch.no_grad():
-            features = self._denoiser[0].trunk(xt)                            # (B, L, H)
-        return dist.Categorical(logits=self.logits + self.head(features).mean(-2))
+            features = denoiser.trunk(xt)
+        self._last = (state, xt.clone(), features)
+        return features

@@ -246,6 +246,31 @@ def test_with_everything_else_fixed_the_elbo_fits_the_feature_prior_to_the_exact
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_discrete_features_prior_reads_the_denoiser_once_per_training_step():
+    """The model's prior and the exact guide ask for p(z | xt) of equal inputs: one z-free pass
+    serves both, the loss is the one computed without reuse, and a changed denoiser (an
+    optimiser step) or input is read afresh."""
+    program = features_program()
+    torch.nn.init.normal_(program.prior.head[-1].weight)
+    batch = make_batch(program)
+    reads = []
+    # a pass is z-free when the trunk gets the tokens alone (the likelihood's get z's embedding)
+    program.denoiser.trunk.register_forward_hook(lambda m, inputs, out: reads.append(len(inputs) == 1))
+    elbo = program.make_elbo()
+    loss = elbo.differentiable_loss(program.model, program.guide, batch)
+    assert reads.count(True) == 1
+    program.prior._last = None                        # the same loss without reuse
+    torch.testing.assert_close(elbo.differentiable_loss(program.model, program.guide, batch), loss)
+    optimiser = torch.optim.SGD(program.denoiser.parameters(), lr=0.1)
+    loss.backward()
+    optimiser.step()
+    before = reads.count(True)
+    elbo.differentiable_loss(program.model, program.guide, batch)
+    assert reads.count(True) == before + 1  # new weights: read once again
+    program.prior_dist(batch.xt[:1])
+    assert reads.count(True) == before + 2  # a new input too
+
+
 def test_discrete_features_prior_refuses_what_it_cannot_read():
     with pytest.raises(ValueError, match="transformer"):
         tiny_program(prior="discrete-features", guide="exact", components=4)
