@@ -100,6 +100,10 @@
 #                   temperature $WIDE_TEMPS (default 1), kept by the same check, NFE 5 (the same
 #                   passes); files $OUT/select/test_*16*; `select-wide vmd` or `select-wide mdm`
 #                   runs one half
+#   select-width    session 18, not part of "all": more widths for the same comparison on the test
+#                   split, NFE 5: the 4-valued VMDs of session 13 (`discrete`, `discrete-conditional`,
+#                   seeds 0 and 1) with every z checked, and each MDM control of $WIDTH_SEEDS
+#                   (default 0 1) with $WIDTHS (default 4 32) sampled grids, checked
 set -euo pipefail
 HERE=results/sudoku_hard
 OUT=${OUT:-$HERE}
@@ -456,6 +460,27 @@ if [[ $STAGE == select-wide ]]; then
         --fill sample --temperature "$T" --candidates 16 --select pseudo-likelihood --threads 1 \
         --puzzles "$SPLIT" --nfe 5 \
         --json "$OUT/select/test_candidates16-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
+    done
+  done
+fi
+if [[ $STAGE == select-width ]]; then
+  mkdir -p "$OUT/select"
+  SPLIT=$HERE/select/test_data0.txt
+  for S in "" -seed1; do
+    for V in warm-exact4 warm-exact4cond; do
+      python experiments/sudoku.py solve --checkpoint "$HERE/warm/$V-film-steps5$S-top-prob-margin.pt" \
+        --fill argmax --threads 1 --z-strategy enumerate --select pseudo-likelihood \
+        --puzzles "$SPLIT" --nfe 5 --json "$OUT/select/test_enumerate-pseudo-likelihood_$V${S}_nfe{nfe}.json"
+    done
+  done
+  for N in ${WIDTHS:-4 32}; do
+    for SEED in ${WIDTH_SEEDS:-0 1}; do
+      S=-seed$SEED
+      [[ $SEED == 0 ]] && S=""
+      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
+        --fill sample --candidates "$N" --select pseudo-likelihood --threads 1 \
+        --puzzles "$SPLIT" --nfe 5 \
+        --json "$OUT/select/test_candidates$N-t1-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
     done
   done
 fi
