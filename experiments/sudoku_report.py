@@ -126,6 +126,16 @@ def value_range(numbers) -> str:
     return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
 
 
+def save_with_legend_below(fig, ax, path, fontsize: int = 7, offset: float = -0.2) -> None:
+    """Legend under the axes (with a dozen lines, a legend inside hides the points it names),
+    a light grid, and the figure saved and closed."""
+    ax.legend(fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, offset), ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def line_colours(count: int) -> list:
     """One colour per line: the default cycle's 10, or 20 distinct ones past 10 lines (the
     default cycle would repeat its colours)."""

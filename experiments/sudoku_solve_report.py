@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sudoku_report import line_colours  # noqa: E402
+from sudoku_report import line_colours, save_with_legend_below  # noqa: E402
 
 
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
@@ -123,12 +123,7 @@ def plot(rows: dict, path: Path) -> None:
     ax.set_ylabel("solve rate (%)")
     ax.set_title(f"Sudoku solve rate, order {orders(rows)} (table.md); argmax solid, sampled "
                  "dashed", fontsize=10)
-    # below the axes: with a dozen lines a legend inside hides the points it names
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_with_legend_below(fig, ax, path)
 
 
 def main(argv=None) -> int:

@@ -578,6 +578,37 @@ def test_solve_report_counts_solved_puzzles_per_decoder_nfe_and_clue_count(tmp_p
         assert err.value.code == 2
 
 
+def test_cost_report_puts_each_file_at_the_passes_it_measured(tmp_path):
+    report = load_script("sudoku_cost_report")
+
+    def write(name, passes, rate, puzzles="runs/test.txt", **fields):
+        result = {"puzzles": puzzles, "checkpoint": f"r/{name}.pt", "nfe": 5, "fill": "argmax",
+                  "z_strategy": "fixed", "solve_rate": rate,
+                  "network_passes_per_puzzle": {"denoiser": passes, "prior": 0.0, "guide": 0.0},
+                  **fields}
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+        return str(tmp_path / f"{name}.json")
+
+    mdm = [write("m1", 5.0, 0.72), write("m8", 80.0, 0.761, fill="sample", candidates=8,
+                                        select="pseudo-likelihood", temperature=0.75)]
+    vmd = [write("v8", 80.0, 0.857, z_strategy="enumerate", select="pseudo-likelihood")]
+    assert report.main(["--out-dir", str(tmp_path / "out"), "--series", "MDM", *mdm,
+                        "--series", "VMD", *vmd]) == 0
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| MDM | m1 | NFE 5, argmax, z fixed | 5 | - | 72.0% | `m1.json` |" in text
+    assert ("| MDM | m8 | NFE 5, sample T=0.75, 8 kept by pseudo-likelihood | 80 | - | 76.1% |"
+            in text)
+    assert "| VMD | v8 | NFE 5, argmax, every z kept by pseudo-likelihood | 80 | - | 85.7% |" in text
+    assert (tmp_path / "out" / "cost.png").stat().st_size > 0
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"puzzles": "runs/test.txt", "solve_rate": 0.5}))
+    for bad in (["--series", "MDM", *mdm, "--series", "other", write("o", 5.0, 0.1, puzzles="x")],
+                ["--series", "MDM", str(old)], ["--series", "empty"]):
+        with pytest.raises(SystemExit) as err:
+            report.main(["--out-dir", str(tmp_path / "bad"), *bad])
+        assert err.value.code == 2
+
+
 def test_oracle_report_gives_each_vmd_its_gaps_to_the_control(tmp_path):
     report = load_script("sudoku_oracle_report")
 
