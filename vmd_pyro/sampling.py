@@ -4,8 +4,9 @@ Per step (docs/method.md, "Sampling"):
 
 1. get ``p(x0^i | xt, z)`` for every position from one denoiser call;
 2. draw a candidate token for each masked position (``argmax``, or a sample with float64 Gumbel
-   noise: float32 noise lowers the effective temperature; ``temperature`` below 1 samples from
-   ``softmax(logits / temperature)``, sharper, between a sample and the argmax);
+   noise: float32 noise lowers the effective temperature; ``temperature`` samples from
+   ``softmax(logits / temperature)``: below 1 sharper, between a sample and the argmax, above 1
+   flatter);
 3. reveal ``ceil(remaining / steps_left)`` masked positions per sequence, chosen by ``order``:
    ``random`` (vanilla), ``top-prob`` (largest max-probability) or ``top-prob-margin`` (largest gap
    between the two most likely tokens).
