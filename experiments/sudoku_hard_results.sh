@@ -113,6 +113,14 @@ STEPS=${STEPS:-4000}
 COMMON=(--task sudoku --clues 30 40 --test-puzzles 1000 --val-puzzles 200 --seed 0 --threads 1
         --order top-prob-margin --nfe 5 10 20 50)
 FEW=(--test-clues 17 29 --per-clue-count 100 --search-grids 1000 --search-moves 200)
+# session 18's MDM controls: the control of seed suffix $1 ("" or -seed<N>) decodes the test split
+# of select-test as $2 sampled grids at temperature $3, one kept by pseudo-likelihood, NFE 5
+mdm_checked_grids() {
+  python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$1-top-prob-margin.pt" \
+    --fill sample --temperature "$3" --candidates "$2" --select pseudo-likelihood --threads 1 \
+    --puzzles "$HERE/select/test_data0.txt" --nfe 5 \
+    --json "$OUT/select/test_candidates$2-t$3-pseudo-likelihood_warm-mdm$1_nfe{nfe}.json"
+}
 declare -A COMMITTED=([mdm]="--model mdm" [gaussian]="--model vmd --prior gaussian"
                       [conditional]="--model vmd --prior conditional"
                       [gaussian-free]="--model vmd --prior gaussian --free-nats 2")
@@ -432,12 +440,7 @@ fi
 if [[ $STAGE == select-temperature ]]; then
   mkdir -p "$OUT/select"
   for T in ${TEMPS:-0.25 0.5 0.75}; do
-    for S in "" -seed1 -seed2 -seed3; do
-      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
-        --fill sample --temperature "$T" --candidates 8 --select pseudo-likelihood --threads 1 \
-        --puzzles "$HERE/select/test_data0.txt" --nfe 5 \
-        --json "$OUT/select/test_candidates8-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
-    done
+    for S in "" -seed1 -seed2 -seed3; do mdm_checked_grids "$S" 8 "$T"; done
   done
 fi
 if [[ $STAGE == select-wide ]]; then
@@ -455,12 +458,7 @@ if [[ $STAGE == select-wide ]]; then
   fi
   [[ -n $ONLY && $ONLY != mdm ]] && exit 0
   for T in ${WIDE_TEMPS:-1}; do
-    for S in "" -seed1 -seed2 -seed3; do
-      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
-        --fill sample --temperature "$T" --candidates 16 --select pseudo-likelihood --threads 1 \
-        --puzzles "$SPLIT" --nfe 5 \
-        --json "$OUT/select/test_candidates16-t$T-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
-    done
+    for S in "" -seed1 -seed2 -seed3; do mdm_checked_grids "$S" 16 "$T"; done
   done
 fi
 if [[ $STAGE == select-width ]]; then
@@ -477,10 +475,7 @@ if [[ $STAGE == select-width ]]; then
     for SEED in ${WIDTH_SEEDS:-0 1}; do
       S=-seed$SEED
       [[ $SEED == 0 ]] && S=""
-      python experiments/sudoku.py solve --checkpoint "$HERE/warm/warm-mdm-steps5$S-top-prob-margin.pt" \
-        --fill sample --candidates "$N" --select pseudo-likelihood --threads 1 \
-        --puzzles "$SPLIT" --nfe 5 \
-        --json "$OUT/select/test_candidates$N-t1-pseudo-likelihood_warm-mdm${S}_nfe{nfe}.json"
+      mdm_checked_grids "$S" "$N" 1
     done
   done
 fi

@@ -126,6 +126,12 @@ def value_range(numbers) -> str:
     return str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
 
 
+def fill_label(result: dict) -> str:
+    """A solve file's fill, with its temperature where it is not 1 (``sample T=0.75``)."""
+    temperature = result.get("temperature", 1)
+    return result["fill"] + (f" T={temperature:g}" if temperature != 1 else "")
+
+
 def save_with_legend_below(fig, ax, path, fontsize: int = 7, offset: float = -0.2) -> None:
     """Legend under the axes (with a dozen lines, a legend inside hides the points it names),
     a light grid, and the figure saved and closed."""

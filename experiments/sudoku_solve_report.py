@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sudoku_report import line_colours, save_with_legend_below  # noqa: E402
+from sudoku_report import fill_label, line_colours, save_with_legend_below  # noqa: E402
 
 
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
@@ -47,9 +47,7 @@ def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[in
         if result.get("candidates", 1) > 1 or result["z_strategy"] == "enumerate":
             several = "" if result["z_strategy"] == "enumerate" else f"{result['candidates']} decodes"
             z += f", {several + ' ' if several else ''}kept by {result['select']}"
-        fill = result["fill"] + (f" T={result['temperature']:g}"
-                                 if result.get("temperature", 1) != 1 else "")
-        key = (Path(result["checkpoint"]).stem, fill, z)
+        key = (Path(result["checkpoint"]).stem, fill_label(result), z)
         if result["nfe"] in rows[key]:
             raise ValueError(f"two files for {key} at NFE {result['nfe']} (one is {path})")
         rows[key][result["nfe"]] = result
