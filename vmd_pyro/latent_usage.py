@@ -1,7 +1,8 @@
 """How much does a trained VMD use its latent? Cheap measures from the guide alone (no MCMC):
 
 * held-out pairs ``(x0, xt)`` at fixed mask rates (:func:`held_out_pairs`);
-* ``KL(q(z | x0, xt) || p(z | xt))`` per latent coordinate (:func:`kl_to_prior_per_dim`);
+* ``KL(q(z | x0, xt) || p(z | xt))`` per latent coordinate (:func:`guides_and_kl`), the guide
+  read a few hundred examples at a time (an exact guide runs the denoiser once per value of z);
 * active units (Burda et al. 2016) and the mutual information ``I(z; x)`` under the aggregate
   posterior, per mask rate (:func:`latent_usage`);
 * the denoiser with its ``z`` input cut off (:func:`without_latent`), to decode with and compare.
@@ -55,14 +56,31 @@ def coordinate_marginals(d):
     raise ValueError(f"no coordinate marginals for {type(d).__name__}")
 
 
-@torch.no_grad()
-def kl_to_prior_per_dim(program, batch: DiffusionBatch, num_draws: int = 256, generator=None):
-    """``KL(q(z_d | x0, xt) || p(z_d | xt))`` per example and latent coordinate, shape ``(B, D)``:
-    analytic when both marginals are Normal, a Monte Carlo average over ``num_draws`` guide draws
-    otherwise (mixture prior). A discrete ``z`` has one coordinate: the exact KL, shape ``(B, 1)``."""
-    q = program.guide_dist(batch.x0, batch.masked)
-    p = program.prior_dist(batch.xt)
-    if program.prior.support == "discrete":
+# Examples per guide evaluation. An exact guide runs the denoiser once per value of z and example,
+# so 1,000 Sudoku puzzles x 5 mask rates x 16 values at once need more than 23 GB.
+ROWS = 256
+
+
+def guide_rows(parts, index=slice(None)):
+    """One guide distribution, batch shape ``(B,)``, made of the rows ``index`` of the guide
+    distributions ``parts`` stacked in order. Guides are categorical or diagonal Normal."""
+    if all(isinstance(q, dist.Categorical) for q in parts):
+        return dist.Categorical(logits=torch.cat([q.logits for q in parts])[index])
+    if all(isinstance(q, dist.Independent) and isinstance(q.base_dist, dist.Normal) for q in parts):
+        loc = torch.cat([q.base_dist.loc for q in parts])[index]
+        scale = torch.cat([q.base_dist.scale for q in parts])[index]
+        return dist.Normal(loc, scale).to_event(1)
+    raise TypeError(f"cannot stack guide distributions {sorted({type(q).__name__ for q in parts})}")
+
+
+def _chunks(batch: DiffusionBatch, rows: int):
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    return (batch.select(slice(start, start + rows)) for start in range(0, len(batch), rows))
+
+
+def _kl_per_dim(q, p, discrete: bool, num_draws: int, generator):
+    if discrete:
         return torch.distributions.kl_divergence(q, p).unsqueeze(-1)
     q1, p1 = coordinate_marginals(q), coordinate_marginals(p)
     if isinstance(p1, dist.Normal):
@@ -72,11 +90,32 @@ def kl_to_prior_per_dim(program, batch: DiffusionBatch, num_draws: int = 256, ge
 
 
 @torch.no_grad()
-def posterior_means(program, batch: DiffusionBatch) -> torch.Tensor:
+def guides_and_kl(program, batch: DiffusionBatch, num_draws: int = 256, generator=None,
+                  rows: int = ROWS):
+    """The guide ``q(z | x0, xt)`` of ``batch``, ``rows`` examples at a time (a list of
+    distributions, one per chunk: :func:`guide_rows` stacks them), and
+    ``KL(q(z_d | x0, xt) || p(z_d | xt))`` per example and latent coordinate, shape ``(B, D)``:
+    analytic when both marginals are Normal, a Monte Carlo average over ``num_draws`` guide draws
+    otherwise (mixture prior). A discrete ``z`` has one coordinate: the exact KL, shape ``(B, 1)``."""
+    discrete = program.prior.support == "discrete"
+    parts, kl = [], []
+    for sub in _chunks(batch, rows):
+        q = program.guide_dist(sub.x0, sub.masked)
+        parts.append(q)
+        kl.append(_kl_per_dim(q, program.prior_dist(sub.xt), discrete, num_draws, generator))
+    return parts, torch.cat(kl)
+
+
+def _means(q, discrete: bool):
+    return q.probs if discrete else q.mean
+
+
+@torch.no_grad()
+def posterior_means(program, batch: DiffusionBatch, rows: int = ROWS) -> torch.Tensor:
     """``E_q[z]`` per example, ``(B, D)``; for a discrete ``z`` the probability table ``(B, K)``
-    (the mean of its one-hot code)."""
-    q = program.guide_dist(batch.x0, batch.masked)
-    return q.probs if program.prior.support == "discrete" else q.mean
+    (the mean of its one-hot code). ``rows`` examples per guide evaluation."""
+    parts = [program.guide_dist(sub.x0, sub.masked) for sub in _chunks(batch, rows)]
+    return _means(guide_rows(parts), program.prior.support == "discrete")
 
 
 @torch.no_grad()
@@ -97,28 +136,30 @@ def mutual_information(q, num_draws: int = 64, generator=None) -> float:
     return total / num_draws
 
 
-def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, generator=None) -> dict:
+def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, generator=None,
+                 rows: int = ROWS) -> dict:
     """KL to the prior per latent coordinate, active units (Burda et al. 2016: coordinate ``d`` is
     active when ``Cov_x(E_q[z_d]) > threshold``) and ``I(z; x)``, for the whole batch and per mask
-    rate. For a discrete ``z`` the "units" are the ``K`` values (activity of ``q(z = k)``)."""
-    kl = kl_to_prior_per_dim(program, batch, generator=generator)
+    rate. For a discrete ``z`` the "units" are the ``K`` values (activity of ``q(z = k)``). The
+    guide reads ``rows`` examples at a time; the result does not depend on ``rows`` (but for the
+    Monte Carlo KL of a mixture prior, whose draws do)."""
+    parts, kl = guides_and_kl(program, batch, generator=generator, rows=rows)
     discrete = program.prior.support == "discrete"
-    # the estimator kl_to_prior_per_dim chose, named from the same test it made
+    # the estimator guides_and_kl chose, named from the same test it made
     normal_prior = not discrete and isinstance(
-        coordinate_marginals(program.prior_dist(batch.xt)), dist.Normal)
-    means = posterior_means(program, batch)
+        coordinate_marginals(program.prior_dist(batch.xt[:1])), dist.Normal)
+    means = _means(guide_rows(parts), discrete)
     rates = sorted(set(batch.t.tolist()))
     per_rate = []
     for t in rates:
         idx = batch.t == t
-        sub = batch.select(idx)
         activity = means[idx].var(0)
         per_rate.append({"mask_rate": t, "kl_per_dim": kl[idx].mean(0).tolist(),
                          "kl_total": float(kl[idx].sum(-1).mean()),
                          "activity": activity.tolist(),
                          "active_units": int((activity > threshold).sum()),
-                         "mutual_information": mutual_information(
-                             program.guide_dist(sub.x0, sub.masked), generator=generator)})
+                         "mutual_information": mutual_information(guide_rows(parts, idx),
+                                                                  generator=generator)})
     activity = means.var(0)
     return {"kl_per_dim": kl.mean(0).tolist(), "kl_total": float(kl.sum(-1).mean()),
             "activity": activity.tolist(), "active_units": int((activity > threshold).sum()),
