@@ -232,6 +232,7 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
     generator = torch.Generator(device=device).manual_seed(args.seed)
     start = time.perf_counter()
     answers = reference if args.z_strategy == ORACLE else None
+    offered = []  # every candidate grid, when several are decoded and one kept
     with counting_passes(program) as passes:  # what this decoder costs, whatever its z strategy
         filled, calls = sudoku.fill_puzzles(program, tokens, nfe=nfe, order=args.order,
                                             fill=args.fill, z_strategy=args.z_strategy,
@@ -239,7 +240,8 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
                                             return_calls=True, solutions=answers,
                                             candidates=args.candidates, select=args.select,
                                             check_groups=args.check_groups,
-                                            temperature=args.temperature)
+                                            temperature=args.temperature,
+                                            on_candidates=lambda grids: offered.append(grids.cpu()))
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
@@ -249,6 +251,8 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}
+    if offered:
+        result["candidates_offered"] = sudoku.candidate_coverage(tokens, torch.cat(offered))
     if args.failures:
         result["failures"] = sudoku.failure_kinds(tokens, filled, calls, reference)
     if args.out:
@@ -259,6 +263,10 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
           f"{result['solve_rate']:.4f}" + (f", cell accuracy {result['cell_accuracy']:.4f}"
                                            if "cell_accuracy" in result else "")
           + f" ({seconds:.1f} s)")
+    if offered:
+        c = result["candidates_offered"]
+        print(f"  {c['distinct_candidates']:.1f} different grids per puzzle; at least one solves "
+              f"{c['any_candidate_solves']:.4f} of the puzzles (what a perfect check would keep)")
     if args.failures:
         f = result["failures"]
         print(f"{f['failed']} unsolved: {f['with_same_call_conflict']} with a clash inside one call "

@@ -349,10 +349,11 @@ def test_enumerate_keeps_the_value_of_z_whose_decode_is_most_probable():
     x = torch.randint(0, 3, (24, 6), generator=g)
     x = torch.where(torch.rand(24, 6, generator=g) < 0.5, program.mask_id, x)
     x[:, :3] = program.mask_id  # at least three blanks a row
-    nfe, heard = 3, []
+    nfe, heard, offered = 3, [], []
     out, used = generate(program, x, nfe=nfe, order="top-prob-margin", fill="argmax",
                          z_strategy="enumerate",
-                         on_reveal=lambda call, reveal: heard.append(reveal))
+                         on_reveal=lambda call, reveal: heard.append(reveal),
+                         on_candidates=offered.append)
     given = x != program.mask_id
     assert used == nfe and (out != program.mask_id).all() and torch.equal(out[given], x[given])
     candidates = candidate_decodes(program, x, nfe, "top-prob-margin")
@@ -364,6 +365,9 @@ def test_enumerate_keeps_the_value_of_z_whose_decode_is_most_probable():
         tokens, _, reveals = candidates[int(best[row])]
         assert torch.equal(out[row], tokens[row]), row
         assert all(torch.equal(h[row], r[row]) for h, r in zip(heard, reveals)), row
+    # on_candidates hears every value's decode, in the order of the values
+    assert len(offered) == 1 and offered[0].shape == (24, 4, 6)
+    assert torch.equal(offered[0], torch.stack([tokens for tokens, _, _ in candidates], 1))
 
 
 def test_pseudo_log_likelihood_scores_each_filled_position_given_all_the_others():

@@ -448,6 +448,13 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert json.loads((tmp_path / "cold.json").read_text())["temperature"] == 0.5
     assert main(solve + ["--fill", "argmax", "--temperature", "0.5"]) == 2
     assert main(solve + ["--temperature", "0"]) == 2
+    # several decodes: what they offered the check is recorded, the kept grid among them
+    assert main(solve + ["--candidates", "3", "--json", str(tmp_path / "three.json")]) == 0
+    three = json.loads((tmp_path / "three.json").read_text())
+    offered = three["candidates_offered"]
+    assert 1 <= offered["distinct_candidates"] <= 3
+    assert three["solve_rate"] <= offered["any_candidate_solves"] <= 1
+    assert "candidates_offered" not in multi[0]  # one decode offers no choice
     # a selection by clue count
     assert main(solve + ["--clues", "36", "39", "--json", str(tmp_path / "picked.json")]) == 0
     picked = json.loads((tmp_path / "picked.json").read_text())
@@ -455,6 +462,25 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert 0 < picked["num_puzzles"] == len(inside) < len(puzzles)
     assert sorted(picked["by_clues"]) == sorted(str(c) for c in inside)
     assert not (tmp_path / "one.json").exists()
+
+
+def test_candidate_coverage_counts_valid_and_different_grids():
+    """Two puzzles, three candidates each: the first offers the solution twice and a broken grid,
+    the second a valid grid that changes a clue and the broken grid, so no valid answer."""
+    solution = sudoku.to_tokens([BASE])
+    puzzle = solution.clone()
+    puzzle[0, :20] = sudoku.MASK_ID
+    broken = solution.clone()
+    broken[0, [0, 1]] = broken[0, [1, 0]]  # two blanks swapped: rows still fine, columns not
+    moved = sudoku.to_tokens(sudoku.random_symmetry(torch.tensor([BASE]),
+                                                    torch.Generator().manual_seed(0)))
+    assert sudoku.valid_solutions(sudoku.to_digits(moved)).all()
+    assert not sudoku.solved(puzzle, moved).any() and not sudoku.solved(puzzle, broken).any()
+    candidates = torch.stack([torch.cat([solution, broken, solution]),
+                              torch.cat([moved, broken, broken])])
+    coverage = sudoku.candidate_coverage(puzzle.repeat(2, 1), candidates)
+    assert coverage == {"any_candidate_solves": 0.5, "solving_candidates": 1.0,
+                        "distinct_candidates": 2.0}
 
 
 def test_failure_kinds_tell_clashes_inside_one_call_from_clashes_in_sight():

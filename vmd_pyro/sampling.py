@@ -148,7 +148,8 @@ class Decoded(NamedTuple):
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
              reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
-             check_groups: int = 5, temperature: float = 1.0) -> tuple[torch.Tensor, int]:
+             check_groups: int = 5, temperature: float = 1.0,
+             on_candidates=None) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
@@ -157,7 +158,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     counts from 0 (in block models, from 0 inside each block). ``reference``: the true ``x0`` of
     every row, read by z strategy ``oracle`` only. ``candidates``, ``select`` and
     ``check_groups``: decode each row several times and keep one (module docstring;
-    ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded).
+    ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded;
+    ``on_candidates(grids)``, if given, is told every candidate, ``(B, candidates, L)``, before
+    one is kept: how many differ, and whether a better check could have found a better one).
     ``temperature``: fill ``sample`` draws each token from ``softmax(logits / temperature)``
     (argmax ignores it: it is the limit at 0); the order's confidence scores and the path's
     log-probability stay the model's own.
@@ -203,7 +206,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         return best_candidate(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                               generator=generator, cache=cache, on_reveal=on_reveal,
                               reference=reference, candidates=candidates, select=select,
-                              check_groups=check_groups, temperature=temperature)
+                              check_groups=check_groups, temperature=temperature,
+                              on_candidates=on_candidates)
     decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                             generator=generator, cache=cache, on_reveal=on_reveal,
                             reference=reference, temperature=temperature)
@@ -253,7 +257,7 @@ def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strat
 
 def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
                    z_strategy: str, generator=None, on_reveal=None, reference=None,
-                   **decode_args) -> tuple[torch.Tensor, int]:
+                   on_candidates=None, **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
     held fixed) in one batch and keep, per row, the candidate that ``select`` scores highest (module
     docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
@@ -270,6 +274,8 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
                             lambda call, reveal: heard.append((call, reveal)),
                             reference=None if reference is None else
                             reference.repeat_interleave(candidates, 0), z=z, **decode_args)
+    if on_candidates is not None:
+        on_candidates(decoded.x.view(batch, candidates, -1))
     score = (decoded.path_log_prob if select == "path" else
              pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator))
     if log_prior is not None:

@@ -301,6 +301,20 @@ def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor |
     return out
 
 
+def candidate_coverage(puzzles: torch.Tensor, candidates: torch.Tensor) -> dict:
+    """What the several decodes of each puzzle offered a check to choose from (``candidates``
+    (B, C, 81) token ids, from ``generate(..., on_candidates=...)``): ``any_candidate_solves``, the
+    share of puzzles with at least one valid grid among them (what a check that knew the rules
+    would solve: the ceiling of any selection), ``solving_candidates``, the mean number of valid
+    ones, and ``distinct_candidates``, the mean number of different grids per puzzle."""
+    batch, count = candidates.shape[:2]
+    ok = solved(puzzles.repeat_interleave(count, 0), candidates.flatten(0, 1)).view(batch, count)
+    distinct = torch.tensor([len(grids.unique(dim=0)) for grids in candidates], dtype=torch.float64)
+    return {"any_candidate_solves": float(ok.any(-1).double().mean()),
+            "solving_candidates": float(ok.double().sum(-1).mean()),
+            "distinct_candidates": float(distinct.mean()) if batch else 0.0}
+
+
 def score_by_clues(puzzles: torch.Tensor, filled: torch.Tensor,
                    solutions: torch.Tensor | None = None) -> dict[str, dict]:
     """:func:`score` for the puzzles of each clue count separately, keyed by the count (a string,
