@@ -265,7 +265,8 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
           + f" ({seconds:.1f} s)")
     if offered:
         c = result["candidates_offered"]
-        print(f"  {c['distinct_candidates']:.1f} different grids per puzzle; at least one solves "
+        print(f"  {c['distinct_candidates']:.1f} different grids per puzzle "
+              f"({c['distinct_wrong_candidates']:.1f} different wrong ones); at least one solves "
               f"{c['any_candidate_solves']:.4f} of the puzzles (what a perfect check would keep)")
     if args.failures:
         f = result["failures"]

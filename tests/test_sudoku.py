@@ -480,7 +480,7 @@ def test_candidate_coverage_counts_valid_and_different_grids():
                               torch.cat([moved, broken, broken])])
     coverage = sudoku.candidate_coverage(puzzle.repeat(2, 1), candidates)
     assert coverage == {"any_candidate_solves": 0.5, "solving_candidates": 1.0,
-                        "distinct_candidates": 2.0}
+                        "distinct_candidates": 2.0, "distinct_wrong_candidates": 1.5}
 
 
 def test_failure_kinds_tell_clashes_inside_one_call_from_clashes_in_sight():

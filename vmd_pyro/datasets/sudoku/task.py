@@ -306,13 +306,17 @@ def candidate_coverage(puzzles: torch.Tensor, candidates: torch.Tensor) -> dict:
     (B, C, 81) token ids, from ``generate(..., on_candidates=...)``): ``any_candidate_solves``, the
     share of puzzles with at least one valid grid among them (what a check that knew the rules
     would solve: the ceiling of any selection), ``solving_candidates``, the mean number of valid
-    ones, and ``distinct_candidates``, the mean number of different grids per puzzle."""
+    ones, ``distinct_candidates``, the mean number of different grids per puzzle, and
+    ``distinct_wrong_candidates``, of different invalid grids (the valid grids of a puzzle with
+    one solution are all the same grid, so repeats among the wrong ones are the wasted guesses)."""
     batch, count = candidates.shape[:2]
     ok = solved(puzzles.repeat_interleave(count, 0), candidates.flatten(0, 1)).view(batch, count)
-    distinct = torch.tensor([len(grids.unique(dim=0)) for grids in candidates], dtype=torch.float64)
+    distinct = torch.tensor([[len(grids.unique(dim=0)), len(grids[~valid].unique(dim=0))]
+                             for grids, valid in zip(candidates, ok)], dtype=torch.float64)
+    mean = distinct.mean(0) if batch else torch.zeros(2, dtype=torch.float64)
     return {"any_candidate_solves": float(ok.any(-1).double().mean()),
             "solving_candidates": float(ok.double().sum(-1).mean()),
-            "distinct_candidates": float(distinct.mean()) if batch else 0.0}
+            "distinct_candidates": float(mean[0]), "distinct_wrong_candidates": float(mean[1])}
 
 
 def score_by_clues(puzzles: torch.Tensor, filled: torch.Tensor,
