@@ -148,7 +148,8 @@ def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, genera
     # the estimator guides_and_kl chose, named from the same test it made
     normal_prior = not discrete and isinstance(
         coordinate_marginals(program.prior_dist(batch.xt[:1])), dist.Normal)
-    means = _means(guide_rows(parts), discrete)
+    q = guide_rows(parts)  # stacked once; each mask rate takes its rows from it
+    means = _means(q, discrete)
     rates = sorted(set(batch.t.tolist()))
     per_rate = []
     for t in rates:
@@ -158,7 +159,7 @@ def latent_usage(program, batch: DiffusionBatch, threshold: float = 0.01, genera
                          "kl_total": float(kl[idx].sum(-1).mean()),
                          "activity": activity.tolist(),
                          "active_units": int((activity > threshold).sum()),
-                         "mutual_information": mutual_information(guide_rows(parts, idx),
+                         "mutual_information": mutual_information(guide_rows([q], idx),
                                                                   generator=generator)})
     activity = means.var(0)
     return {"kl_per_dim": kl.mean(0).tolist(), "kl_total": float(kl.sum(-1).mean()),

@@ -19,7 +19,8 @@ from vmd_pyro.datasets.sudoku.task import (MASK_ID, PEERS, VOCAB, HardSplitConfi
                                            score_by_clues, solved, to_digits, to_tokens)
 
 __all__ = ["BOX", "COL", "MASK_ID", "PEERS", "ROW", "SIZE", "VOCAB", "HardSplitConfig",
-           "SudokuConfig", "SudokuTask", "add_clues", "candidate_coverage", "check_clue_range", "check_grid",
+           "SudokuConfig", "SudokuTask", "add_clues", "candidate_coverage", "check_clue_range",
+           "check_grid",
            "clue_counts", "count_solutions", "failure_kinds", "fill_puzzles", "generate_puzzles",
            "generate_puzzles_by_clue_count", "grid_string",
            "is_minimal", "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
