@@ -3,6 +3,7 @@ import torch
 import pyro.distributions as dist
 
 from guides.model_reading import ModelReadingGuide
+from vmd_pyro.masking import path_logits
 
 
 class ExactPosterior(ModelReadingGuide):
@@ -21,6 +22,7 @@ class ExactPosterior(ModelReadingGuide):
     name = "exact"
     support = "discrete"
     enumerate = True
+    reads_paths = True  # the posterior given every step of a path (objective ``paths``)
 
     def __init__(self, latent, net_cfg):
         super().__init__(net_cfg)
@@ -30,14 +32,17 @@ class ExactPosterior(ModelReadingGuide):
     def distribution(self, tokens, masked, clean=None):
         """``tokens`` with the flags ``masked``: ``x0`` (objective J) or ``x^(k+1)``, the step's
         reveals known and later ones still masked (objective ``steps``); the model reads the
-        masked positions as masked and scores those whose token ``tokens`` shows."""
+        masked positions as masked and scores those whose token ``tokens`` shows. With a step
+        axis, ``(B, T, L)`` (objective ``paths``), the likelihoods of all ``T`` steps multiply and
+        the prior reads the first step's input."""
         denoiser, prior = self.model_parts()
         xt = self.masked_input(tokens, masked)
         scored = masked & (tokens != self.mask_id)
         values = torch.arange(self.components, device=tokens.device)
         z = prior.decoder_input(values).unsqueeze(-2)                      # (K, 1, D)
-        logp = denoiser(xt, z).log_softmax(-1)                              # (K, B, L, V)
+        logp = path_logits(denoiser, xt, z).log_softmax(-1)                 # (K, B, [T,] L, V)
         index = torch.where(scored, tokens, torch.zeros_like(tokens)).unsqueeze(-1)
         loglik = (logp.gather(-1, index.expand(*logp.shape[:-1], 1)).squeeze(-1)
-                  * scored).sum(-1)                                         # (K, B)
-        return dist.Categorical(logits=prior.distribution(xt, masked).logits + loglik.T)
+                  * scored).flatten(2).sum(-1)                              # (K, B)
+        first = (xt[:, 0], masked[:, 0]) if xt.dim() == 3 else (xt, masked)
+        return dist.Categorical(logits=prior.distribution(*first).logits + loglik.T)

@@ -4,6 +4,7 @@ import pyro.distributions as dist
 from pyro import poutine
 
 from guides.amortized import latent_guide
+from vmd_pyro.masking import path_logits
 from vmd_pyro.registry import PAIRS, Pair, register
 
 
@@ -20,17 +21,21 @@ def vmd_model(batch, denoiser, prior, beta=1.0):
     applies the same scales. With a ``joint`` batch (``vmd_pyro.masking.corrupt``) and ``beta = 1``
     the loss is the original method's objective J; with a ``steps`` batch (``step_batch``: input
     ``x^(k)``, scored tokens ``R_k``, weight ``T``) it estimates the few-step bound ``B_T``
-    (docs/method.md). ``z`` is masked out of sequences with no scored token.
+    (docs/method.md). With a ``paths`` batch (``path_batch``: every step ``k`` of a sequence's
+    path, weight 1) one ``z``, drawn given the first call's input, serves all the steps: the bound
+    ``B_T`` of the sampler that holds ``z`` fixed. ``z`` is masked out of sequences with no scored
+    token.
     """
     pyro.module("denoiser", denoiser)
     pyro.module("prior", prior)
     with pyro.plate("data", len(batch)), poutine.scale(scale=batch.weight):
         with poutine.scale(scale=beta):
-            z = pyro.sample("z", prior.distribution(batch.xt, batch.masked)
+            z = pyro.sample("z", prior.distribution(*batch.first_call())
                             .mask(batch.latent_used()))
-        logits = denoiser(batch.xt, prior.decoder_input(z))
-        pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.scored).to_event(1),
-                    obs=batch.x0)
+        logits = path_logits(denoiser, batch.xt, prior.decoder_input(z))
+        pyro.sample("x0", dist.Categorical(logits=logits).mask(batch.scored)
+                    .to_event(batch.scored.dim() - 1),
+                    obs=batch.x0.unsqueeze(1).expand_as(batch.xt) if batch.path else batch.x0)
 
 
 register(PAIRS, "vmd", Pair(vmd_model, latent_guide))

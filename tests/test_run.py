@@ -132,6 +132,10 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--z-init-std", "-1"], "--z-init-std must be >= 0"),
     (["--prior", "gaussian", "--guide", "exact", "--model", "vmd"], "cannot match prior"),
     (["--model-processes", "2", "--device", "cuda"], "--model-processes above 1 is for --device cpu"),
+    (["--objective", "paths", "--model", "vmd", "--prior", "discrete"],
+     "--objective paths needs a guide that reads a whole path"),
+    (["--objective", "paths", "--model", "vmd", "--prior", "discrete", "--guide", "exact",
+      "--train-nfe", "1", "2"], "--objective paths trains one T"),
 ])
 def test_bad_input_gives_a_clear_error_without_traceback(args, message, capsys):
     # In-process (the subprocess tests above cover the real command line): argparse errors exit

@@ -71,6 +71,10 @@ class DiffusionBatch:
     The model scores the tokens at ``scored`` (``joint``: every masked position; ``steps``: the
     positions the step reveals) and the guide reads ``guide_tokens`` with the flags of ``masked``
     (``joint``: ``x0``; ``steps``: ``x^(k+1)``, the sequence after the step).
+
+    A *path* batch (:func:`path_batch`, objective ``paths``) holds every step of a sequence's path:
+    ``xt``, ``masked``, ``scored``, ``guide_tokens`` and ``t`` gain a step axis after the batch
+    axis, ``(B, T, L)``, and one ``z`` per sequence serves all ``T`` steps.
     """
 
     x0: torch.Tensor       # (B, L) clean tokens
@@ -90,6 +94,18 @@ class DiffusionBatch:
     def __len__(self) -> int:
         return self.x0.shape[0]
 
+    @property
+    def path(self) -> bool:
+        """Does the batch hold whole paths (a step axis, :func:`path_batch`)?"""
+        return self.xt.dim() > self.x0.dim()
+
+    def first_call(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(xt, masked)`` of the sampler's first call: what a prior ``p(z | xt)`` reads, once per
+        sequence (a path's ``z`` is drawn before its first step)."""
+        if self.path:
+            return self.xt[:, 0], self.masked[:, 0]
+        return self.xt, self.masked
+
     def select(self, index) -> "DiffusionBatch":
         """The examples ``index`` (a slice, bool mask or index tensor) of every field."""
         return DiffusionBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
@@ -101,7 +117,7 @@ class DiffusionBatch:
         so ``w(t) KL`` would otherwise grow without bound as ``t -> 0`` (docs/method.md)."""
         if block_size:
             return self.scored.unflatten(-1, (-1, block_size)).any(-1)
-        return self.scored.any(-1)
+        return self.scored.flatten(1).any(-1)
 
 
 def corrupt(x0: torch.Tensor, mask_id: int, *, maskable: torch.Tensor | None = None,
@@ -208,19 +224,72 @@ def step_batch(x0: torch.Tensor, mask_id: int, nfe_choices, *, maskable: torch.T
                           guide_tokens=torch.where(masked & ~scored, mask, x0))
 
 
-def _ordered_step(x0, mask_id, maskable, steps, step, order_scores):
-    """``(M_k, R_k)`` of step ``step`` (per row) of the ``steps``-call sampler that reveals, at every
-    step, the masked positions ``order_scores`` ranks highest, filling them with ``x0``'s tokens."""
+def _sampler_steps(x0, mask_id, maskable, steps, order_scores, num_steps):
+    """``(M_j, R_j)`` for ``j = 0 .. num_steps - 1`` of the ``steps``-call sampler (``steps``: a
+    number or one per row) that reveals, at every step, the masked positions ``order_scores`` ranks
+    highest, filling them with ``x0``'s tokens: one call of ``order_scores`` per step."""
     masked = maskable.clone()
-    at_step_masked, at_step_scored = masked.clone(), torch.zeros_like(masked)
-    for j in range(int(step.max()) + 1 if step.numel() else 0):
-        scores = order_scores(torch.where(masked, torch.full_like(x0, mask_id), x0))
+    for j in range(num_steps):
+        scores = order_scores(torch.where(masked, mask_id, x0))
         reveal = reveal_mask(scores, masked, reveal_count(masked.sum(-1), steps - j))
+        yield masked, reveal
+        masked = masked & ~reveal
+
+
+def _ordered_step(x0, mask_id, maskable, steps, step, order_scores):
+    """``(M_k, R_k)`` of step ``step`` (per row) of the ``steps``-call sampler in the order of
+    ``order_scores``."""
+    at_step_masked, at_step_scored = maskable.clone(), torch.zeros_like(maskable)
+    path = _sampler_steps(x0, mask_id, maskable, steps, order_scores,
+                          int(step.max()) + 1 if step.numel() else 0)
+    for j, (masked, reveal) in enumerate(path):
         here = (step == j).unsqueeze(-1)
         at_step_masked = torch.where(here, masked, at_step_masked)
         at_step_scored = torch.where(here, reveal, at_step_scored)
-        masked = masked & ~reveal
     return at_step_masked, at_step_scored
+
+
+def path_batch(x0: torch.Tensor, mask_id: int, nfe: int, *, maskable: torch.Tensor | None = None,
+               generator=None, order_scores=None) -> DiffusionBatch:
+    """Every step of the ``nfe``-call sampler's path to ``x0``, per sequence: the batch of the
+    ``paths`` objective, in which one ``z`` serves the whole path (the ``fixed`` z strategy of the
+    sampler and of ``vmd_pyro.bounds``).
+
+    Step ``k`` reads ``x^(k)`` (``M_k`` masked) and scores its reveals ``R_k``; the guide reads
+    ``x^(k+1)`` with the flags of ``M_k``, as in :func:`step_batch`, but all ``T`` steps at once, so
+    the loss is the bound ``B_T`` with ``z`` fixed (docs/method.md) and the exact posterior of ``z``
+    is the posterior given the whole path. Weight 1: every step is scored. In a uniformly random
+    order, or in the sampler's own (``order_scores``, one gradient-free call per step). Fields
+    as in :func:`step_batch` with a step axis: ``(B, T, L)``.
+    """
+    if nfe < 1:
+        raise ValueError(f"a path needs at least one call, got nfe={nfe}")
+    if maskable is None:
+        maskable = torch.ones_like(x0, dtype=torch.bool)
+    if order_scores is None:  # a uniform random order: one random priority per position
+        priority = torch.rand(x0.shape, generator=generator, device=x0.device)
+        order_scores = lambda xt: priority  # noqa: E731
+    steps = list(_sampler_steps(x0, mask_id, maskable, nfe, order_scores, nfe))
+    masked = torch.stack([m for m, _ in steps], 1)
+    scored = torch.stack([r for _, r in steps], 1)
+    clean = x0.unsqueeze(1).expand_as(masked)
+    num_maskable = maskable.sum(-1)
+    return DiffusionBatch(x0=x0, xt=torch.where(masked, mask_id, clean), masked=masked,
+                          weight=(num_maskable > 0).to(torch.get_default_dtype()),
+                          t=masked.sum(-1) / num_maskable.clamp_min(1).unsqueeze(-1),
+                          scored=scored, guide_tokens=torch.where(masked & ~scored, mask_id, clean))
+
+
+def path_logits(denoiser, xt: torch.Tensor, z_input: torch.Tensor) -> torch.Tensor:
+    """``denoiser(xt, z)`` for one call per sequence, ``xt (B, L)``, or for whole paths,
+    ``xt (B, T, L)``: the ``T`` calls of a sequence share its ``z`` (``(B, D)``, or ``(*K, 1, D)``
+    for every value of an enumerated ``z``). Returns ``(*K, B, L, V)`` or ``(*K, B, T, L, V)``."""
+    if xt.dim() == 2:
+        return denoiser(xt, z_input)
+    batch_size, num_steps = xt.shape[:2]
+    if z_input.shape[-2] != 1:
+        z_input = z_input.repeat_interleave(num_steps, dim=-2)
+    return denoiser(xt.flatten(0, 1), z_input).unflatten(-3, (batch_size, num_steps))
 
 
 def step_batch_blocks(x0: torch.Tensor, mask_id: int, block_size: int, nfe_choices, *,

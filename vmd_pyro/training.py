@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from vmd_pyro import distributed
 from vmd_pyro.checkpoint import (CheckpointWriteError, check_resumable, read_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
-from vmd_pyro.masking import DiffusionBatch
+from vmd_pyro.masking import DiffusionBatch, path_batch
 from vmd_pyro.sampling import ORDERS, sampler_scores
 
 
@@ -51,10 +51,12 @@ class TrainConfig:
     free_nats: float = 0.0         # KL free nats per sequence (0 = the ELBO); see free_nats_penalty
     # "joint": the original method's objective J (one forward-process draw per sequence, weight
     # w(t)); "steps": the few-step bound B_T (one random step of the T-call sampler per sequence,
-    # weight T, vmd_pyro.masking.step_batch), T drawn from train_nfe.
+    # weight T, vmd_pyro.masking.step_batch), T drawn from train_nfe; "paths": every step of the
+    # T-call sampler's path per sequence with one z for all of them (B_T with z fixed, the decoder
+    # that holds z through its calls; vmd_pyro.masking.path_batch), one T.
     objective: str = "joint"
     train_nfe: tuple[int, ...] = (1,)
-    # "steps" only: the order of the sampler whose steps are trained. "random" gives B_T; a
+    # "steps" and "paths": the order of the sampler whose steps are trained. "random" gives B_T; a
     # confidence order follows the denoiser's own path to x0 (vmd_pyro.masking.step_batch), one
     # extra gradient-free call per step up to the drawn one.
     train_order: str = "random"
@@ -75,7 +77,7 @@ class TrainConfig:
 TRAJECTORY_FIELDS = ("batch_size", "lr", "weight_decay", "clip_norm", "anneal_steps", "seed",
                      "engine", "antithetic", "free_nats", "objective", "train_nfe", "train_order",
                      "train_only")
-OBJECTIVES = ("joint", "steps")
+OBJECTIVES = ("joint", "steps", "paths")
 
 
 def kl_weight(step: int, anneal_steps: int) -> float:
@@ -132,6 +134,21 @@ def free_nats_penalty(program, batch: DiffusionBatch, free_nats: float) -> torch
     return (batch.weight * torch.relu(free_nats - kl) * batch.latent_used()).sum()
 
 
+def check_paths(program, cfg: TrainConfig) -> None:
+    """The ``paths`` objective needs one latent per sequence that a guide can infer from a whole
+    path: a VMD without blocks, a guide that reads paths (the exact posterior), one ``T``."""
+    if not program.has_latent or program.block_size:
+        raise ValueError("--objective paths trains a VMD without blocks (one z for a path); "
+                         "MDM's paths objective equals steps")
+    if not getattr(program.guide_net, "reads_paths", False):
+        raise ValueError(f"--objective paths needs a guide that reads a whole path (--guide "
+                         f"exact), not {program.cfg.guide or program.prior.default_guide!r}")
+    if len(cfg.train_nfe) != 1:
+        raise ValueError(f"--objective paths trains one T, got --train-nfe {list(cfg.train_nfe)}")
+    if cfg.free_nats:
+        raise ValueError("free nats are for the joint and steps objectives")
+
+
 def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatch:
     """This rank's share of one global training batch.
 
@@ -139,11 +156,14 @@ def draw_batch(sample_fn, program, cfg: TrainConfig, generator) -> DiffusionBatc
     its own contiguous rows, so the union over ranks is exactly the batch a single process draws
     (drawing tokens and masks is cheap next to the networks)."""
     x0, maskable = sample_fn(cfg.batch_size, generator)
+    order_scores = (None if cfg.train_order == "random"
+                    else sampler_scores(program, cfg.train_order, generator))
     if cfg.objective == "steps":
-        order_scores = (None if cfg.train_order == "random"
-                        else sampler_scores(program, cfg.train_order, generator))
         batch = program.step_batch(x0, cfg.train_nfe, maskable, generator=generator,
                                    order_scores=order_scores)
+    elif cfg.objective == "paths":
+        batch = path_batch(x0, program.mask_id, cfg.train_nfe[0], maskable=maskable,
+                           generator=generator, order_scores=order_scores)
     else:
         batch = program.corrupt(x0, maskable, antithetic=cfg.antithetic, generator=generator)
     rank, world = distributed.rank_and_world()
@@ -170,14 +190,16 @@ def train(program, sample_fn, cfg: TrainConfig, *, eval_fn=None, log=None, save=
         raise ValueError(f"unknown engine {cfg.engine!r}; choose 'fused' or 'svi'")
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.objective!r}; choose from {', '.join(OBJECTIVES)}")
-    if cfg.objective == "steps":
+    if cfg.objective in ("steps", "paths"):
         if not cfg.train_nfe or min(cfg.train_nfe) < 1:
             raise ValueError(f"--train-nfe must be >= 1, got {list(cfg.train_nfe)}")
+    if cfg.objective == "paths":
+        check_paths(program, cfg)
     if cfg.train_order not in ORDERS:
         raise ValueError(f"unknown training order {cfg.train_order!r}; choose from {', '.join(ORDERS)}")
-    if cfg.train_order != "random" and (cfg.objective != "steps" or program.block_size):
-        raise ValueError("a training order other than random needs --objective steps and a model "
-                         "without blocks")
+    if cfg.train_order != "random" and (cfg.objective == "joint" or program.block_size):
+        raise ValueError("a training order other than random needs --objective steps or paths "
+                         "and a model without blocks")
     if cfg.free_nats < 0:
         raise ValueError(f"free nats must be >= 0, got {cfg.free_nats}")
     if cfg.free_nats and (cfg.engine != "fused" or not program.has_latent or program.block_size):

@@ -89,15 +89,19 @@ def add_program_arguments(p: argparse.ArgumentParser) -> None:
                    help="joint: the original method's objective J (one forward-process draw per "
                         "sequence, weight w(t); for VMD not a likelihood bound); steps: the few-step "
                         "bound B_T of the T-call random-order sampler (one random step per sequence, "
-                        "weight T; block models: one step of one block, T calls per block) (default joint)")
+                        "weight T; block models: one step of one block, T calls per block); paths: "
+                        "every step of the T-call sampler per sequence with one z for all of them, "
+                        "B_T with z fixed as --z-strategy fixed and enumerate decode (VMD, --guide "
+                        "exact, one T) (default joint)")
     g.add_argument("--train-nfe", nargs="+", type=int, default=None, metavar="T",
-                   help="with --objective steps: the T (or Ts, one drawn per sequence) whose bound "
-                        "B_T is trained; block models: calls per block (default: the evaluated "
-                        "--nfe values)")
+                   help="with --objective steps or paths: the T (steps: or Ts, one drawn per "
+                        "sequence) whose bound B_T is trained; block models: calls per block "
+                        "(default: the evaluated --nfe values)")
     g.add_argument("--train-order", default="random", choices=ORDERS,
-                   help="with --objective steps: the order of the sampler whose steps are trained. "
-                        "random: the bound B_T; top-prob / top-prob-margin: the path the denoiser's "
-                        "own confidence takes to the data (one extra gradient-free call per step; "
+                   help="with --objective steps or paths: the order of the sampler whose steps "
+                        "are trained. random: the bound B_T; top-prob / top-prob-margin: the path "
+                        "the denoiser's own confidence takes to the data (one extra gradient-free "
+                        "call per step; "
                         "for MDM the exact -log p_T of that sampler with sampled tokens, for VMD "
                         "not a bound: z picks the order) (default random)")
     g.add_argument("--init-denoiser", default=None, metavar="CHECKPOINT",
@@ -168,11 +172,11 @@ def check_program_args(args, parser) -> None:
         parser.error("--init-denoiser starts training, --checkpoint skips it: give one of them")
     if args.train_nfe is not None and any(t < 1 for t in args.train_nfe):
         parser.error(f"--train-nfe must be >= 1, got {args.train_nfe}")
-    if args.train_order != "random" and (args.objective != "steps" or args.block_size):
-        parser.error("--train-order sets the order of --objective steps (no blocks); add "
+    if args.train_order != "random" and (args.objective == "joint" or args.block_size):
+        parser.error("--train-order sets the order of --objective steps or paths (no blocks); add "
                      "--objective steps")
-    if args.train_nfe is not None and args.objective != "steps":
-        parser.error("--train-nfe sets the T of --objective steps; add --objective steps")
+    if args.train_nfe is not None and args.objective == "joint":
+        parser.error("--train-nfe sets the T of --objective steps or paths; add --objective steps")
     if args.block_size < 0:
         parser.error("--block-size must be >= 0")
     if (args.model_processes or 1) > 1 and args.device != "cpu":
@@ -215,18 +219,20 @@ def program_config(args, model: str, data) -> ProgramConfig:
 
 
 def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = True) -> TrainConfig:
-    """The training settings of ``model`` (``--free-nats`` applies to VMD only). The ``steps``
-    objective trains the evaluated ``--nfe`` values unless ``--train-nfe`` says otherwise; in block
-    models those are calls per block (NFE 2 over two blocks is one call each). ``progress_bar``
-    False keeps the bar off even without ``--quiet`` (models trained side by side)."""
+    """The training settings of ``model`` (``--free-nats`` applies to VMD only; MDM trains
+    ``paths`` as ``steps``). The ``steps`` and ``paths`` objectives train the evaluated ``--nfe``
+    values unless ``--train-nfe`` says otherwise; in block models those are calls per block (NFE 2
+    over two blocks is one call each). ``progress_bar`` False keeps the bar off even without ``--quiet`` (models trained side by side)."""
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
+    # without a latent a path's steps are independent: MDM's paths objective is its steps one
+    objective = "steps" if args.objective == "paths" and model == "mdm" else args.objective
     train_nfe = args.train_nfe or sorted({max(1, nfe // num_blocks) for nfe in args.nfe})
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        clip_norm=args.clip_norm, anneal_steps=anneal, eval_every=args.eval_every,
                        seed=args.seed, engine=args.engine, validate=args.validate,
                        progress=progress_bar and not args.quiet, save_every=args.save_every,
                        free_nats=args.free_nats if model == "vmd" else 0.0,
-                       time_budget=args.time_budget, objective=args.objective,
+                       time_budget=args.time_budget, objective=objective,
                        train_nfe=tuple(train_nfe), train_order=args.train_order,
                        train_only=tuple(args.train_only))
 
