@@ -222,7 +222,8 @@ def train_config(args, model: str, num_blocks: int = 1, progress_bar: bool = Tru
     """The training settings of ``model`` (``--free-nats`` applies to VMD only; MDM trains
     ``paths`` as ``steps``). The ``steps`` and ``paths`` objectives train the evaluated ``--nfe``
     values unless ``--train-nfe`` says otherwise; in block models those are calls per block (NFE 2
-    over two blocks is one call each). ``progress_bar`` False keeps the bar off even without ``--quiet`` (models trained side by side)."""
+    over two blocks is one call each). ``progress_bar`` False keeps the bar off even without
+    ``--quiet`` (models trained side by side)."""
     anneal = args.anneal_steps if args.anneal_steps is not None else args.steps // 5
     # without a latent a path's steps are independent: MDM's paths objective is its steps one
     objective = "steps" if args.objective == "paths" and model == "mdm" else args.objective
