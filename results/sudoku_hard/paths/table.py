@@ -1,0 +1,74 @@
+"""Print this folder's tables from its JSON files (and the session-18/19 files they are compared
+with). Run from the repository root: python results/sudoku_hard/paths/table.py"""
+import json
+import os
+
+HERE, HARD = "results/sudoku_hard/paths/", "results/sudoku_hard/"
+
+
+def load(path):
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def pct(x):
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def training_rows(path):
+    """The run's own decodes with one z from the prior (--z-strategy fixed): test, 17-29 split."""
+    runs = {r["split"]: r for r in load(path)["runs"]}
+    return runs["test"], runs["test-clues"]
+
+
+def latent_at_one(path):
+    d = load(path)
+    return [r for r in d["per_mask_rate"] if r["mask_rate"] == 1][0]["mutual_information"]
+
+
+ROWS = [  # label, train JSON, test solve JSON, 17-29 solve JSON, latent JSON
+    ("VMD K = 16, seed 0, as trained (sessions 18-19)",
+     HARD + "warm/train_warm-exact16-film-steps5-top-prob-margin.json",
+     HARD + "select/coverage/test_enumerate-pseudo-likelihood_warm-exact16_nfe5.json",
+     HARD + "select/coverage/enumerate-pseudo-likelihood_warm-exact16_nfe5.json",
+     HARD + "select/test_latent_warm-exact16-film-steps5-top-prob-margin.json"),
+    ("+ 3,300 s of `steps` (z per step), batch 64",
+     HERE + "train_ft-exact16-steps-b64.json",
+     HERE + "test_enumerate-pseudo-likelihood_ft-exact16-steps-b64_nfe5.json",
+     HERE + "few_enumerate-pseudo-likelihood_ft-exact16-steps-b64_nfe5.json",
+     HERE + "latent_ft-exact16-steps-b64.json"),
+    ("+ 3,300 s of `paths` (z held through the path), batch 16",
+     HERE + "train_ft-exact16-paths-b16.json",
+     HERE + "test_enumerate-pseudo-likelihood_ft-exact16-paths-b16_nfe5.json",
+     HERE + "few_enumerate-pseudo-likelihood_ft-exact16-paths-b16_nfe5.json",
+     HERE + "latent_ft-exact16-paths-b16.json"),
+]
+
+print("| model | updates | one z from the prior: test / 17-29 | every z, checked: test / 17-29 "
+      "| a valid grid offered: test / 17-29 | I(z; x), all blanks masked |")
+print("|---|---|---|---|---|---|")
+for label, train, test, few, latent in ROWS:
+    one_test, one_few = training_rows(train)
+    steps = one_test["history"][-1]["step"]
+    t, f = load(test), load(few)
+    print(f"| {label} | {steps} | {pct(one_test['solve_rate'])} / {pct(one_few['solve_rate'])} "
+          f"| {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
+          f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
+          f"{pct(f['candidates_offered']['any_candidate_solves'])} | {latent_at_one(latent):.3f} nats |")
+
+print()
+print("| MDM control, 16 sampled grids, the same check | test / 17-29 | a valid grid offered: test / 17-29 |")
+print("|---|---|---|")
+for label, test, few in [
+        ("as trained (sessions 18-19)",
+         HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm_nfe5.json",
+         HARD + "select/coverage/candidates16-pseudo-likelihood_warm-mdm_nfe5.json"),
+        ("+ 3,300 s of `steps`, batch 64",
+         HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json",
+         HERE + "few_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json")]:
+    t, f = load(test), load(few)
+    if t is None or f is None:
+        print(f"| {label} | not run | |")
+        continue
+    print(f"| {label} | {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
+          f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
+          f"{pct(f['candidates_offered']['any_candidate_solves'])} |")
