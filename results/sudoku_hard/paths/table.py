@@ -55,20 +55,41 @@ for label, train, test, few, latent in ROWS:
           f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
           f"{pct(f['candidates_offered']['any_candidate_solves'])} | {latent_at_one(latent):.3f} nats |")
 
+SEED1 = [  # seed 1: the paths fine-tune alone (no steps control was run for this seed)
+    ("VMD K = 16, seed 1, as trained (session 19)",
+     HARD + "warm/train_warm-exact16-film-steps5-seed1-top-prob-margin.json",
+     HARD + "select/test_enumerate-pseudo-likelihood_warm-exact16-seed1_nfe5.json"),
+    ("+ 3,300 s of `paths`, batch 16",
+     HERE + "train_ft-exact16-paths-b16-seed1.json",
+     HERE + "test_enumerate-pseudo-likelihood_ft-exact16-paths-b16-seed1_nfe5.json")]
 print()
-print("| MDM control, 16 sampled grids, the same check | test / 17-29 | a valid grid offered: test / 17-29 |")
-print("|---|---|---|")
-for label, test, few in [
-        ("as trained (sessions 18-19)",
+print("| seed 1 | updates | one z from the prior: test / 17-29 | every z, checked: test |")
+print("|---|---|---|---|")
+for label, train, test in SEED1:
+    if load(train) is None or load(test) is None:
+        print(f"| {label} | not run | | |")
+        continue
+    one_test, one_few = training_rows(train)
+    print(f"| {label} | {one_test['history'][-1]['step']} | {pct(one_test['solve_rate'])} / "
+          f"{pct(one_few['solve_rate'])} | {pct(load(test)['solve_rate'])} |")
+
+print()
+print("| MDM control | updates | one decode: test / 17-29 | 16 sampled grids, the same check: "
+      "test / 17-29 | a valid grid offered: test / 17-29 |")
+print("|---|---|---|---|---|")
+for label, train, test, few in [
+        ("as trained (sessions 14-19)",
+         HARD + "warm/train_warm-mdm-steps5-top-prob-margin.json",
          HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm_nfe5.json",
          HARD + "select/coverage/candidates16-pseudo-likelihood_warm-mdm_nfe5.json"),
         ("+ 3,300 s of `steps`, batch 64",
+         HERE + "train_ft-mdm-steps-b64.json",
          HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json",
          HERE + "few_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json")]:
+    runs = [r for r in load(train)["runs"] if r["nfe"] == 5]
+    one = {r["split"]: r for r in runs}
     t, f = load(test), load(few)
-    if t is None or f is None:
-        print(f"| {label} | not run | |")
-        continue
-    print(f"| {label} | {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
+    print(f"| {label} | {runs[0]['history'][-1]['step']} | {pct(one['test']['solve_rate'])} / "
+          f"{pct(one['test-clues']['solve_rate'])} | {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
           f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
           f"{pct(f['candidates_offered']['any_candidate_solves'])} |")
