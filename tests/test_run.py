@@ -160,6 +160,19 @@ def test_free_nats_apply_to_vmd_only():
     assert train_config(args, "mdm").free_nats == 0.0
 
 
+def test_paths_objective_trains_mdm_on_steps():
+    """MDM has no z to hold, so its paths objective is its steps objective: run.py trains MDM and
+    VMD side by side with --objective paths, each on its own."""
+    run = load_script("run")
+    parser = run.build_parser()
+    args = parser.parse_args(["--model", "mdm", "vmd", "--prior", "discrete", "--guide", "exact",
+                              "--objective", "paths", "--train-nfe", "2"])
+    run.check_args(args, parser)
+    assert train_config(args, "vmd").objective == "paths"
+    assert train_config(args, "mdm").objective == "steps"
+    assert train_config(args, "mdm").train_nfe == (2,)
+
+
 def test_thread_count_follows_network_size_and_load(monkeypatch):
     from vmd_pyro import experiment
     from vmd_pyro.experiment import SMALL_STEP_FLOPS, choose_threads, training_step_flops

@@ -257,8 +257,9 @@ def path_batch(x0: torch.Tensor, mask_id: int, nfe: int, *, maskable: torch.Tens
 
     Step ``k`` reads ``x^(k)`` (``M_k`` masked) and scores its reveals ``R_k``; the guide reads
     ``x^(k+1)`` with the flags of ``M_k``, as in :func:`step_batch`, but all ``T`` steps at once, so
-    the loss is the bound ``B_T`` with ``z`` fixed (docs/method.md) and the exact posterior of ``z``
-    is the posterior given the whole path. Weight 1: every step is scored. In a uniformly random
+    in random order the loss is the bound ``B_T`` with ``z`` fixed (docs/method.md; in a VMD's own
+    order, which ``z`` moves, not a bound) and the exact posterior of ``z`` is the posterior given
+    the whole path. Weight 1: every step is scored. In a uniformly random
     order, or in the sampler's own (``order_scores``, one gradient-free call per step). Fields
     as in :func:`step_batch` with a step axis: ``(B, T, L)``.
     """
