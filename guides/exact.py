@@ -3,7 +3,7 @@ import torch
 import pyro.distributions as dist
 
 from guides.model_reading import ModelReadingGuide
-from vmd_pyro.masking import path_logits
+from vmd_pyro.masking import first_call, path_logits
 
 
 class ExactPosterior(ModelReadingGuide):
@@ -44,5 +44,5 @@ class ExactPosterior(ModelReadingGuide):
         index = torch.where(scored, tokens, torch.zeros_like(tokens)).unsqueeze(-1)
         loglik = (logp.gather(-1, index.expand(*logp.shape[:-1], 1)).squeeze(-1)
                   * scored).flatten(2).sum(-1)                              # (K, B)
-        first = (xt[:, 0], masked[:, 0]) if xt.dim() == 3 else (xt, masked)
-        return dist.Categorical(logits=prior.distribution(*first).logits + loglik.T)
+        return dist.Categorical(logits=prior.distribution(*first_call(xt, masked)).logits
+                                + loglik.T)

@@ -100,11 +100,8 @@ class DiffusionBatch:
         return self.xt.dim() > self.x0.dim()
 
     def first_call(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(xt, masked)`` of the sampler's first call: what a prior ``p(z | xt)`` reads, once per
-        sequence (a path's ``z`` is drawn before its first step)."""
-        if self.path:
-            return self.xt[:, 0], self.masked[:, 0]
-        return self.xt, self.masked
+        """``(xt, masked)`` of the sampler's first call (:func:`first_call`)."""
+        return first_call(self.xt, self.masked)
 
     def select(self, index) -> "DiffusionBatch":
         """The examples ``index`` (a slice, bool mask or index tensor) of every field."""
@@ -118,6 +115,15 @@ class DiffusionBatch:
         if block_size:
             return self.scored.unflatten(-1, (-1, block_size)).any(-1)
         return self.scored.flatten(1).any(-1)
+
+
+def first_call(xt: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(xt, masked)`` of the sampler's first call from one call's ``(B, L)`` or a path's
+    ``(B, T, L)``: what a prior ``p(z | xt)`` reads, once per sequence (a path's ``z`` is drawn
+    before its first step)."""
+    if xt.dim() == 3:
+        return xt[:, 0], masked[:, 0]
+    return xt, masked
 
 
 def corrupt(x0: torch.Tensor, mask_id: int, *, maskable: torch.Tensor | None = None,

@@ -20,10 +20,9 @@ from vmd_pyro.datasets.sudoku.task import (MASK_ID, PEERS, VOCAB, HardSplitConfi
 
 __all__ = ["BOX", "COL", "MASK_ID", "PEERS", "ROW", "SIZE", "VOCAB", "HardSplitConfig",
            "SudokuConfig", "SudokuTask", "add_clues", "candidate_coverage", "check_clue_range",
-           "check_grid",
-           "clue_counts", "count_solutions", "failure_kinds", "fill_puzzles", "generate_puzzles",
-           "generate_puzzles_by_clue_count", "grid_string",
-           "is_minimal", "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
+           "check_grid", "clue_counts", "count_solutions", "failure_kinds", "fill_puzzles",
+           "generate_puzzles", "generate_puzzles_by_clue_count", "grid_string", "is_minimal",
+           "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
            "parse_puzzle_line", "random_grid", "random_symmetry", "read_puzzles", "score",
            "score_by_clues", "search_puzzle", "solve", "solved", "to_digits", "to_tokens",
            "valid_solutions", "write_puzzles"]
