@@ -280,6 +280,13 @@ def test_without_budget_all_steps_run():
     assert history[-1]["step"] == 5
 
 
+def test_history_reports_the_kl_weight_only_for_a_model_with_a_latent():
+    """beta weighs KL(q(z) || p(z)); MDM has no z, so its history has no beta to mislead."""
+    cfg = TrainConfig(steps=4, batch_size=8, anneal_steps=8, eval_every=2, progress=False)
+    assert [r["beta"] for r in train(tiny_program(model="vmd"), _data, cfg)] == [0.25, 0.5]
+    assert all("beta" not in r for r in train(tiny_program(model="mdm"), _data, cfg))
+
+
 def test_free_nats_penalty_matches_the_closed_form_kl():
     from vmd_pyro.training import free_nats_penalty
 

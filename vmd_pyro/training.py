@@ -318,9 +318,12 @@ def _optimise(program, sample_fn, cfg, eval_fn, log, save, resume, run_info) -> 
         per_seq = loss / cfg.batch_size
         running = per_seq if running is None else 0.98 * running + 0.02 * per_seq
         # refresh=False: the bar redraws at its own pace instead of on every step
-        bar.set_postfix(loss=f"{running:.3f}", beta=f"{beta:.2f}", refresh=False)
+        # beta weighs the KL term, so a model without z (MDM) has none to report
+        kl_weight_shown = {"beta": beta} if program.has_latent else {}
+        bar.set_postfix(loss=f"{running:.3f}", **{k: f"{v:.2f}" for k, v in kl_weight_shown.items()},
+                        refresh=False)
         if step == cfg.steps or out_of_time or (cfg.eval_every and step % cfg.eval_every == 0):
-            record = {"step": step, "train_loss": running, "beta": beta,
+            record = {"step": step, "train_loss": running, **kl_weight_shown,
                       "elapsed": elapsed_before + clock()}
             if eval_fn is not None and rank == 0:
                 program.eval()
