@@ -89,3 +89,85 @@ for label, train, test, few in [
           f"{pct(one['test-clues']['solve_rate'])} | {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
           f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
           f"{pct(f['candidates_offered']['any_candidate_solves'])} |")
+
+# Session 21: MDM trained on to the VMD's total training time (seconds after `mdm.pt`, which both
+# were warm-started from), and seed 1's MDM given the same extra time as seed 1's paths fine-tune.
+
+
+def train_seconds(*paths):
+    return sum(load(p)["runs"][0]["train_seconds"] for p in paths)
+
+
+def updates(*paths):
+    return sum(load(p)["runs"][0]["history"][-1]["step"] for p in paths)
+
+
+def one_decode(path):
+    runs = {r["split"]: r for r in load(path)["runs"] if r["nfe"] == 5}
+    return pct(runs["test"]["solve_rate"]), pct(runs["test-clues"]["solve_rate"])
+
+
+def checked(path):
+    return pct(load(path)["solve_rate"]) if path else "-"
+
+
+VMD0 = HARD + "warm/train_warm-exact16-film-steps5-top-prob-margin.json"
+MDM0 = HARD + "warm/train_warm-mdm-steps5-top-prob-margin.json"
+MDM_CHUNKS = [MDM0] + [HERE + f"train_{n}-mdm-steps-b64.json" for n in ("ft", "ft2", "ft3")]
+MDM16 = "candidates16-t1-pseudo-likelihood_{}-mdm-steps-b64_nfe5.json"
+BUDGET = [  # label, training JSONs in order, test checked, 17-29 checked
+    ("VMD K = 16 as trained", [VMD0], ROWS[0][2], ROWS[0][3]),
+    ("VMD + 3,300 s of `steps`", [VMD0, ROWS[1][1]], ROWS[1][2], ROWS[1][3]),
+    ("VMD + 3,300 s of `paths`", [VMD0, ROWS[2][1]], ROWS[2][2], ROWS[2][3]),
+    ("MDM as trained", MDM_CHUNKS[:1],
+     HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm_nfe5.json",
+     HARD + "select/coverage/candidates16-pseudo-likelihood_warm-mdm_nfe5.json"),
+    ("MDM + 3,300 s", MDM_CHUNKS[:2], HERE + "test_" + MDM16.format("ft"),
+     HERE + "few_" + MDM16.format("ft")),
+    ("MDM + 3,300 + 3,050 s", MDM_CHUNKS[:3], HERE + "test_" + MDM16.format("ft2"), None),
+    ("MDM + 3,300 + 2 x 3,050 s (the VMD's total)", MDM_CHUNKS, HERE + "test_" + MDM16.format("ft3"),
+     HERE + "few_" + MDM16.format("ft3")),
+]
+print()
+print("| seed 0 | training after `mdm.pt`: seconds / updates | one decode (MDM) or one z from the "
+      "prior (VMD): test / 17-29 | 160 passes, checked: test / 17-29 |")
+print("|---|---|---|---|")
+for label, trains, test, few in BUDGET:
+    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
+          f"{' / '.join(one_decode(trains[-1]))} | {checked(test)} / {checked(few)} |")
+
+SEED1_BUDGET = [
+    ("VMD K = 16 as trained", [SEED1[0][1]], SEED1[0][2]),
+    ("VMD + 3,300 s of `paths`", [SEED1[0][1], SEED1[1][1]], SEED1[1][2]),
+    ("MDM as trained", [HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json"],
+     HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm-seed1_nfe5.json"),
+    ("MDM + 3,300 s", [HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json",
+                       HERE + "train_ft-mdm-steps-b64-seed1.json"],
+     HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64-seed1_nfe5.json"),
+]
+print()
+print("| seed 1 | training after `mdm.pt`: seconds / updates | one decode (MDM) or one z from the "
+      "prior (VMD): test / 17-29 | 160 passes, checked: test |")
+print("|---|---|---|---|")
+for label, trains, test in SEED1_BUDGET:
+    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
+          f"{' / '.join(one_decode(trains[-1]))} | {checked(test)} |")
+
+print()
+print("| test split, by NFE: solved / denoiser passes per puzzle | 5 | 10 | 20 | 50 |")
+print("|---|---|---|---|---|")
+
+
+def solved_passes(path):
+    return f"{checked(path)} / {load(path)['network_passes_per_puzzle']['denoiser']:.0f}"
+
+
+vmd = [HERE + f"test_enumerate-pseudo-likelihood_ft-exact16-paths-b16_nfe{n}.json"
+       for n in (5, 10, 20, 50)]
+print("| VMD + `paths`, every z checked | " + " | ".join(map(solved_passes, vmd)) + " |")
+mdm = [HERE + f"test_argmax_ft3-mdm-steps-b64_nfe{n}.json" for n in (10, 20, 50)]
+print(f"| MDM at the VMD's total time, one argmax decode | {one_decode(MDM_CHUNKS[-1])[0]} / 5 | "
+      + " | ".join(map(solved_passes, mdm)) + " |")
+before = {r["nfe"]: r for r in load(MDM0)["runs"] if r["split"] == "test"}
+print("| MDM as trained, one argmax decode (its training run's own decodes) | " + " | ".join(
+    f"{pct(before[n]['solve_rate'])} / {n}" for n in (5, 10, 20, 50)) + " |")
