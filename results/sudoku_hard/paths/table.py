@@ -171,3 +171,17 @@ print(f"| MDM at the VMD's total time, one argmax decode | {one_decode(MDM_CHUNK
 before = {r["nfe"]: r for r in load(MDM0)["runs"] if r["split"] == "test"}
 print("| MDM as trained, one argmax decode (its training run's own decodes) | " + " | ".join(
     f"{pct(before[n]['solve_rate'])} / {n}" for n in (5, 10, 20, 50)) + " |")
+
+# Session 21, last: both seed-0 models trained on for another 2,100 s side by side (`more.sh`).
+print()
+print("| seed 0, 2,100 s more each | training after `mdm.pt`: seconds / updates | one decode (MDM) or "
+      "one z from the prior (VMD): test / 17-29 | 160 passes, checked: test / 17-29 |")
+print("|---|---|---|---|")
+for label, trains, name in [
+        ("VMD + 3,300 + 2,100 s of `paths`", [VMD0, ROWS[2][1], HERE + "train_ft2-exact16-paths-b16.json"],
+         "enumerate-pseudo-likelihood_ft2-exact16-paths-b16_nfe5.json"),
+        ("MDM + 3,300 + 2 x 3,050 + 2,100 s", MDM_CHUNKS + [HERE + "train_ft4-mdm-steps-b64.json"],
+         MDM16.format("ft4"))]:
+    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
+          f"{' / '.join(one_decode(trains[-1]))} | {checked(HERE + 'test_' + name)} / "
+          f"{checked(HERE + 'few_' + name)} |")
