@@ -24,6 +24,39 @@ def latent_at_one(path):
     return [r for r in d["per_mask_rate"] if r["mask_rate"] == 1][0]["mutual_information"]
 
 
+def train_seconds(*paths):
+    return sum(load(p)["runs"][0]["train_seconds"] for p in paths)
+
+
+def updates(*paths):
+    return sum(load(p)["runs"][0]["history"][-1]["step"] for p in paths)
+
+
+def one_decode(path):
+    runs = {r["split"]: r for r in load(path)["runs"] if r["nfe"] == 5}
+    return pct(runs["test"]["solve_rate"]), pct(runs["test-clues"]["solve_rate"])
+
+
+def checked(path):
+    return pct(load(path)["solve_rate"]) if path else "-"
+
+
+def solved_passes(path):
+    return f"{checked(path)} / {load(path)['network_passes_per_puzzle']['denoiser']:.0f}"
+
+
+def budget_table(title, checked_splits, rows):
+    """One row per model: training time and updates summed over its runs, its last run's own
+    decode, and the decodes at 160 passes (one file per split in ``checked_splits``)."""
+    print()
+    print(f"| {title} | training after `mdm.pt`: seconds / updates | one decode (MDM) or one z "
+          f"from the prior (VMD): test / 17-29 | 160 passes, checked: {checked_splits} |")
+    print("|---|---|---|---|")
+    for label, trains, *decodes in rows:
+        print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
+              f"{' / '.join(one_decode(trains[-1]))} | {' / '.join(map(checked, decodes))} |")
+
+
 ROWS = [  # label, train JSON, test solve JSON, 17-29 solve JSON, latent JSON
     ("VMD K = 16, seed 0, as trained (sessions 18-19)",
      HARD + "warm/train_warm-exact16-film-steps5-top-prob-margin.json",
@@ -82,35 +115,14 @@ for label, train, test, few in [
          HERE + "train_ft-mdm-steps-b64.json",
          HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json",
          HERE + "few_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64_nfe5.json")]:
-    runs = [r for r in load(train)["runs"] if r["nfe"] == 5]
-    one = {r["split"]: r for r in runs}
     t, f = load(test), load(few)
-    print(f"| {label} | {runs[0]['history'][-1]['step']} | {pct(one['test']['solve_rate'])} / "
-          f"{pct(one['test-clues']['solve_rate'])} | {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
+    print(f"| {label} | {updates(train)} | {' / '.join(one_decode(train))} "
+          f"| {pct(t['solve_rate'])} / {pct(f['solve_rate'])} "
           f"| {pct(t['candidates_offered']['any_candidate_solves'])} / "
           f"{pct(f['candidates_offered']['any_candidate_solves'])} |")
 
 # Session 21: MDM trained on to the VMD's total training time (seconds after `mdm.pt`, which both
 # were warm-started from), and seed 1's MDM given the same extra time as seed 1's paths fine-tune.
-
-
-def train_seconds(*paths):
-    return sum(load(p)["runs"][0]["train_seconds"] for p in paths)
-
-
-def updates(*paths):
-    return sum(load(p)["runs"][0]["history"][-1]["step"] for p in paths)
-
-
-def one_decode(path):
-    runs = {r["split"]: r for r in load(path)["runs"] if r["nfe"] == 5}
-    return pct(runs["test"]["solve_rate"]), pct(runs["test-clues"]["solve_rate"])
-
-
-def checked(path):
-    return pct(load(path)["solve_rate"]) if path else "-"
-
-
 VMD0 = HARD + "warm/train_warm-exact16-film-steps5-top-prob-margin.json"
 MDM0 = HARD + "warm/train_warm-mdm-steps5-top-prob-margin.json"
 MDM_CHUNKS = [MDM0] + [HERE + f"train_{n}-mdm-steps-b64.json" for n in ("ft", "ft2", "ft3")]
@@ -128,40 +140,22 @@ BUDGET = [  # label, training JSONs in order, test checked, 17-29 checked
     ("MDM + 3,300 + 2 x 3,050 s (the VMD's total)", MDM_CHUNKS, HERE + "test_" + MDM16.format("ft3"),
      HERE + "few_" + MDM16.format("ft3")),
 ]
-print()
-print("| seed 0 | training after `mdm.pt`: seconds / updates | one decode (MDM) or one z from the "
-      "prior (VMD): test / 17-29 | 160 passes, checked: test / 17-29 |")
-print("|---|---|---|---|")
-for label, trains, test, few in BUDGET:
-    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
-          f"{' / '.join(one_decode(trains[-1]))} | {checked(test)} / {checked(few)} |")
+budget_table("seed 0", "test / 17-29", BUDGET)
 
+MDM1 = HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json"
 SEED1_BUDGET = [
     ("VMD K = 16 as trained", [SEED1[0][1]], SEED1[0][2]),
     ("VMD + 3,300 s of `paths`", [SEED1[0][1], SEED1[1][1]], SEED1[1][2]),
-    ("MDM as trained", [HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json"],
+    ("MDM as trained", [MDM1],
      HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm-seed1_nfe5.json"),
-    ("MDM + 3,300 s", [HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json",
-                       HERE + "train_ft-mdm-steps-b64-seed1.json"],
+    ("MDM + 3,300 s", [MDM1, HERE + "train_ft-mdm-steps-b64-seed1.json"],
      HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64-seed1_nfe5.json"),
 ]
-print()
-print("| seed 1 | training after `mdm.pt`: seconds / updates | one decode (MDM) or one z from the "
-      "prior (VMD): test / 17-29 | 160 passes, checked: test |")
-print("|---|---|---|---|")
-for label, trains, test in SEED1_BUDGET:
-    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
-          f"{' / '.join(one_decode(trains[-1]))} | {checked(test)} |")
+budget_table("seed 1", "test", SEED1_BUDGET)
 
 print()
 print("| test split, by NFE: solved / denoiser passes per puzzle | 5 | 10 | 20 | 50 |")
 print("|---|---|---|---|---|")
-
-
-def solved_passes(path):
-    return f"{checked(path)} / {load(path)['network_passes_per_puzzle']['denoiser']:.0f}"
-
-
 vmd = [HERE + f"test_enumerate-pseudo-likelihood_ft-exact16-paths-b16_nfe{n}.json"
        for n in (5, 10, 20, 50)]
 print("| VMD + `paths`, every z checked | " + " | ".join(map(solved_passes, vmd)) + " |")
@@ -173,15 +167,10 @@ print("| MDM as trained, one argmax decode (its training run's own decodes) | " 
     f"{pct(before[n]['solve_rate'])} / {n}" for n in (5, 10, 20, 50)) + " |")
 
 # Session 21, last: both seed-0 models trained on for another 2,100 s side by side (`more.sh`).
-print()
-print("| seed 0, 2,100 s more each | training after `mdm.pt`: seconds / updates | one decode (MDM) or "
-      "one z from the prior (VMD): test / 17-29 | 160 passes, checked: test / 17-29 |")
-print("|---|---|---|---|")
-for label, trains, name in [
-        ("VMD + 3,300 + 2,100 s of `paths`", [VMD0, ROWS[2][1], HERE + "train_ft2-exact16-paths-b16.json"],
-         "enumerate-pseudo-likelihood_ft2-exact16-paths-b16_nfe5.json"),
-        ("MDM + 3,300 + 2 x 3,050 + 2,100 s", MDM_CHUNKS + [HERE + "train_ft4-mdm-steps-b64.json"],
-         MDM16.format("ft4"))]:
-    print(f"| {label} | {train_seconds(*trains):,.0f} / {updates(*trains):,} | "
-          f"{' / '.join(one_decode(trains[-1]))} | {checked(HERE + 'test_' + name)} / "
-          f"{checked(HERE + 'few_' + name)} |")
+VMD_MORE = "enumerate-pseudo-likelihood_ft2-exact16-paths-b16_nfe5.json"
+budget_table("seed 0, 2,100 s more each", "test / 17-29", [
+    ("VMD + 3,300 + 2,100 s of `paths`",
+     [VMD0, ROWS[2][1], HERE + "train_ft2-exact16-paths-b16.json"],
+     HERE + "test_" + VMD_MORE, HERE + "few_" + VMD_MORE),
+    ("MDM + 3,300 + 2 x 3,050 + 2,100 s", MDM_CHUNKS + [HERE + "train_ft4-mdm-steps-b64.json"],
+     HERE + "test_" + MDM16.format("ft4"), HERE + "few_" + MDM16.format("ft4"))])
