@@ -30,6 +30,14 @@ every puzzle once per value of z and keeps the grid the model itself scores high
 ``--fill sample``), the control that costs as many network passes. The JSON records the passes
 per puzzle that each decoder made (``network_passes_per_puzzle``).
 
+``solve --json`` also keeps each puzzle's outcome (``per_puzzle``: solved, and with several
+decodes whether any offered a valid grid), so that ``compare`` can set two decoders of the same
+file side by side puzzle by puzzle: the difference of their solve rates with its paired standard
+error (smaller than the error of two independent rates when both solve mostly the same puzzles),
+the puzzles only one of them solves, and the exact McNemar test.
+
+    python experiments/sudoku.py compare vmd.json mdm.json --json vmd_vs_mdm.json
+
     python experiments/sudoku.py latent --checkpoint results/sudoku/cpu-gaussian.pt \\
         --puzzles puzzles.txt --json latent.json
 
@@ -50,7 +58,8 @@ from vmd_pyro import cli
 from vmd_pyro.checkpoint import load_program
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
-from vmd_pyro.experiment import provenance, resolve_device, write_json
+from vmd_pyro.metrics import paired_difference
+from vmd_pyro.experiment import provenance, read_json, resolve_device, write_json
 from vmd_pyro.masking import corrupt
 from vmd_pyro.sampling import DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS, counting_passes
 from vmd_pyro.tasks.sudoku import add_focus_arguments
@@ -147,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fractions of each puzzle's blanks masked (default 0.1 0.25 0.5 0.75 1)")
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--json", default=None, help="write the report as JSON here")
+
+    m = sub.add_parser("compare", help="two solve --json files of one puzzle file, puzzle by "
+                                       "puzzle: the difference and its paired error")
+    m.add_argument("first", help="a solve --json file")
+    m.add_argument("second", help="another, of the same puzzle file")
+    m.add_argument("--json", default=None, help="write the comparison as JSON here")
     return p
 
 
@@ -251,8 +266,13 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),
               "by_clues": sudoku.score_by_clues(tokens, filled, reference), **provenance(args.seed)}
+    # per puzzle, in file order, so that two decoders of one file can be compared pairwise (compare)
+    result["per_puzzle"] = {"solved": bit_string(sudoku.solved(tokens, filled))}
     if offered:
-        result["candidates_offered"] = sudoku.candidate_coverage(tokens, torch.cat(offered))
+        grids = torch.cat(offered)
+        result["candidates_offered"] = sudoku.candidate_coverage(tokens, grids)
+        result["per_puzzle"]["valid_offered"] = bit_string(
+            sudoku.valid_candidates(tokens, grids).any(-1))
     if args.failures:
         result["failures"] = sudoku.failure_kinds(tokens, filled, calls, reference)
     if args.out:
@@ -275,6 +295,39 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
               f"such a clash in {f['first_error_in_same_call_conflict']}")
     if args.json:
         write_json(args.json.replace("{nfe}", str(nfe)), result)
+
+
+def bit_string(flags: torch.Tensor) -> str:
+    """One character per puzzle, ``1`` where ``flags`` is true: compact in JSON, read back by
+    :func:`compare_command`."""
+    return "".join("1" if f else "0" for f in flags.tolist())
+
+
+def per_puzzle_outcomes(path: str) -> tuple[dict, list[bool]]:
+    """A ``solve --json`` file and its per-puzzle solved flags."""
+    result = read_json(path)
+    if "per_puzzle" not in result:
+        raise ValueError(f"{path} holds no per-puzzle results (solved before solve recorded "
+                         f"them): solve the file again with its recorded command")
+    return result, [c == "1" for c in result["per_puzzle"]["solved"]]
+
+
+def compare_command(args) -> int:
+    (first, a), (second, b) = map(per_puzzle_outcomes, (args.first, args.second))
+    if (first["puzzles"], len(a)) != (second["puzzles"], len(b)):
+        raise ValueError(f"the two files solved different puzzles: {first['puzzles']} "
+                         f"({len(a)}) against {second['puzzles']} ({len(b)})")
+    result = {"first": args.first, "second": args.second, "puzzles": first["puzzles"],
+              **paired_difference(a, b)}
+    r = result
+    print(f"{r['items']} puzzles of {r['puzzles']}: {100 * r['rate_a']:.1f}% against "
+          f"{100 * r['rate_b']:.1f}%, difference {100 * r['difference']:+.1f} points, standard "
+          f"error {100 * r['paired_standard_error']:.2f} paired ({100 * r['unpaired_standard_error']:.2f} "
+          f"as if independent); solved by the first only {r['a_only']}, by the second only "
+          f"{r['b_only']}; exact McNemar p = {r['mcnemar_p']:.2g}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
 
 
 def check_command(args) -> int:
@@ -352,7 +405,7 @@ def latent_command(args) -> int:
 
 
 COMMANDS = {"generate": generate_command, "solve": solve_command, "check": check_command,
-            "latent": latent_command}
+            "latent": latent_command, "compare": compare_command}
 
 
 def main(argv=None) -> int:

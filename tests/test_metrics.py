@@ -111,6 +111,32 @@ def test_kl_closed_forms():
     assert metrics.accuracy(task, torch.zeros(4, 4, dtype=torch.long)) == 0.0
 
 
+def test_paired_difference_matches_a_hand_count_and_scipy():
+    # by hand: differences 0, 1, 0, 1, -1 (mean 0.2, sample variance 2.8 / 4); discordant 2 and 1,
+    # McNemar p = 2 (C(3,0) + C(3,1)) / 2^3 = 1
+    r = metrics.paired_difference([1, 1, 0, 1, 0], [1, 0, 0, 0, 1])
+    assert (r["items"], r["a_only"], r["b_only"]) == (5, 2, 1)
+    assert r["difference"] == pytest.approx(0.2)
+    assert r["paired_standard_error"] == pytest.approx(math.sqrt(0.7 / 5))
+    assert r["unpaired_standard_error"] == pytest.approx(math.sqrt((0.6 * 0.4 + 0.4 * 0.6) / 5))
+    assert r["mcnemar_p"] == 1.0
+    stats = pytest.importorskip("scipy.stats")
+    gen = torch.Generator().manual_seed(0)
+    for n, shared in ((200, 0.8), (3000, 0.0)):  # 3000: more discordant items than a float's 2^1023
+        a = torch.rand(n, generator=gen) < 0.7
+        b = torch.where(torch.rand(n, generator=gen) < shared, a, torch.rand(n, generator=gen) < 0.5)
+        r = metrics.paired_difference(a, b)
+        d = (a.double() - b.double()).numpy()
+        assert r["paired_standard_error"] == pytest.approx(d.std(ddof=1) / math.sqrt(n))
+        test = stats.binomtest(r["a_only"], r["a_only"] + r["b_only"], 0.5)
+        assert r["mcnemar_p"] == pytest.approx(test.pvalue, rel=1e-9, abs=1e-300)
+        if shared:  # outcomes shared on most items: the paired error is the smaller one
+            assert r["paired_standard_error"] < 0.8 * r["unpaired_standard_error"]
+    assert metrics.paired_difference(a, a)["paired_standard_error"] == 0.0
+    with pytest.raises(ValueError, match="equally long"):
+        metrics.paired_difference([1, 0, 1], [1, 0])
+
+
 @pytest.mark.slow
 def test_trained_one_step_mdm_sits_on_the_mutual_information_limit():
     """No factorised one-step decoder can beat I(x1; x2); a trained MDM reaches it."""

@@ -464,6 +464,48 @@ def test_model_solving_never_changes_a_clue(tmp_path):
     assert not (tmp_path / "one.json").exists()
 
 
+def test_solve_records_each_puzzle_and_compare_pairs_two_files(tmp_path, capsys):
+    program = tiny_program(model="mdm", vocab=9, seq_len=81, arch="transformer")
+    save_checkpoint(tmp_path / "tiny.pt", program)
+    puzzles, solutions = sudoku.generate_puzzles(4, (76, 79), seed=3)  # 2-5 blanks
+    puzzles[1] = solutions[1]  # nothing to fill: solved by any decoder
+    sudoku.write_puzzles(tmp_path / "p.txt", puzzles, solutions)
+    main = load_script("sudoku").main
+    solve = ["solve", "--checkpoint", str(tmp_path / "tiny.pt"), "--puzzles", str(tmp_path / "p.txt"),
+             "--nfe", "2", "--candidates", "3"]
+    assert main(solve + ["--out", str(tmp_path / "s.txt"), "--json", str(tmp_path / "a.json")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    # the flags agree with the rules applied to the written grids, puzzle by puzzle
+    grids = [[int(c) for c in line] for line in (tmp_path / "s.txt").read_text().split()]
+    by_rules = "".join("1" if sudoku.is_valid_solution(g) and g == s else "0"
+                       for g, s in zip(grids, solutions))
+    assert by_rules[1] == "1"
+    assert a["per_puzzle"]["solved"] == by_rules and a["solve_rate"] == by_rules.count("1") / 4
+    offered = a["per_puzzle"]["valid_offered"]
+    assert all(o >= s for o, s in zip(offered, by_rules))  # the kept grid is one of those offered
+    assert offered.count("1") / 4 == a["candidates_offered"]["any_candidate_solves"]
+
+    # compare, on files whose outcomes are known: 1100 against 0101
+    for name, bits in (("x", "1100"), ("y", "0101")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {**a, "per_puzzle": {"solved": bits}}))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "x.json"), str(tmp_path / "y.json"),
+                 "--json", str(tmp_path / "xy.json")]) == 0
+    assert "difference +0.0 points" in capsys.readouterr().out
+    xy = json.loads((tmp_path / "xy.json").read_text())
+    assert (xy["a_only"], xy["b_only"], xy["mcnemar_p"]) == (1, 1, 1.0)
+    # refused: a file solved before per-puzzle results were kept, and files of other puzzles
+    old = {k: v for k, v in a.items() if k != "per_puzzle"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["compare", str(tmp_path / "old.json"), str(tmp_path / "a.json")]) == 2
+    assert "no per-puzzle results" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text(json.dumps({**a, "puzzles": "other.txt"}))
+    assert main(["compare", str(tmp_path / "other.json"), str(tmp_path / "a.json")]) == 2
+    assert "different puzzles" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "missing.json"), str(tmp_path / "a.json")]) == 2
+
+
 def test_candidate_coverage_counts_valid_and_different_grids():
     """Two puzzles, three candidates each: the first offers the solution twice and a broken grid,
     the second a valid grid that changes a clue and the broken grid, so no valid answer."""

@@ -96,6 +96,19 @@ def write_json(path: str | os.PathLike, data) -> None:
     path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON file this project wrote, or a ValueError that says what is wrong with it."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ValueError(f"cannot read {str(path)!r}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(path)!r} is not JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def result_runs(data: dict) -> list[dict]:
     """The result rows of a ``run.py`` JSON: a file of one row holds it at the top level, a file of
     several holds them under ``runs``."""

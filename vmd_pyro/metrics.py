@@ -1,5 +1,6 @@
 """Evaluation: the training objective (MDM: its NELBO, a bound; VMD: the objective J, not a bound) and
-its importance-weighted form, sample accuracy and KL(p_data || p_model) with a stated estimator.
+its importance-weighted form, sample accuracy and KL(p_data || p_model) with a stated estimator,
+and the paired comparison of two decoders on the same items.
 Likelihood bounds of the few-step generators are in :mod:`vmd_pyro.bounds`."""
 from __future__ import annotations
 
@@ -120,3 +121,27 @@ def one_step_model_probs(program, task: SyntheticTask, *, z_samples: int = 2000,
     logp = program.logits(xt, z).double().log_softmax(-1)[:, 0]        # (K, L, V)
     per_z = logp[:, positions, seqs].sum(-1)                           # (K, N)
     return torch.logsumexp(per_z + log_pz.double(), 0).exp().cpu()
+
+
+def paired_difference(a, b) -> dict:
+    """Compare two decoders on the same items from their per-item successes ``a`` and ``b``
+    (bools, same order): both rates, the difference ``a - b``, its standard error from the paired
+    differences (``sd(a_i - b_i) / sqrt(n)``, smaller than the unpaired one when both succeed on
+    the same items; both are given), the discordant counts (``a_only``, ``b_only``) and the exact
+    two-sided McNemar p-value (a binomial test at 1/2 of the discordant items: under "equally
+    good" each is as likely to favour either decoder)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
+        raise ValueError(f"need two equally long lists of at least 2 outcomes, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    n = len(a)
+    pa, pb = float(a.mean()), float(b.mean())
+    a_only, b_only = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    discordant, fewer = a_only + b_only, min(a_only, b_only)
+    # exact integers: 2**discordant overflows a float past 1023 items
+    tail = sum(math.comb(discordant, i) for i in range(fewer + 1))
+    return {"items": n, "rate_a": pa, "rate_b": pb, "difference": pa - pb,
+            "paired_standard_error": float((a - b).std() / math.sqrt(n)),
+            "unpaired_standard_error": math.sqrt((pa * (1 - pa) + pb * (1 - pb)) / n),
+            "a_only": a_only, "b_only": b_only,
+            "mcnemar_p": min(1.0, 2 * tail / 2 ** discordant)}

@@ -16,7 +16,8 @@ from vmd_pyro.datasets.sudoku.task import (MASK_ID, PEERS, VOCAB, HardSplitConfi
                                            SudokuConfig, SudokuTask, candidate_coverage,
                                            failure_kinds, fill_puzzles,
                                            load_or_build, load_or_build_hard, score,
-                                           score_by_clues, solved, to_digits, to_tokens)
+                                           score_by_clues, solved, to_digits, to_tokens,
+                                           valid_candidates)
 
 __all__ = ["BOX", "COL", "MASK_ID", "PEERS", "ROW", "SIZE", "VOCAB", "HardSplitConfig",
            "SudokuConfig", "SudokuTask", "add_clues", "candidate_coverage", "check_clue_range",
@@ -25,4 +26,4 @@ __all__ = ["BOX", "COL", "MASK_ID", "PEERS", "ROW", "SIZE", "VOCAB", "HardSplitC
            "is_valid_solution", "load_or_build", "load_or_build_hard", "make_puzzle",
            "parse_puzzle_line", "random_grid", "random_symmetry", "read_puzzles", "score",
            "score_by_clues", "search_puzzle", "solve", "solved", "to_digits", "to_tokens",
-           "valid_solutions", "write_puzzles"]
+           "valid_candidates", "valid_solutions", "write_puzzles"]

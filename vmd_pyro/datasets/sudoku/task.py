@@ -301,6 +301,13 @@ def score(puzzles: torch.Tensor, filled: torch.Tensor, solutions: torch.Tensor |
     return out
 
 
+def valid_candidates(puzzles: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(B, C) bool: which of each puzzle's ``candidates`` (B, C, 81) are valid grids keeping its
+    clues (:func:`solved` for every candidate)."""
+    batch, count = candidates.shape[:2]
+    return solved(puzzles.repeat_interleave(count, 0), candidates.flatten(0, 1)).view(batch, count)
+
+
 def candidate_coverage(puzzles: torch.Tensor, candidates: torch.Tensor) -> dict:
     """What the several decodes of each puzzle offered a check to choose from (``candidates``
     (B, C, 81) token ids, from ``generate(..., on_candidates=...)``): ``any_candidate_solves``, the
@@ -309,8 +316,8 @@ def candidate_coverage(puzzles: torch.Tensor, candidates: torch.Tensor) -> dict:
     ones, ``distinct_candidates``, the mean number of different grids per puzzle, and
     ``distinct_wrong_candidates``, of different invalid grids (the valid grids of a puzzle with
     one solution are all the same grid, so repeats among the wrong ones are the wasted guesses)."""
-    batch, count = candidates.shape[:2]
-    ok = solved(puzzles.repeat_interleave(count, 0), candidates.flatten(0, 1)).view(batch, count)
+    batch = candidates.shape[0]
+    ok = valid_candidates(puzzles, candidates)
     distinct = torch.tensor([[len(grids.unique(dim=0)), len(grids[~valid].unique(dim=0))]
                              for grids, valid in zip(candidates, ok)], dtype=torch.float64)
     mean = distinct.mean(0) if batch else torch.zeros(2, dtype=torch.float64)
