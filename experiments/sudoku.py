@@ -58,9 +58,9 @@ from vmd_pyro import cli
 from vmd_pyro.checkpoint import load_program
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.latent_usage import latent_usage, without_latent
-from vmd_pyro.metrics import paired_difference
 from vmd_pyro.experiment import provenance, read_json, resolve_device, write_json
 from vmd_pyro.masking import corrupt
+from vmd_pyro.metrics import paired_difference
 from vmd_pyro.sampling import DIAGNOSTIC_Z_STRATEGIES, FILLS, ORACLE, ORDERS, counting_passes
 from vmd_pyro.tasks.sudoku import add_focus_arguments
 
@@ -317,16 +317,15 @@ def compare_command(args) -> int:
     if (first["puzzles"], len(a)) != (second["puzzles"], len(b)):
         raise ValueError(f"the two files solved different puzzles: {first['puzzles']} "
                          f"({len(a)}) against {second['puzzles']} ({len(b)})")
-    result = {"first": args.first, "second": args.second, "puzzles": first["puzzles"],
-              **paired_difference(a, b)}
-    r = result
+    r = {"first": args.first, "second": args.second, "puzzles": first["puzzles"],
+         **paired_difference(a, b)}
     print(f"{r['items']} puzzles of {r['puzzles']}: {100 * r['rate_a']:.1f}% against "
           f"{100 * r['rate_b']:.1f}%, difference {100 * r['difference']:+.1f} points, standard "
           f"error {100 * r['paired_standard_error']:.2f} paired ({100 * r['unpaired_standard_error']:.2f} "
           f"as if independent); solved by the first only {r['a_only']}, by the second only "
           f"{r['b_only']}; exact McNemar p = {r['mcnemar_p']:.2g}")
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, r)
     return 0
 
 
