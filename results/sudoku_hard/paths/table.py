@@ -2,6 +2,8 @@
 with). Run from the repository root: python results/sudoku_hard/paths/table.py"""
 import json
 
+from vmd_pyro.metrics import paired_difference
+
 HERE, HARD = "results/sudoku_hard/paths/", "results/sudoku_hard/"
 
 
@@ -142,16 +144,27 @@ BUDGET = [  # label, training JSONs in order, test checked, 17-29 checked
 ]
 budget_table("seed 0", "test / 17-29", BUDGET)
 
+# Seed 1, completed in session 22: its steps control, its MDM at the VMD's total time, 17-29 decodes.
 MDM1 = HARD + "warm/train_warm-mdm-steps5-seed1-top-prob-margin.json"
+MDM1_CHUNKS = [MDM1] + [HERE + f"train_{n}-mdm-steps-b64-seed1.json" for n in ("ft", "ft2", "ft3")]
+MDM16_SEED1 = "candidates16-t1-pseudo-likelihood_{}-mdm-steps-b64-seed1_nfe5.json"
+ENUM_SEED1 = "enumerate-pseudo-likelihood_ft-exact16-{}-seed1_nfe5.json"
 SEED1_BUDGET = [
-    ("VMD K = 16 as trained", [SEED1[0][1]], SEED1[0][2]),
-    ("VMD + 3,300 s of `paths`", [SEED1[0][1], SEED1[1][1]], SEED1[1][2]),
-    ("MDM as trained", [MDM1],
-     HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm-seed1_nfe5.json"),
-    ("MDM + 3,300 s", [MDM1, HERE + "train_ft-mdm-steps-b64-seed1.json"],
-     HERE + "test_candidates16-t1-pseudo-likelihood_ft-mdm-steps-b64-seed1_nfe5.json"),
+    ("VMD K = 16 as trained", [SEED1[0][1]], SEED1[0][2],
+     HARD + "select/enumerate-pseudo-likelihood_warm-exact16-seed1_nfe5.json"),
+    ("VMD + 3,300 s of `steps`", [SEED1[0][1], HERE + "train_ft-exact16-steps-b64-seed1.json"],
+     HERE + "test_" + ENUM_SEED1.format("steps-b64"), HERE + "few_" + ENUM_SEED1.format("steps-b64")),
+    ("VMD + 3,300 s of `paths`", [SEED1[0][1], SEED1[1][1]], SEED1[1][2],
+     HERE + "few_" + ENUM_SEED1.format("paths-b16")),
+    ("MDM as trained", MDM1_CHUNKS[:1],
+     HARD + "select/coverage/test_candidates16-t1-pseudo-likelihood_warm-mdm-seed1_nfe5.json",
+     HARD + "select/candidates16-pseudo-likelihood_warm-mdm-seed1_nfe5.json"),
+    ("MDM + 3,300 s", MDM1_CHUNKS[:2], HERE + "test_" + MDM16_SEED1.format("ft"),
+     HERE + "few_" + MDM16_SEED1.format("ft")),
+    ("MDM + 3,300 + 2 x 3,100 s (the VMD's total)", MDM1_CHUNKS,
+     HERE + "test_" + MDM16_SEED1.format("ft3"), HERE + "few_" + MDM16_SEED1.format("ft3")),
 ]
-budget_table("seed 1", "test", SEED1_BUDGET)
+budget_table("seed 1", "test / 17-29", SEED1_BUDGET)
 
 print()
 print("| test split, by NFE: solved / denoiser passes per puzzle | 5 | 10 | 20 | 50 |")
@@ -174,3 +187,55 @@ budget_table("seed 0, 2,100 s more each", "test / 17-29", [
      HERE + "test_" + VMD_MORE, HERE + "few_" + VMD_MORE),
     ("MDM + 3,300 + 2 x 3,050 + 2,100 s", MDM_CHUNKS + [HERE + "train_ft4-mdm-steps-b64.json"],
      HERE + "test_" + MDM16.format("ft4"), HERE + "few_" + MDM16.format("ft4"))])
+
+# Session 22: the same decodes paired puzzle by puzzle (sudoku.py compare's statistics). Seed 0's
+# files were solved again in paired/ (paired.sh, paired_steps.sh: solve --json now keeps each
+# puzzle's outcome); seed 1's come from seed1_*.sh and paired/.
+PAIRED = HERE + "paired/"
+
+
+def outcomes(path, key="solved"):
+    return [c == "1" for c in load(path)["per_puzzle"][key]]
+
+
+def paired_row(label, first, second):
+    r = paired_difference(outcomes(first), outcomes(second))
+    uncovered = [not v for v in outcomes(first, "valid_offered")]
+    rescued = sum(u and m for u, m in zip(uncovered, outcomes(second)))
+    print(f"| {label} | {pct(r['rate_a'])} / {pct(r['rate_b'])} | {100 * r['difference']:+.1f} | "
+          f"{100 * r['paired_standard_error']:.2f} / {100 * r['unpaired_standard_error']:.2f} | "
+          f"{r['a_only']} / {r['b_only']} | {r['mcnemar_p']:.1g} | {sum(uncovered)} / {rescued} |")
+
+
+print()
+print("| first against second (160 passes each) | solved | difference (points) | standard error: "
+      "paired / as if independent | solved by one only: first / second | McNemar p | "
+      "no valid grid among the first's: puzzles / solved by the second |")
+print("|---|---|---|---|---|---|---|")
+ENUM = "enumerate-pseudo-likelihood_{}_nfe5.json"
+for split, name in (("test", "test"), ("few", "17-29")):
+    paired_row(f"seed 0, {name}: VMD `paths` against MDM, 10,200 s each",
+               PAIRED + f"{split}_" + ENUM.format("ft-exact16-paths-b16"),
+               PAIRED + f"{split}_" + MDM16.format("ft3"))
+    paired_row(f"seed 0, {name}: VMD `paths` against MDM, 12,306 s each",
+               PAIRED + f"{split}_" + ENUM.format("ft2-exact16-paths-b16"),
+               PAIRED + f"{split}_" + MDM16.format("ft4"))
+    paired_row(f"seed 0, {name}: VMD `paths` against the `steps` control",
+               PAIRED + f"{split}_" + ENUM.format("ft-exact16-paths-b16"),
+               PAIRED + f"{split}_" + ENUM.format("ft-exact16-steps-b64"))
+SEED1_PATHS = {"test": PAIRED + "test_" + ENUM_SEED1.format("paths-b16"),
+               "few": HERE + "few_" + ENUM_SEED1.format("paths-b16")}
+for split, name in (("test", "test"), ("few", "17-29")):
+    paired_row(f"seed 1, {name}: VMD `paths` against MDM, 10,570 s each", SEED1_PATHS[split],
+               HERE + f"{split}_" + MDM16_SEED1.format("ft3"))
+    paired_row(f"seed 1, {name}: VMD `paths` against the `steps` control", SEED1_PATHS[split],
+               HERE + f"{split}_" + ENUM_SEED1.format("steps-b64"))
+
+print()
+print("Solved again for pairing, against the committed decodes (same command, same seed):")
+for old in [ROWS[2][2], ROWS[2][3], ROWS[1][2], ROWS[1][3], HERE + "test_" + VMD_MORE,
+            HERE + "few_" + VMD_MORE, HERE + "test_" + MDM16.format("ft3"),
+            HERE + "few_" + MDM16.format("ft3"), HERE + "test_" + MDM16.format("ft4"),
+            HERE + "few_" + MDM16.format("ft4"), SEED1[1][2]]:
+    new = PAIRED + old.rsplit("/", 1)[1]
+    print(f"- {new.rsplit('/', 1)[1]}: {checked(new)} (committed {checked(old)})")
