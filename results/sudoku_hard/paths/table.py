@@ -2,6 +2,7 @@
 with). Run from the repository root: python results/sudoku_hard/paths/table.py"""
 import json
 
+from vmd_pyro.datasets import sudoku
 from vmd_pyro.metrics import paired_difference
 
 HERE, HARD = "results/sudoku_hard/paths/", "results/sudoku_hard/"
@@ -239,3 +240,31 @@ for old in [ROWS[2][2], ROWS[2][3], ROWS[1][2], ROWS[1][3], HERE + "test_" + VMD
             HERE + "few_" + MDM16.format("ft4"), SEED1[1][2]]:
     new = PAIRED + old.rsplit("/", 1)[1]
     print(f"- {new.rsplit('/', 1)[1]}: {checked(new)} (committed {checked(old)})")
+
+# Session 22: the equal-time test-split decodes by clue count; `none valid` counts the puzzles for
+# which none of the VMD's 16 values of z gives a valid grid (per_puzzle.valid_offered).
+EQUAL_TIME = {"seed 0": (PAIRED + "test_" + ENUM.format("ft-exact16-paths-b16"),
+                         PAIRED + "test_" + MDM16.format("ft3")),
+              "seed 1": (SEED1_PATHS["test"], HERE + "test_" + MDM16_SEED1.format("ft3"))}
+puzzle_clues = sudoku.clue_counts(sudoku.read_puzzles(load(EQUAL_TIME["seed 0"][0])["puzzles"])[0])
+print()
+print("| clues | puzzles | " + " | ".join(f"{s}: VMD / MDM, lead, none valid" for s in EQUAL_TIME)
+      + " |")
+print("|---|---|" + "---|" * len(EQUAL_TIME))
+for c in sorted(set(puzzle_clues)):
+    cells = []
+    for vmd_file, mdm_file in EQUAL_TIME.values():
+        v, m = (load(f)["by_clues"][str(c)]["solve_rate"] for f in (vmd_file, mdm_file))
+        uncovered = sum(k == c and not ok for k, ok in
+                        zip(puzzle_clues, outcomes(vmd_file, "valid_offered")))
+        cells.append(f"{pct(v)} / {pct(m)}, {100 * (v - m):+.1f}, {uncovered}")
+    print(f"| {c} | {puzzle_clues.count(c)} | " + " | ".join(cells) + " |")
+for seed, files in EQUAL_TIME.items():
+    rates = []
+    for low, high in ((30, 34), (35, 40)):
+        counts = [str(c) for c in range(low, high + 1)]
+        n = sum(load(files[0])["by_clues"][c]["num_puzzles"] for c in counts)
+        v, m = (sum(load(f)["by_clues"][c]["solve_rate"] * load(f)["by_clues"][c]["num_puzzles"]
+                    for c in counts) / n for f in files)
+        rates.append(f"{low}-{high} clues ({n} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}")
+    print(f"- {seed}, VMD / MDM: " + "; ".join(rates))
