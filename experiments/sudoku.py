@@ -306,7 +306,7 @@ def bit_string(flags: torch.Tensor) -> str:
 def per_puzzle_outcomes(path: str) -> tuple[dict, list[bool]]:
     """A ``solve --json`` file and its per-puzzle solved flags."""
     result = read_json(path)
-    if "per_puzzle" not in result:
+    if "solved" not in result.get("per_puzzle", {}):
         raise ValueError(f"{path} holds no per-puzzle results (solved before solve recorded "
                          f"them): solve the file again with its recorded command")
     return result, [c == "1" for c in result["per_puzzle"]["solved"]]
@@ -314,10 +314,10 @@ def per_puzzle_outcomes(path: str) -> tuple[dict, list[bool]]:
 
 def compare_command(args) -> int:
     (first, a), (second, b) = map(per_puzzle_outcomes, (args.first, args.second))
-    if (first["puzzles"], len(a)) != (second["puzzles"], len(b)):
-        raise ValueError(f"the two files solved different puzzles: {first['puzzles']} "
-                         f"({len(a)}) against {second['puzzles']} ({len(b)})")
-    r = {"first": args.first, "second": args.second, "puzzles": first["puzzles"],
+    if (first.get("puzzles"), len(a)) != (second.get("puzzles"), len(b)):
+        raise ValueError(f"the two files solved different puzzles: {first.get('puzzles')} "
+                         f"({len(a)}) against {second.get('puzzles')} ({len(b)})")
+    r = {"first": args.first, "second": args.second, "puzzles": first.get("puzzles"),
          **paired_difference(a, b)}
     print(f"{r['items']} puzzles of {r['puzzles']}: {100 * r['rate_a']:.1f}% against "
           f"{100 * r['rate_b']:.1f}%, difference {100 * r['difference']:+.1f} points, standard "

@@ -495,6 +495,8 @@ def test_solve_records_each_puzzle_and_compare_pairs_two_files(tmp_path, capsys)
     assert "difference +0.0 points" in capsys.readouterr().out
     xy = json.loads((tmp_path / "xy.json").read_text())
     assert (xy["a_only"], xy["b_only"], xy["mcnemar_p"]) == (1, 1, 1.0)
+    # differences 1, 0, 0, -1: sample variance 2/3, over 4 puzzles
+    assert xy["paired_standard_error"] == pytest.approx((2 / 3 / 4) ** 0.5)
     # refused: a file solved before per-puzzle results were kept, and files of other puzzles
     old = {k: v for k, v in a.items() if k != "per_puzzle"}
     (tmp_path / "old.json").write_text(json.dumps(old))
