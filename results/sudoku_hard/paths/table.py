@@ -1,5 +1,6 @@
 """Print this folder's tables from its JSON files (and the session-18/19 files they are compared
 with). Run from the repository root: python results/sudoku_hard/paths/table.py"""
+import functools
 import json
 
 from vmd_pyro.datasets import sudoku
@@ -8,8 +9,10 @@ from vmd_pyro.metrics import paired_difference
 HERE, HARD = "results/sudoku_hard/paths/", "results/sudoku_hard/"
 
 
+@functools.cache  # the tables read many files several times
 def load(path):
-    return json.load(open(path))
+    with open(path) as f:
+        return json.load(f)
 
 
 def pct(x):
@@ -247,24 +250,28 @@ EQUAL_TIME = {"seed 0": (PAIRED + "test_" + ENUM.format("ft-exact16-paths-b16"),
                          PAIRED + "test_" + MDM16.format("ft3")),
               "seed 1": (SEED1_PATHS["test"], HERE + "test_" + MDM16_SEED1.format("ft3"))}
 puzzle_clues = sudoku.clue_counts(sudoku.read_puzzles(load(EQUAL_TIME["seed 0"][0])["puzzles"])[0])
+# per seed and puzzle: (clues, VMD solved, MDM solved, no valid VMD guess)
+PUZZLES = {seed: list(zip(puzzle_clues, outcomes(vmd), outcomes(mdm),
+                          [not ok for ok in outcomes(vmd, "valid_offered")]))
+           for seed, (vmd, mdm) in EQUAL_TIME.items()}
+
+
+def clue_range(seed, low, high):
+    """Puzzles with ``low``-``high`` clues: how many, VMD and MDM solve rates, none valid."""
+    rows = [p for p in PUZZLES[seed] if low <= p[0] <= high]
+    return (len(rows), *(sum(p[k] for p in rows) / len(rows) for k in (1, 2)),
+            sum(p[3] for p in rows))
+
+
 print()
 print("| clues | puzzles | " + " | ".join(f"{s}: VMD / MDM, lead, none valid" for s in EQUAL_TIME)
       + " |")
 print("|---|---|" + "---|" * len(EQUAL_TIME))
 for c in sorted(set(puzzle_clues)):
-    cells = []
-    for vmd_file, mdm_file in EQUAL_TIME.values():
-        v, m = (load(f)["by_clues"][str(c)]["solve_rate"] for f in (vmd_file, mdm_file))
-        uncovered = sum(k == c and not ok for k, ok in
-                        zip(puzzle_clues, outcomes(vmd_file, "valid_offered")))
-        cells.append(f"{pct(v)} / {pct(m)}, {100 * (v - m):+.1f}, {uncovered}")
-    print(f"| {c} | {puzzle_clues.count(c)} | " + " | ".join(cells) + " |")
-for seed, files in EQUAL_TIME.items():
-    rates = []
-    for low, high in ((30, 34), (35, 40)):
-        counts = [str(c) for c in range(low, high + 1)]
-        n = sum(load(files[0])["by_clues"][c]["num_puzzles"] for c in counts)
-        v, m = (sum(load(f)["by_clues"][c]["solve_rate"] * load(f)["by_clues"][c]["num_puzzles"]
-                    for c in counts) / n for f in files)
-        rates.append(f"{low}-{high} clues ({n} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}")
-    print(f"- {seed}, VMD / MDM: " + "; ".join(rates))
+    cells = [clue_range(seed, c, c) for seed in EQUAL_TIME]
+    print(f"| {c} | {cells[0][0]} | " + " | ".join(
+        f"{pct(v)} / {pct(m)}, {100 * (v - m):+.1f}, {none}" for _, v, m, none in cells) + " |")
+for seed in EQUAL_TIME:
+    print(f"- {seed}, VMD / MDM: " + "; ".join(
+        f"{low}-{high} clues ({n} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
+        for low, high in ((30, 34), (35, 40)) for n, v, m, _ in [clue_range(seed, low, high)]))
