@@ -202,6 +202,7 @@ def main(argv=None) -> int:
     device = distributed.init_from_env(resolve_device(args.device))
     torch.set_num_threads(args.threads or auto_threads(args))
     reports = distributed.is_main_process()  # rank 0 reports
+    _, world = distributed.rank_and_world()
     processes = model_processes(args, device)
     start = time.perf_counter()
     try:
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
     finally:
         distributed.shutdown()
     if not reports:  # a rank > 0 of torchrun: done, nothing to write
-        distributed.exit_worker(0)
+        distributed.exit_process(0)
     wall = time.perf_counter() - start
     samples = [r.pop("_samples", None) for r in runs]
     meta = provenance(args.seed)
@@ -232,6 +233,8 @@ def main(argv=None) -> int:
         Path(args.samples_out).write_text(
             "".join(" ".join(map(str, row)) + "\n" for row in samples[0].tolist()))
         print(f"wrote {args.samples_out}")
+    if world > 1:  # rank 0 of torchrun, its files closed: skip the teardown that can abort
+        distributed.exit_process(0)
     return 0
 
 

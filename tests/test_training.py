@@ -237,8 +237,7 @@ distributed.finish()
 distributed.shutdown()
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:  # a file each: the ranks' stdout interleave
     json.dump({"last_step": history[-1]["step"]}, f)
-if rank > 0:
-    distributed.exit_worker(0)
+distributed.exit_process(0)
 """
 
 

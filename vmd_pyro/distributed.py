@@ -43,7 +43,7 @@ def finish() -> None:
     was still busy was seen to abort in the interpreter's shutdown, after its last line of Python
     (SIGABRT, "terminate called without an active exception"; 2 runs in 231 on a loaded 2-core
     machine, none in about 250 with this barrier: suggestive, not conclusive at that rate, hence
-    also :func:`exit_worker`), failing a run that had succeeded.
+    also :func:`exit_process`), failing a run that had succeeded.
     Not called on an error path: a failed rank never reaches the barrier, and torchrun stops the
     others."""
     if not dist.is_initialized():
@@ -59,13 +59,16 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def exit_worker(code: int = 0) -> None:
-    """End a rank > 0 that has left the process group: flush its output and exit at once, without
-    the interpreter's teardown (as ``multiprocessing``'s forked children do).
+def exit_process(code: int = 0) -> None:
+    """End a rank of a multi-process run once it has left the process group and closed its files:
+    flush its output and exit at once, without the interpreter's teardown (as ``multiprocessing``'s
+    forked children do). Every rank calls it, rank 0 after writing its results.
 
-    Why: the aborts :func:`finish` is about happened in that teardown, after the last line of
-    Python (torch's C++ threads; "terminate called without an active exception"). Such a rank
-    writes no files (rank 0 saves and reports), so nothing is lost by skipping it."""
+    Why: torch's C++ threads can abort that teardown, after the last line of Python and after
+    ``destroy_process_group`` (SIGABRT, "terminate called without an active exception"), turning a
+    run that succeeded into a failed one. It was seen first in ranks > 0 (see :func:`finish`), and
+    then once in rank 0 of a CI run, after the barrier, the group's destruction and its own last
+    file: so no rank goes through that teardown."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
