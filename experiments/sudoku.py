@@ -255,13 +255,15 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
                                             return_calls=True, solutions=answers,
                                             candidates=args.candidates, select=args.select,
                                             check_groups=args.check_groups,
+                                            check_distinct=args.check_distinct,
                                             temperature=args.temperature,
                                             on_candidates=lambda grids: offered.append(grids.cpu()))
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
               "candidates": args.candidates, "select": args.select,
-              "check_groups": args.check_groups, "temperature": args.temperature,
+              "check_groups": args.check_groups, "check_distinct": args.check_distinct,
+              "temperature": args.temperature,
               "network_passes_per_puzzle": {net: n / len(tokens) for net, n in passes.items()},
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),

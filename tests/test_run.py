@@ -120,6 +120,7 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--prior", "discrete", "--z-strategy", "enumerate", "--candidates", "2"], "leave --candidates"),
     (["--candidates", "0"], "--candidates must be >= 1"),
     (["--check-groups", "0"], "--check-groups must be >= 1"),
+    (["--check-distinct"], "--check-distinct shares the checks of --select pseudo-likelihood"),
     (["--select", "pseudo-likelihood", "--arch", "transformer", "--block-size", "2"],
      "--select pseudo-likelihood is for models without blocks"),
     (["--prior", "discrete", "--z-strategy", "enumerate", "--arch", "transformer",

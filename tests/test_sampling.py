@@ -478,6 +478,50 @@ def test_several_candidates_are_refused_where_they_have_no_meaning():
     assert used == 2 and out.shape == (2, 4) and (out != 4).all()
 
 
+def test_distinct_checks_score_each_different_decode_once_and_keep_the_same_grid():
+    """``check_distinct``: an MDM sampling 40 candidates of 4 positions over 2 tokens decodes many
+    sequences twice; each different one is checked once. With one blank per group the check draws
+    nothing at random, so the kept grids equal those of checking every copy, and the check's
+    passes fall from candidates x groups to (different decodes per row, counted here) x groups."""
+    torch.manual_seed(0)
+    program = tiny_program(model="mdm", vocab=2, seq_len=4)
+    x = all_masked(6, 4, program.mask_id)
+    x[:3, 0] = 1                                              # rows with 3 blanks and with 4
+    kept, passes, offered = {}, {}, []
+    for distinct in (False, True):
+        with counting_passes(program) as passes[distinct]:
+            kept[distinct], _ = generate(program, x, nfe=2, fill="sample", candidates=40,
+                                         select="pseudo-likelihood", check_groups=4,
+                                         check_distinct=distinct,
+                                         generator=torch.Generator().manual_seed(1),
+                                         on_candidates=offered.append)
+    assert torch.equal(offered[0], offered[1]) and torch.equal(kept[False], kept[True])
+    different = sum(len({tuple(g) for g in row.tolist()}) for row in offered[0])
+    assert different <= 3 * 2 ** 3 + 3 * 2 ** 4 < 6 * 40      # the saving is real here
+    decoding = 6 * 40 * 2
+    assert passes[False]["denoiser"] == decoding + 6 * 40 * 4
+    assert passes[True]["denoiser"] == decoding + different * 4
+
+
+def test_distinct_checks_tell_apart_equal_decodes_of_different_z():
+    """Decodes of two values of z are checked with their own z: equal tokens under different z are
+    not shared, so enumeration pays every check and keeps the grid that checking every copy keeps."""
+    program = map_program(vocab=3, seq_len=5, components=4)
+    x = all_masked(8, 5, program.mask_id)
+    kept, passes, offered = {}, {}, []
+    for distinct in (False, True):
+        with counting_passes(program) as passes[distinct]:
+            kept[distinct], _ = generate(program, x, nfe=3, fill="argmax", z_strategy="enumerate",
+                                         select="pseudo-likelihood", check_groups=5,
+                                         check_distinct=distinct, on_candidates=offered.append,
+                                         generator=torch.Generator().manual_seed(1))
+    assert torch.equal(offered[0], offered[1])
+    assert any(len({tuple(g) for g in row.tolist()}) < 4 for row in offered[0])  # equal tokens
+    assert passes[True] == passes[False] and torch.equal(kept[True], kept[False])
+    with pytest.raises(ValueError, match="check_distinct shares the checks"):
+        generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", check_distinct=True)
+
+
 def test_pseudo_likelihood_selection_adds_one_pass_per_group_and_candidate():
     program = map_program(vocab=3, seq_len=5, components=4)
     with counting_passes(program) as passes:

@@ -54,8 +54,8 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
 
 
 def add_decoding_arguments(parser, unit: str = "sequence") -> None:
-    """``--temperature`` of sampled tokens, and ``--candidates``, ``--select`` and
-    ``--check-groups``: several decodes of every ``unit`` (a sequence, a puzzle), one kept by the
+    """``--temperature`` of sampled tokens, and ``--candidates``, ``--select``, ``--check-groups``
+    and ``--check-distinct``: several decodes of every ``unit`` (a sequence, a puzzle), one kept by the
     model (``vmd_pyro.sampling.generate``)."""
     parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
                         help="with --fill sample: draw each token from softmax(logits / T); "
@@ -73,3 +73,7 @@ def add_decoding_arguments(parser, unit: str = "sequence") -> None:
                              "(default path)")
     parser.add_argument("--check-groups", type=int, default=5, metavar="G",
                         help="groups of --select pseudo-likelihood (default 5)")
+    parser.add_argument("--check-distinct", action="store_true",
+                        help="with --select pseudo-likelihood: check each different decode of a "
+                             f"{unit} once (identical decodes, with the same z, share one check "
+                             "and its passes); off by default, as in the committed results")

@@ -148,7 +148,7 @@ class Decoded(NamedTuple):
 def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill: str = "sample",
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
              reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
-             check_groups: int = 5, temperature: float = 1.0,
+             check_groups: int = 5, check_distinct: bool = False, temperature: float = 1.0,
              on_candidates=None) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
@@ -156,8 +156,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     (:func:`generate_blocks`; the same logits up to float rounding). ``on_reveal(call, reveal)``,
     if given, is told after each call which positions (bool ``(B, L)``) it filled; ``call``
     counts from 0 (in block models, from 0 inside each block). ``reference``: the true ``x0`` of
-    every row, read by z strategy ``oracle`` only. ``candidates``, ``select`` and
-    ``check_groups``: decode each row several times and keep one (module docstring;
+    every row, read by z strategy ``oracle`` only. ``candidates``, ``select``, ``check_groups``
+    and ``check_distinct``: decode each row several times and keep one (module docstring;
     ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded;
     ``on_candidates(grids)``, if given, is told every candidate, ``(B, candidates, L)``, before
     one is kept: how many differ, and whether a better check could have found a better one).
@@ -184,6 +184,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
                          f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
     check_selection(program, candidates, select, check_groups)
+    if check_distinct and select != "pseudo-likelihood":
+        raise ValueError(f"check_distinct shares the checks of selection 'pseudo-likelihood'; "
+                         f"selection {select!r} makes none")
     if z_strategy == ORACLE:
         check_reference(program, x, reference)
     if z_strategy in EVERY_Z and program.has_latent:
@@ -206,8 +209,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         return best_candidate(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                               generator=generator, cache=cache, on_reveal=on_reveal,
                               reference=reference, candidates=candidates, select=select,
-                              check_groups=check_groups, temperature=temperature,
-                              on_candidates=on_candidates)
+                              check_groups=check_groups, check_distinct=check_distinct,
+                              temperature=temperature, on_candidates=on_candidates)
     decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                             generator=generator, cache=cache, on_reveal=on_reveal,
                             reference=reference, temperature=temperature)
@@ -256,8 +259,8 @@ def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strat
 
 
 def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
-                   z_strategy: str, generator=None, on_reveal=None, reference=None,
-                   on_candidates=None, **decode_args) -> tuple[torch.Tensor, int]:
+                   z_strategy: str, check_distinct: bool = False, generator=None, on_reveal=None,
+                   reference=None, on_candidates=None, **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
     held fixed) in one batch and keep, per row, the candidate that ``select`` scores highest (module
     docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
@@ -276,8 +279,13 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
                             reference.repeat_interleave(candidates, 0), z=z, **decode_args)
     if on_candidates is not None:
         on_candidates(decoded.x.view(batch, candidates, -1))
-    score = (decoded.path_log_prob if select == "path" else
-             pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator))
+    if select == "path":
+        score = decoded.path_log_prob
+    elif check_distinct:
+        score = pseudo_log_likelihood_once(program, rows, decoded, candidates, check_groups,
+                                           generator)
+    else:
+        score = pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator)
     if log_prior is not None:
         score = score + log_prior.reshape(-1)
     best = score.view(batch, candidates).argmax(-1)
@@ -308,6 +316,27 @@ def pseudo_log_likelihood(program, x: torch.Tensor, filled: torch.Tensor, z=None
         log_probs = log_probs.double().log_softmax(-1).gather(-1, filled.unsqueeze(-1)).squeeze(-1)
         total += torch.where(held_out, log_probs, 0.0).sum(-1)
     return total
+
+
+def pseudo_log_likelihood_once(program, rows: torch.Tensor, decoded: Decoded, candidates: int,
+                               groups: int, generator=None) -> torch.Tensor:
+    """:func:`pseudo_log_likelihood` of every candidate (``rows``: each input row repeated
+    ``candidates`` times), computed once per *distinct* candidate of a row (same tokens, same
+    ``z``) and shared by its copies: a sampler that often decodes the same sequence twice pays
+    for its check once. The copies then share one draw of the random groups, where scoring each
+    would give them several."""
+    n = rows.shape[0]
+    unit = torch.arange(n, device=rows.device) // candidates
+    parts = [unit[:, None], decoded.x]
+    if decoded.z is not None:
+        parts.append(decoded.z.reshape(n, -1))
+    key = torch.cat([p.double() for p in parts], -1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+    first = torch.full((len(unique),), n, device=rows.device).scatter_reduce(
+        0, inverse, torch.arange(n, device=rows.device), "amin")  # one copy of each
+    z = None if decoded.z is None else decoded.z[first]
+    return pseudo_log_likelihood(program, rows[first], decoded.x[first], z, groups,
+                                 generator)[inverse]
 
 
 def check_reference(program, x: torch.Tensor, reference) -> None:
