@@ -199,17 +199,18 @@ def test_results_go_to_a_run_folder_by_default(tmp_path, monkeypatch, capsys):
 
 
 def test_a_run_decodes_with_several_candidates_and_records_how_one_was_kept(tmp_path):
-    """run.py passes --z-strategy enumerate / --select / --check-groups to the sampler and names
-    them in every row; a VMD whose z takes 3 values decodes 3 candidates per sequence."""
+    """run.py passes --z-strategy enumerate / --select / --check-groups / --check-distinct to the
+    sampler and names them in every row; a VMD whose z takes 3 values decodes 3 candidates per
+    sequence."""
     run = load_script("run")
     out = tmp_path / "r.json"
     assert run.main(["--dataset", "quad-d1", "--model", "vmd", "--prior", "discrete",
                      "--components", "3", "--nfe", "1", "--fill", "sample",
                      "--z-strategy", "enumerate", "--select", "pseudo-likelihood",
-                     "--check-groups", "2", "--out", str(out), *TINY]) == 0
+                     "--check-groups", "2", "--check-distinct", "--out", str(out), *TINY]) == 0
     record = json.loads(out.read_text())
-    assert (record["z_strategy"], record["candidates"], record["select"],
-            record["check_groups"]) == ("enumerate", 1, "pseudo-likelihood", 2)
+    assert (record["z_strategy"], record["candidates"], record["select"], record["check_groups"],
+            record["check_distinct"]) == ("enumerate", 1, "pseudo-likelihood", 2, True)
     assert 0.0 <= record["accuracy"] <= 1.0 and record["nfe_used"] == 1
     # the exact one-step KL describes one draw of the generator, not the kept candidate
     assert record["kl_estimator"].startswith("plug-in") and record["kl"] == record["kl_plugin"]
