@@ -132,6 +132,13 @@ def fill_label(result: dict) -> str:
     return result["fill"] + (f" T={temperature:g}" if temperature != 1 else "")
 
 
+def select_label(result: dict) -> str:
+    """How a solve file kept one of several decodes (``pseudo-likelihood, each different grid
+    checked once`` with ``--check-distinct``)."""
+    return result["select"] + (", each different grid checked once"
+                               if result.get("check_distinct") else "")
+
+
 def save_with_legend_below(fig, ax, path, fontsize: int = 7, offset: float = -0.2) -> None:
     """Legend under the axes (with a dozen lines, a legend inside hides the points it names),
     a light grid, and the figure saved and closed."""
