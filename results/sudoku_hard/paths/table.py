@@ -275,3 +275,36 @@ for seed in EQUAL_TIME:
     print(f"- {seed}, VMD / MDM: " + "; ".join(
         f"{low}-{high} clues ({n} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
         for low, high in ((30, 34), (35, 40)) for n, v, m, _ in [clue_range(seed, low, high)]))
+
+# Session 23: the equal-time MDMs again, each different sampled grid checked once (--check-distinct,
+# distinct.sh and distinct_more.sh), so that the passes their 16 grids spent re-checking copies buy
+# more grids; paired against the same VMD decodes as above. N grids cost 5 N decode passes plus 5
+# per different grid; the rows at most 160 passes are the equal-passes controls.
+DISTINCT = HERE + "distinct/{split}_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json"
+MDM_CK = {"seed 0": "ft3-mdm-steps-b64", "seed 1": "ft3-mdm-steps-b64-seed1"}
+VMD_AT_EQUAL_TIME = {("seed 0", "test"): PAIRED + "test_" + ENUM.format("ft-exact16-paths-b16"),
+                     ("seed 0", "few"): PAIRED + "few_" + ENUM.format("ft-exact16-paths-b16"),
+                     ("seed 1", "test"): SEED1_PATHS["test"], ("seed 1", "few"): SEED1_PATHS["few"]}
+MDM_EVERY_COPY = {"seed 0": MDM16, "seed 1": MDM16_SEED1}
+
+
+def grids(path):
+    offered = load(path)["candidates_offered"]
+    return f"{offered['distinct_candidates']:.1f}, {pct(offered['any_candidate_solves'])}"
+
+
+print()
+print("| MDM at the VMD's total time, test / 17-29 | sampled grids | how checked | solved / denoiser "
+      "passes per puzzle | different grids, one valid | VMD lead (points) ± paired s.e., McNemar p |")
+print("|---|---|---|---|---|---|")
+for seed, ck in MDM_CK.items():
+    for split, name, sizes in (("test", "test", (24, 25, 28)), ("few", "17-29", (17,))):
+        every_copy = (PAIRED if seed == "seed 0" else HERE) + f"{split}_" + \
+            MDM_EVERY_COPY[seed].format("ft3")
+        files = [(16, "every copy", every_copy)] + [
+            (n, "each different grid once", DISTINCT.format(split=split, n=n, ck=ck)) for n in sizes]
+        for n, how, path in files:
+            r = paired_difference(outcomes(VMD_AT_EQUAL_TIME[seed, split]), outcomes(path))
+            print(f"| {seed}, {name} | {n} | {how} | {solved_passes(path)} | {grids(path)} | "
+                  f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}, "
+                  f"{r['mcnemar_p']:.1g} |")
