@@ -308,3 +308,12 @@ for seed, ck in MDM_CK.items():
             print(f"| {seed}, {name} | {n} | {how} | {solved_passes(path)} | {grids(path)} | "
                   f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}, "
                   f"{r['mcnemar_p']:.1g} |")
+for seed, ck in MDM_CK.items():
+    vmd, mdm = VMD_AT_EQUAL_TIME[seed, "test"], DISTINCT.format(split="test", n=25, ck=ck)
+    rows = list(zip(puzzle_clues, outcomes(vmd), outcomes(mdm)))
+    parts = []
+    for low, high in ((30, 34), (35, 40)):
+        part = [r for r in rows if low <= r[0] <= high]
+        v, m = (sum(r[k] for r in part) / len(part) for k in (1, 2))
+        parts.append(f"{low}-{high} clues: {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}")
+    print(f"- {seed}, VMD / MDM with 25 grids, each different one checked once: " + "; ".join(parts))
