@@ -505,7 +505,8 @@ def test_distinct_checks_score_each_different_decode_once_and_keep_the_same_grid
 
 def test_distinct_checks_tell_apart_equal_decodes_of_different_z():
     """Decodes of two values of z are checked with their own z: equal tokens under different z are
-    not shared, so enumeration pays every check and keeps the grid that checking every copy keeps."""
+    not shared, so enumeration pays every check and keeps the grid that checking every copy
+    keeps."""
     program = map_program(vocab=3, seq_len=5, components=4)
     x = all_masked(8, 5, program.mask_id)
     kept, passes, offered = {}, {}, []

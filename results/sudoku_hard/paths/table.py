@@ -302,7 +302,8 @@ for seed, ck in MDM_CK.items():
         every_copy = (PAIRED if seed == "seed 0" else HERE) + f"{split}_" + \
             MDM_EVERY_COPY[seed].format("ft3")
         files = [(16, "every copy", every_copy)] + [
-            (n, "each different grid once", DISTINCT.format(split=split, n=n, ck=ck)) for n in sizes]
+            (n, "each different grid once", DISTINCT.format(split=split, n=n, ck=ck))
+            for n in sizes]
         for n, how, path in files:
             r = paired_difference(outcomes(VMD_AT_EQUAL_TIME[seed, split]), outcomes(path))
             print(f"| {seed}, {name} | {n} | {how} | {solved_passes(path)} | {grids(path)} | "
@@ -316,4 +317,5 @@ for seed, ck in MDM_CK.items():
         part = [r for r in rows if low <= r[0] <= high]
         v, m = (sum(r[k] for r in part) / len(part) for k in (1, 2))
         parts.append(f"{low}-{high} clues: {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}")
-    print(f"- {seed}, VMD / MDM with 25 grids, each different one checked once: " + "; ".join(parts))
+    print(f"- {seed}, VMD / MDM with 25 grids, each different one checked once: "
+          + "; ".join(parts))
