@@ -298,7 +298,7 @@ print("| MDM at the VMD's total time, test / 17-29 | sampled grids | how checked
       "passes per puzzle | different grids, one valid | VMD lead (points) ± paired s.e., McNemar p |")
 print("|---|---|---|---|---|---|")
 for seed, ck in MDM_CK.items():
-    for split, name, sizes in (("test", "test", (24, 25, 28)), ("few", "17-29", (17,))):
+    for split, name, sizes in (("test", "test", (24, 25, 28, 40, 64)), ("few", "17-29", (17,))):
         every_copy = (PAIRED if seed == "seed 0" else HERE) + f"{split}_" + \
             MDM_EVERY_COPY[seed].format("ft3")
         files = [(16, "every copy", every_copy)] + [
