@@ -203,8 +203,8 @@ def main(argv=None) -> int:
         cli.fail(err)
     device = distributed.init_from_env(resolve_device(args.device))
     torch.set_num_threads(args.threads or auto_threads(args))
-    reports = distributed.is_main_process()  # rank 0 reports
-    _, world = distributed.rank_and_world()
+    rank, world = distributed.rank_and_world()
+    reports = rank == 0  # rank 0 reports
     processes = model_processes(args, device)
     start = time.perf_counter()
     try:

@@ -183,10 +183,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     if z_strategy not in DIAGNOSTIC_Z_STRATEGIES:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
                          f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
-    check_selection(program, candidates, select, check_groups)
-    if check_distinct and select != "pseudo-likelihood":
-        raise ValueError(f"check_distinct shares the checks of selection 'pseudo-likelihood'; "
-                         f"selection {select!r} makes none")
+    check_selection(program, candidates, select, check_groups, check_distinct)
     if z_strategy == ORACLE:
         check_reference(program, x, reference)
     if z_strategy in EVERY_Z and program.has_latent:
@@ -223,14 +220,19 @@ def several_decodes(program, z_strategy: str, candidates: int) -> bool:
     return candidates > 1 or (z_strategy == "enumerate" and program.has_latent)
 
 
-def check_selection(program, candidates, select: str, check_groups) -> None:
-    """Refuse bad ``candidates``, ``select`` or ``check_groups`` arguments of :func:`generate`."""
+def check_selection(program, candidates, select: str, check_groups,
+                    check_distinct: bool = False) -> None:
+    """Refuse bad ``candidates``, ``select``, ``check_groups`` or ``check_distinct`` arguments of
+    :func:`generate`."""
     if not isinstance(candidates, int) or candidates < 1:
         raise ValueError(f"candidates must be an integer >= 1, got {candidates!r}")
     if select not in SELECTIONS:
         raise ValueError(f"unknown selection {select!r}; choose from {', '.join(SELECTIONS)}")
     if not isinstance(check_groups, int) or check_groups < 1:
         raise ValueError(f"check_groups must be an integer >= 1, got {check_groups!r}")
+    if check_distinct and select != "pseudo-likelihood":
+        raise ValueError(f"check_distinct shares the checks of selection 'pseudo-likelihood'; "
+                         f"selection {select!r} makes none")
     if select == "pseudo-likelihood" and program.block_size:
         raise ValueError("selection 'pseudo-likelihood' is for models without blocks (a block "
                          "model reads its input as the clean copy too); use 'path'")

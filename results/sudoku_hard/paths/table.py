@@ -250,15 +250,21 @@ EQUAL_TIME = {"seed 0": (PAIRED + "test_" + ENUM.format("ft-exact16-paths-b16"),
                          PAIRED + "test_" + MDM16.format("ft3")),
               "seed 1": (SEED1_PATHS["test"], HERE + "test_" + MDM16_SEED1.format("ft3"))}
 puzzle_clues = sudoku.clue_counts(sudoku.read_puzzles(load(EQUAL_TIME["seed 0"][0])["puzzles"])[0])
-# per seed and puzzle: (clues, VMD solved, MDM solved, no valid VMD guess)
-PUZZLES = {seed: list(zip(puzzle_clues, outcomes(vmd), outcomes(mdm),
-                          [not ok for ok in outcomes(vmd, "valid_offered")]))
-           for seed, (vmd, mdm) in EQUAL_TIME.items()}
 
 
-def clue_range(seed, low, high):
-    """Puzzles with ``low``-``high`` clues: how many, VMD and MDM solve rates, none valid."""
-    rows = [p for p in PUZZLES[seed] if low <= p[0] <= high]
+def per_puzzle(vmd, mdm):
+    """Per test puzzle: (clues, VMD solved, MDM solved, no valid VMD guess)."""
+    return list(zip(puzzle_clues, outcomes(vmd), outcomes(mdm),
+                    [not ok for ok in outcomes(vmd, "valid_offered")]))
+
+
+PUZZLES = {seed: per_puzzle(vmd, mdm) for seed, (vmd, mdm) in EQUAL_TIME.items()}
+
+
+def clue_range(puzzles, low, high):
+    """Of ``per_puzzle`` rows, those with ``low``-``high`` clues: how many, VMD and MDM solve
+    rates, none valid."""
+    rows = [p for p in puzzles if low <= p[0] <= high]
     return (len(rows), *(sum(p[k] for p in rows) / len(rows) for k in (1, 2)),
             sum(p[3] for p in rows))
 
@@ -268,13 +274,14 @@ print("| clues | puzzles | " + " | ".join(f"{s}: VMD / MDM, lead, none valid" fo
       + " |")
 print("|---|---|" + "---|" * len(EQUAL_TIME))
 for c in sorted(set(puzzle_clues)):
-    cells = [clue_range(seed, c, c) for seed in EQUAL_TIME]
+    cells = [clue_range(PUZZLES[seed], c, c) for seed in EQUAL_TIME]
     print(f"| {c} | {cells[0][0]} | " + " | ".join(
         f"{pct(v)} / {pct(m)}, {100 * (v - m):+.1f}, {none}" for _, v, m, none in cells) + " |")
 for seed in EQUAL_TIME:
     print(f"- {seed}, VMD / MDM: " + "; ".join(
         f"{low}-{high} clues ({n} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
-        for low, high in ((30, 34), (35, 40)) for n, v, m, _ in [clue_range(seed, low, high)]))
+        for low, high in ((30, 34), (35, 40))
+        for n, v, m, _ in [clue_range(PUZZLES[seed], low, high)]))
 
 # Session 23: the equal-time MDMs again, each different sampled grid checked once (--check-distinct,
 # distinct.sh and distinct_more.sh), so that the passes their 16 grids spent re-checking copies buy
@@ -282,9 +289,9 @@ for seed in EQUAL_TIME:
 # per different grid; the rows at most 160 passes are the equal-passes controls.
 DISTINCT = HERE + "distinct/{split}_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json"
 MDM_CK = {"seed 0": "ft3-mdm-steps-b64", "seed 1": "ft3-mdm-steps-b64-seed1"}
-VMD_AT_EQUAL_TIME = {("seed 0", "test"): PAIRED + "test_" + ENUM.format("ft-exact16-paths-b16"),
+VMD_AT_EQUAL_TIME = {**{(seed, "test"): vmd for seed, (vmd, _) in EQUAL_TIME.items()},
                      ("seed 0", "few"): PAIRED + "few_" + ENUM.format("ft-exact16-paths-b16"),
-                     ("seed 1", "test"): SEED1_PATHS["test"], ("seed 1", "few"): SEED1_PATHS["few"]}
+                     ("seed 1", "few"): SEED1_PATHS["few"]}
 MDM_EVERY_COPY = {"seed 0": MDM16, "seed 1": MDM16_SEED1}
 
 
@@ -309,18 +316,14 @@ for seed, ck in MDM_CK.items():
             print(f"| {seed}, {name} | {n} | {how} | {solved_passes(path)} | {grids(path)} | "
                   f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}, "
                   f"{r['mcnemar_p']:.1g} |")
-for seed, ck in MDM_CK.items():
-    vmd, mdm = VMD_AT_EQUAL_TIME[seed, "test"], DISTINCT.format(split="test", n=25, ck=ck)
-    rows = list(zip(puzzle_clues, outcomes(vmd), outcomes(mdm)))
-    parts = []
-    for low, high in ((30, 34), (35, 40)):
-        part = [r for r in rows if low <= r[0] <= high]
-        v, m = (sum(r[k] for r in part) / len(part) for k in (1, 2))
-        parts.append(f"{low}-{high} clues: {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}")
-    print(f"- {seed}, VMD / MDM with 25 grids, each different one checked once: "
-          + "; ".join(parts))
-for seed, ck in MDM_CK.items():
-    vmd, mdm = VMD_AT_EQUAL_TIME[seed, "test"], DISTINCT.format(split="test", n=25, ck=ck)
+MDM25 = {seed: DISTINCT.format(split="test", n=25, ck=ck) for seed, ck in MDM_CK.items()}
+for seed, mdm in MDM25.items():
+    puzzles = per_puzzle(VMD_AT_EQUAL_TIME[seed, "test"], mdm)
+    print(f"- {seed}, VMD / MDM with 25 grids, each different one checked once: " + "; ".join(
+        f"{low}-{high} clues: {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
+        for low, high in ((30, 34), (35, 40)) for _, v, m, _ in [clue_range(puzzles, low, high)]))
+for seed, mdm in MDM25.items():
+    vmd = VMD_AT_EQUAL_TIME[seed, "test"]
     covered = load(vmd)["candidates_offered"]["any_candidate_solves"]
     print(f"- {seed}: a valid grid among the VMD's 16 for {pct(covered)} of test puzzles; a perfect "
           f"check of them would lead the 25-grid MDM ({pct(load(mdm)['solve_rate'])}) by "
