@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "argmax; with a latent, argmax still gives diverse sequences "
                         "(default: both for synthetic, sample for sudoku)")
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
-                   help="latent per step (map: the call's joint mode over a discrete z, one "
+                   help="latent per step (fixed: one draw from the prior, held; mode: the prior's most "
+                        "probable value given the input, held; map: the call's joint mode over a discrete z, one "
                         "network run per value of z; needs argmax; enumerate: one decode per "
                         "value of a discrete z, held fixed, and --select keeps one) (default fixed)")
     cli.add_decoding_arguments(g)
@@ -114,6 +115,9 @@ def check_args(args, parser):
             and not PRIORS[args.prior].depends_on_xt):  # else sampling refuses it after training
         parser.error(f"--z-strategy prior needs a prior that depends on xt (e.g. conditional); "
                      f"prior {args.prior!r} does not: use resample")
+    if args.z_strategy == "mode" and "vmd" in args.model and not PRIORS[args.prior].has_mode:
+        parser.error(f"--z-strategy mode needs a prior with a closed-form mode; prior "
+                     f"{args.prior!r} is a mixture: use fixed")
     for name in ("candidates", "check_groups"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")

@@ -15,6 +15,7 @@ class MixturePrior(Prior):
     """
 
     name = "mog"
+    has_mode = False  # a mixture has no closed-form mode
 
     def __init__(self, latent, net):
         super().__init__(latent, net)

@@ -18,6 +18,7 @@ class PerDimensionMixturePrior(Prior):
     """
 
     name = "mog-per-dim"
+    has_mode = False  # a mixture has no closed-form mode
 
     def __init__(self, latent, net):
         super().__init__(latent, net)

@@ -26,6 +26,7 @@ class Prior(nn.Module):
     elbo: str = "trace"             # "trace", "meanfield" (analytic KL) or "enum" (enumerated guide)
     depends_on_xt: bool = False     # True for learned priors p(z | xt); enables z strategy "prior"
     reads_denoiser: bool = False    # True: the program hands it the denoiser (read_from) once built
+    has_mode: bool = True           # its distribution's ``.mode`` exists (z strategy "mode")
 
     def __init__(self, latent: LatentConfig, net: NetConfig):
         super().__init__()

@@ -280,3 +280,24 @@ def test_discrete_features_prior_refuses_what_it_cannot_read():
                     block_size=2)
     with pytest.raises(ValueError, match="no block form"):
         build_program(ProgramConfig(net=net, prior="discrete-features", components=4))
+
+
+def test_every_prior_says_truly_whether_it_has_a_mode():
+    """``Prior.has_mode`` is what run.py checks before training for ``--z-strategy mode``; it
+    must agree with whether the prior's distribution has a ``.mode`` (blocks: per block)."""
+    from models import PRIORS
+    from vmd_pyro.networks import NetConfig
+    from vmd_pyro.program import ProgramConfig, build_program
+    for name, cls in PRIORS.items():
+        net = NetConfig(vocab_size=5, seq_len=4, arch="transformer", hidden=16, layers=1, heads=2,
+                        block_size=2 if name.startswith("block") else 0)
+        program = build_program(ProgramConfig(
+            net=net, prior=name, components=3, latent_dim=3,
+            **({"guide": "exact"} if name == "discrete-features" else {})))
+        x = torch.full((2, 4), program.mask_id)
+        try:
+            program.prior_dist(x).mode
+            has_mode = True
+        except NotImplementedError:
+            has_mode = False
+        assert cls.has_mode == has_mode, name

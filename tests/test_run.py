@@ -115,6 +115,7 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--train-order", "top-prob-margin"], "--train-order sets the order of --objective steps"),
     (["--prior", "mog", "--z-strategy", "prior"], "--z-strategy prior needs a prior that depends"),
     (["--prior", "mog", "--z-strategy", "map"], "--z-strategy map .* needs a discrete prior"),
+    (["--prior", "mog", "--z-strategy", "mode"], "--z-strategy mode needs a prior with a closed-form"),
     (["--prior", "discrete", "--z-strategy", "map"], "--z-strategy map needs --fill argmax"),
     (["--prior", "mog", "--z-strategy", "enumerate"], "--z-strategy enumerate .* needs a discrete"),
     (["--prior", "discrete", "--z-strategy", "enumerate", "--candidates", "2"], "leave --candidates"),

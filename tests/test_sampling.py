@@ -142,6 +142,44 @@ def test_prior_strategy_with_conditional_prior():
     assert (out != program.mask_id).all()
 
 
+def test_mode_strategy_holds_z_at_the_most_probable_value_the_prior_gives_each_input():
+    """With one call every masked position is filled, so a ``mode`` decode must be the denoiser's
+    argmax under ``z* = argmax_k p(z = k | x)``, each row its own; the generator plays no part."""
+    torch.manual_seed(0)
+    program = tiny_program(model="vmd", prior="discrete-conditional", vocab=4, seq_len=5,
+                           components=6)
+    with torch.no_grad():
+        for p in program.prior.parameters():
+            p.normal_()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 4, (16, 5), generator=g)
+    masked = torch.rand(16, 5, generator=g) < 0.6
+    masked[:, 0] = True
+    x = torch.where(masked, torch.full_like(x, program.mask_id), x)
+    with torch.no_grad():
+        best = program.prior.distribution(x, masked).probs.argmax(-1)
+        expected = torch.where(masked, program.logits(x, best).argmax(-1), x)
+    assert len(set(best.tolist())) > 1  # the rows' modes differ: each row must find its own
+    for seed in (0, 1):
+        out, used = generate(program, x, nfe=1, fill="argmax", z_strategy="mode",
+                             generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(out, expected) and used == 1
+
+
+def test_mode_strategy_takes_a_gaussian_priors_mean_and_refuses_a_mixture():
+    program = tiny_program(model="vmd", prior="gaussian", vocab=4, seq_len=5, latent_dim=3)
+    x = all_masked(6, 5, program.mask_id)
+    x[:, 1] = 2
+    with torch.no_grad():
+        expected = torch.where(x == program.mask_id,
+                               program.logits(x, torch.zeros(6, 3)).argmax(-1), x)
+    out, _ = generate(program, x, nfe=1, fill="argmax", z_strategy="mode")
+    assert torch.equal(out, expected)
+    with pytest.raises(ValueError, match="needs a prior with a closed-form mode"):
+        generate(tiny_program(model="vmd", prior="mog"), all_masked(2, 4, 5), nfe=1,
+                 z_strategy="mode")
+
+
 def test_seeded_draws_follow_the_generator_and_leave_the_global_stream_alone():
     """A draw with a generator is the distribution's sample after seeding torch's CPU stream with
     the generator's next number (what torch.manual_seed seeds on a CPU), and the global stream

@@ -12,7 +12,9 @@ Per step (docs/method.md, "Sampling"):
    between the two most likely tokens).
 
 Given tokens (anything in ``x`` that is not the mask token) are never changed. The latent ``z`` is
-handled by ``z_strategy``: ``fixed`` draws it once from the prior, ``resample`` redraws it from the
+handled by ``z_strategy``: ``fixed`` draws it once from the prior, ``mode`` holds it at the prior's
+most probable value given ``x`` (a discrete prior's argmax, a Gaussian's mean; for a prior that
+reads the input, the value it picks for this sequence), ``resample`` redraws it from the
 prior every step, ``posterior`` redraws it from the guide ``q(z | x0_hat, xt)`` with ``x0_hat`` the
 current denoised estimate, and ``prior`` redraws it from a learned prior ``p(z | xt)`` given what
 has been decoded so far. ``map`` (argmax tokens, a discrete ``z``) takes each call at its joint
@@ -55,7 +57,7 @@ from vmd_pyro.networks import SequenceEncoder
 
 ORDERS = ("random", "top-prob", "top-prob-margin")
 FILLS = ("sample", "argmax")
-Z_STRATEGIES = ("fixed", "resample", "posterior", "prior", "map", "enumerate")
+Z_STRATEGIES = ("fixed", "mode", "resample", "posterior", "prior", "map", "enumerate")
 EVERY_Z = ("map", "enumerate")  # try every value of a discrete z
 SELECTIONS = ("path", "pseudo-likelihood")  # how one of several candidates is kept
 ORACLE = "oracle"  # z from q(z | reference, xt): a diagnostic that reads the answer, not a generator
@@ -365,7 +367,7 @@ def decode_steps(program, x: torch.Tensor, masked: torch.Tensor, steps: int, *, 
     which calls it once per block."""
     denoise = denoise or program.logits
     if z is None and program.has_latent and z_strategy not in ("map", ORACLE):
-        z = _draw_prior(program, x, generator)
+        z = _prior_mode(program, x) if z_strategy == "mode" else _draw_prior(program, x, generator)
     path = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for step in range(steps):
         if z_strategy == ORACLE and program.has_latent:
@@ -477,6 +479,14 @@ def _cached_block_logits(program, block: int, past, x: torch.Tensor, z) -> torch
 
 def _draw_prior(program, x, generator):
     return _draw(program.prior_dist(x), generator)
+
+
+def _prior_mode(program, x):
+    """The most probable value of ``p(z | x)`` per sequence (z strategy ``mode``)."""
+    if not program.prior.has_mode:
+        raise ValueError(f"z strategy 'mode' needs a prior with a closed-form mode (discrete, "
+                         f"gaussian, conditional); prior {program.prior.name!r} has none")
+    return program.prior_dist(x).mode
 
 
 NORMALS = (torch.distributions.Normal, pyro.distributions.Normal)
