@@ -220,6 +220,9 @@ def solve_command(args) -> int:
         raise ValueError("--temperature is for --fill sample (argmax is its limit at 0)")
     if args.check_distinct and args.select != "pseudo-likelihood":
         raise ValueError("--check-distinct shares the checks of --select pseudo-likelihood")
+    if args.z_values < 0 or (args.z_values and args.z_strategy != "enumerate"):
+        raise ValueError(f"--z-values limits --z-strategy enumerate and must be >= 0, got "
+                         f"--z-values {args.z_values} with --z-strategy {args.z_strategy}")
     for name in ("out", "json"):
         path = getattr(args, name)
         if path and len(args.nfe) > 1 and "{nfe}" not in path:
@@ -260,13 +263,14 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
                                             check_groups=args.check_groups,
                                             check_distinct=args.check_distinct,
                                             temperature=args.temperature,
+                                            z_values=args.z_values,
                                             on_candidates=lambda grids: offered.append(grids.cpu()))
     seconds = time.perf_counter() - start
     result = {"puzzles": args.puzzles, "checkpoint": args.checkpoint, "nfe": nfe,
               "order": args.order, "fill": args.fill, "z_strategy": args.z_strategy,
               "candidates": args.candidates, "select": args.select,
               "check_groups": args.check_groups, "check_distinct": args.check_distinct,
-              "temperature": args.temperature,
+              "temperature": args.temperature, "z_values": args.z_values,
               "network_passes_per_puzzle": {net: n / len(tokens) for net, n in passes.items()},
               "without_latent": args.without_latent, "seconds": seconds,
               **sudoku.score(tokens, filled, reference),

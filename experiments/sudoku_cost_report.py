@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sudoku_report import fill_label, save_with_legend_below, select_label  # noqa: E402
+from sudoku_report import (enumerated_label, fill_label, save_with_legend_below,  # noqa: E402
+                           select_label)
 
 
 def load_series(series: list[list[str]]) -> tuple[str, list[tuple[str, list[dict]]]]:
@@ -54,8 +55,10 @@ def load_series(series: list[list[str]]) -> tuple[str, list[tuple[str, list[dict
 def decoder(result: dict) -> str:
     """How a file decoded, in a few words: NFE, fill and how many decodes were kept how."""
     several = result["z_strategy"] == "enumerate" or result.get("candidates", 1) > 1
-    kept = (f", {'every z' if result['z_strategy'] == 'enumerate' else result['candidates']}"
-            f" kept by {select_label(result)}" if several else f", z {result['z_strategy']}")
+    decodes = (enumerated_label(result) if result["z_strategy"] == "enumerate"
+               else result.get("candidates", 1))
+    kept = (f", {decodes} kept by {select_label(result)}" if several
+            else f", z {result['z_strategy']}")
     return f"NFE {result['nfe']}, {fill_label(result)}{kept}"
 
 

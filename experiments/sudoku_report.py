@@ -139,6 +139,13 @@ def select_label(result: dict) -> str:
                                if result.get("check_distinct") else "")
 
 
+def enumerated_label(result: dict) -> str:
+    """Which values of z an ``enumerate`` solve file decoded: ``every z``, or ``the M most
+    probable z`` with ``--z-values M``."""
+    values = result.get("z_values") or 0
+    return f"the {values} most probable z" if values else "every z"
+
+
 def save_with_legend_below(fig, ax, path, fontsize: int = 7, offset: float = -0.2) -> None:
     """Legend under the axes (with a dozen lines, a legend inside hides the points it names),
     a light grid, and the figure saved and closed."""

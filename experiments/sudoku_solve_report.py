@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from vmd_pyro import cli  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sudoku_report import (fill_label, line_colours, save_with_legend_below,  # noqa: E402
-                           select_label)
+from sudoku_report import (enumerated_label, fill_label, line_colours,  # noqa: E402
+                           save_with_legend_below, select_label)
 
 
 def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[int, dict]]]:
@@ -46,7 +46,8 @@ def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[in
             sizes[clues].add(part["num_puzzles"])
         z = result["z_strategy"] + (", z cut off" if result.get("without_latent") else "")
         if result.get("candidates", 1) > 1 or result["z_strategy"] == "enumerate":
-            several = "" if result["z_strategy"] == "enumerate" else f"{result['candidates']} decodes"
+            several = (f"{result['candidates']} decodes" if result["z_strategy"] != "enumerate"
+                       else "" if not result.get("z_values") else enumerated_label(result))
             z += f", {several + ' ' if several else ''}kept by {select_label(result)}"
         key = (Path(result["checkpoint"]).stem, fill_label(result), z)
         if result["nfe"] in rows[key]:

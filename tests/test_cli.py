@@ -52,6 +52,8 @@ def vmd_checkpoint(tmp_path):
      "clue range must satisfy"),
     ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--check-distinct"],
      "--check-distinct shares the checks of --select pseudo-likelihood"),
+    ("sudoku", ["solve", "--checkpoint", "c.pt", "--puzzles", "p.txt", "--z-values", "2"],
+     "--z-values limits --z-strategy enumerate"),
     ("sudoku_report", ["/nonexistent.json"], "cannot read results"),
     ("sudoku_solve_report", ["/nonexistent.json", "--out-dir", "o"], "cannot read results"),
     ("sudoku_oracle_report", ["--out-dir", "o", "--row", "x", "/n1.json", "/n2.json", "/n3.json",

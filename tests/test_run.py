@@ -122,6 +122,8 @@ def test_models_train_side_by_side_on_a_cpu_only(monkeypatch):
     (["--candidates", "0"], "--candidates must be >= 1"),
     (["--check-groups", "0"], "--check-groups must be >= 1"),
     (["--check-distinct"], "--check-distinct shares the checks of --select pseudo-likelihood"),
+    (["--z-values", "2"], "--z-values limits --z-strategy enumerate"),
+    (["--z-strategy", "enumerate", "--z-values", "-1"], "--z-values limits .* must be >= 0"),
     (["--select", "pseudo-likelihood", "--arch", "transformer", "--block-size", "2"],
      "--select pseudo-likelihood is for models without blocks"),
     (["--prior", "discrete", "--z-strategy", "enumerate", "--arch", "transformer",
@@ -208,10 +210,12 @@ def test_a_run_decodes_with_several_candidates_and_records_how_one_was_kept(tmp_
     assert run.main(["--dataset", "quad-d1", "--model", "vmd", "--prior", "discrete",
                      "--components", "3", "--nfe", "1", "--fill", "sample",
                      "--z-strategy", "enumerate", "--select", "pseudo-likelihood",
-                     "--check-groups", "2", "--check-distinct", "--out", str(out), *TINY]) == 0
+                     "--check-groups", "2", "--check-distinct", "--z-values", "2",
+                     "--out", str(out), *TINY]) == 0
     record = json.loads(out.read_text())
     assert (record["z_strategy"], record["candidates"], record["select"], record["check_groups"],
-            record["check_distinct"]) == ("enumerate", 1, "pseudo-likelihood", 2, True)
+            record["check_distinct"], record["z_values"]) == ("enumerate", 1, "pseudo-likelihood",
+                                                               2, True, 2)
     assert 0.0 <= record["accuracy"] <= 1.0 and record["nfe_used"] == 1
     # the exact one-step KL describes one draw of the generator, not the kept candidate
     assert record["kl_estimator"].startswith("plug-in") and record["kl"] == record["kl_plugin"]

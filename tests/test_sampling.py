@@ -408,6 +408,52 @@ def test_enumerate_keeps_the_value_of_z_whose_decode_is_most_probable():
     assert torch.equal(offered[0], torch.stack([tokens for tokens, _, _ in candidates], 1))
 
 
+def test_enumerate_with_z_values_decodes_each_rows_most_probable_values_only():
+    """``z_values=M``: each row tries only the M values of z most probable under its own
+    ``p(z | x)`` and keeps the best of those by ``log p(z | x) + path``; with one call each
+    value's decode is the denoiser's argmax under it, computed here value by value."""
+    torch.manual_seed(0)
+    program = tiny_program(model="vmd", prior="discrete-conditional", vocab=4, seq_len=5,
+                           components=6)
+    with torch.no_grad():  # a prior and a denoiser that both matter
+        for p in program.parameters():
+            p.normal_(std=0.5)
+        for p in program.prior.parameters():
+            p.mul_(0.6)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 4, (20, 5), generator=g)
+    masked = torch.rand(20, 5, generator=g) < 0.6
+    masked[:, :2] = True
+    x = torch.where(masked, torch.full_like(x, program.mask_id), x)
+    offered = []
+    out, used = generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", z_values=3,
+                         on_candidates=offered.append)
+    with torch.no_grad():
+        log_prior = program.prior.distribution(x, masked).logits.double().log_softmax(-1)
+        decodes, scores = [], []
+        for k in range(6):
+            log_probs = program.logits(x, torch.full((20,), k)).double().log_softmax(-1)
+            top, tokens = log_probs.max(-1)
+            decodes.append(torch.where(masked, tokens, x))
+            scores.append(log_prior[:, k] + torch.where(masked, top, 0.0).sum(-1))
+    scores = torch.stack(scores, -1)
+    short_list = log_prior.topk(3, -1).indices
+    assert len({tuple(r) for r in short_list.sort(-1).values.tolist()}) > 1  # lists differ by row
+    best_everywhere = scores.argmax(-1)
+    kept = short_list.gather(-1, scores.gather(-1, short_list).argmax(-1, keepdim=True))[:, 0]
+    assert (kept != best_everywhere).any()  # somewhere the short list leaves out the best value
+    assert (kept != short_list[:, 0]).any()  # and somewhere the paths overrule the prior
+    assert used == 1
+    for row in range(20):
+        assert torch.equal(out[row], decodes[int(kept[row])][row]), row
+        assert torch.equal(offered[0][row],
+                           torch.stack([decodes[int(k)][row] for k in short_list[row]]))
+    with pytest.raises(ValueError, match="above the 6 values"):
+        generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", z_values=7)
+    with pytest.raises(ValueError, match="limits z strategy 'enumerate'"):
+        generate(program, x, nfe=1, fill="argmax", z_strategy="fixed", z_values=2)
+
+
 def test_pseudo_log_likelihood_scores_each_filled_position_given_all_the_others():
     """With as many groups as blanks, every group holds one blank: the score is the sum over the
     blanks of log p(x^i | x^{-i}, z), computed here position by position."""

@@ -663,7 +663,8 @@ def test_cost_report_puts_each_file_at_the_passes_it_measured(tmp_path):
                                         select="pseudo-likelihood", temperature=0.75),
            write("m24", 150.0, 0.87, fill="sample", candidates=24, select="pseudo-likelihood",
                  check_distinct=True)]
-    vmd = [write("v8", 80.0, 0.857, z_strategy="enumerate", select="pseudo-likelihood")]
+    vmd = [write("v8", 80.0, 0.857, z_strategy="enumerate", select="pseudo-likelihood"),
+           write("v2", 20.0, 0.75, z_strategy="enumerate", select="pseudo-likelihood", z_values=2)]
     assert report.main(["--out-dir", str(tmp_path / "out"), "--series", "MDM", *mdm,
                         "--series", "VMD", *vmd]) == 0
     text = (tmp_path / "out" / "table.md").read_text()
@@ -671,6 +672,8 @@ def test_cost_report_puts_each_file_at_the_passes_it_measured(tmp_path):
     assert ("| MDM | m8 | NFE 5, sample T=0.75, 8 kept by pseudo-likelihood | 80 | - | 76.1% |"
             in text)
     assert "| VMD | v8 | NFE 5, argmax, every z kept by pseudo-likelihood | 80 | - | 85.7% |" in text
+    assert ("| VMD | v2 | NFE 5, argmax, the 2 most probable z kept by pseudo-likelihood | 20 | - "
+            "| 75.0% |") in text
     assert ("| MDM | m24 | NFE 5, sample, 24 kept by pseudo-likelihood, each different grid "
             "checked once | 150 | - | 87.0% |") in text
     assert (tmp_path / "out" / "cost.png").stat().st_size > 0

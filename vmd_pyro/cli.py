@@ -54,8 +54,8 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
 
 
 def add_decoding_arguments(parser, unit: str = "sequence") -> None:
-    """``--temperature`` of sampled tokens, and ``--candidates``, ``--select``, ``--check-groups``
-    and ``--check-distinct``: several decodes of every ``unit`` (a sequence, a puzzle), one kept
+    """``--temperature`` of sampled tokens, and ``--candidates``, ``--select``, ``--check-groups``,
+    ``--check-distinct`` and ``--z-values``: several decodes of every ``unit`` (a sequence, a puzzle), one kept
     by the model (``vmd_pyro.sampling.generate``)."""
     parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
                         help="with --fill sample: draw each token from softmax(logits / T); "
@@ -77,3 +77,7 @@ def add_decoding_arguments(parser, unit: str = "sequence") -> None:
                         help="with --select pseudo-likelihood: check each different decode of a "
                              f"{unit} once (identical decodes, with the same z, share one check "
                              "and its passes); off by default, as in the committed results")
+    parser.add_argument("--z-values", type=int, default=0, metavar="M",
+                        help="with --z-strategy enumerate: decode only the M values of z that the "
+                             f"prior finds most probable for each {unit} (with a prior that reads "
+                             "the input, its own short list per input; default 0: every value)")

@@ -23,7 +23,8 @@ that ``z`` are most probable, ``log p(z | xt) + sum log p(x0^i | xt, z)``, is ke
 network once per value of ``z`` in every call (K passes per call; :func:`counting_passes`
 measures what a decoder costs). ``enumerate`` (a discrete ``z``) decodes every sequence once per
 value of ``z``, each held fixed through all calls, and keeps the one candidate that ``select``
-scores highest (below).
+scores highest (below); ``z_values=M`` limits it to the ``M`` values most probable under
+``p(z | x)``, per sequence (for a prior that reads the input, its own short list).
 
 Several candidates: with ``candidates=N`` every sequence is decoded ``N`` times (its copies draw
 their own ``z`` and tokens) and one decode is kept; ``enumerate`` makes the ``K`` values of ``z``
@@ -151,7 +152,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
              reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
              check_groups: int = 5, check_distinct: bool = False, temperature: float = 1.0,
-             on_candidates=None) -> tuple[torch.Tensor, int]:
+             z_values: int = 0, on_candidates=None) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
@@ -165,7 +166,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     one is kept: how many differ, and whether a better check could have found a better one).
     ``temperature``: fill ``sample`` draws each token from ``softmax(logits / temperature)``
     (argmax ignores it: it is the limit at 0); the order's confidence scores and the path's
-    log-probability stay the model's own.
+    log-probability stay the model's own. ``z_values``: with ``enumerate``, decode only the
+    ``z_values`` values of ``z`` most probable under ``p(z | x)`` (0: every value).
 
     This is the one place ``nfe`` is clamped, with a warning: to the largest number of masked
     positions (a step that reveals nothing would waste a call), and in block models to at least
@@ -200,6 +202,14 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
                              f"leave candidates at 1 (got {candidates})")
         if z_strategy == "enumerate" and program.block_size:
             raise ValueError("z strategy 'enumerate' is for models without blocks")
+        if z_strategy == "enumerate" and z_values > program.cfg.components:
+            raise ValueError(f"z_values {z_values} is above the {program.cfg.components} values "
+                             f"of z")
+    if isinstance(z_values, bool) or not isinstance(z_values, int) or z_values < 0:
+        raise ValueError(f"z_values must be an integer >= 0 (0: every value), got {z_values!r}")
+    if z_values and z_strategy != "enumerate":
+        raise ValueError(f"z_values limits z strategy 'enumerate'; z strategy {z_strategy!r} "
+                         f"decodes no list of values")
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt \
             and not program.block_size:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
@@ -209,7 +219,8 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
                               generator=generator, cache=cache, on_reveal=on_reveal,
                               reference=reference, candidates=candidates, select=select,
                               check_groups=check_groups, check_distinct=check_distinct,
-                              temperature=temperature, on_candidates=on_candidates)
+                              temperature=temperature, z_values=z_values,
+                              on_candidates=on_candidates)
     decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                             generator=generator, cache=cache, on_reveal=on_reveal,
                             reference=reference, temperature=temperature)
@@ -263,16 +274,21 @@ def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strat
 
 
 def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
-                   z_strategy: str, check_distinct: bool = False, generator=None, on_reveal=None,
-                   reference=None, on_candidates=None, **decode_args) -> tuple[torch.Tensor, int]:
+                   z_strategy: str, check_distinct: bool = False, z_values: int = 0,
+                   generator=None, on_reveal=None, reference=None, on_candidates=None,
+                   **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
-    held fixed) in one batch and keep, per row, the candidate that ``select`` scores highest (module
+    held fixed, or per each of its ``z_values`` most probable values given the row) in one batch and keep, per row, the candidate that ``select`` scores highest (module
     docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
     batch, z, log_prior = x.shape[0], None, None
     if z_strategy == "enumerate" and program.has_latent:
         log_prior = program.prior_dist(x).logits.double()           # (B, K), normalised
+        if z_values:
+            log_prior, values = log_prior.topk(z_values, -1)            # (B, M), most probable
+        else:
+            values = torch.arange(log_prior.shape[-1], device=x.device).expand_as(log_prior)
         candidates = log_prior.shape[-1]
-        z = torch.arange(candidates, device=x.device).repeat(batch)
+        z = values.reshape(-1)
         z_strategy = "fixed"
     rows = x.repeat_interleave(candidates, 0)
     heard = []

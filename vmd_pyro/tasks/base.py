@@ -87,10 +87,10 @@ class Task:
     def decoding(self) -> dict:
         """The sampler's latent and selection options from the command line, as
         :func:`vmd_pyro.sampling.generate` takes them: ``z_strategy``, ``candidates``, ``select``,
-        ``check_groups``, ``check_distinct``, ``temperature``."""
+        ``check_groups``, ``check_distinct``, ``temperature``, ``z_values``."""
         return {name: getattr(self.args, name)
                 for name in ("z_strategy", "candidates", "select", "check_groups", "check_distinct",
-                             "temperature")}
+                             "temperature", "z_values")}
 
     def likelihood_bounds(self, program, x0, maskable, weights=None) -> list[dict]:
         """B_T and its importance-weighted form at every ``--bound-nfe`` (default: the evaluated
