@@ -5,7 +5,7 @@
 # (10 M passes), and once at the prior's most probable value, unchecked (--z-strategy mode, 5
 # passes); the equal-time MDM of seed 0 samples N grids, each different one checked once, and
 # decodes once by argmax. With PRIOR=1 it decodes the VMD with the puzzle-reading prior of
-# prior_train.sh the same way (its short list differs per puzzle).
+# prior_train.sh the same way (its short list differs per puzzle). SEED=1: the seed-1 pair.
 set -e
 cd /tmp/s24/wt2 && . /work/main/.venv/bin/activate && export PYTHONPATH=/tmp/s24/wt2
 P=results/sudoku_hard/paths
@@ -16,7 +16,7 @@ solve() { python experiments/sudoku.py solve --threads 1 --puzzles $TEST --nfe 5
 if [[ -n "$PRIOR" ]]; then
   VMD=/tmp/s24/prior/prior-exact16-paths-b16.pt NAME=prior-exact16-paths-b16
 else
-  VMD=$P/ft-exact16-paths-b16.pt NAME=ft-exact16-paths-b16
+  NAME=ft-exact16-paths-b16${SEED:+-seed$SEED}; VMD=$P/$NAME.pt
 fi
 solve --checkpoint $VMD --fill argmax --z-strategy mode --json $OUT/test_mode_${NAME}_nfe{nfe}.json
 for M in 1 2 4 8; do
@@ -24,7 +24,7 @@ for M in 1 2 4 8; do
     --json $OUT/test_enumerate$M-pseudo-likelihood_${NAME}_nfe{nfe}.json
 done
 if [[ -z "$PRIOR" ]]; then
-  CK=ft3-mdm-steps-b64
+  CK=ft3-mdm-steps-b64${SEED:+-seed$SEED}
   solve --checkpoint $P/$CK.pt --fill argmax --json $OUT/test_argmax_${CK}_nfe{nfe}.json
   for N in 2 4 8 12; do
     solve --checkpoint $P/$CK.pt --fill sample --temperature 1 --candidates $N --select pseudo-likelihood \
