@@ -328,3 +328,54 @@ for seed, mdm in MDM25.items():
     print(f"- {seed}: a valid grid among the VMD's 16 for {pct(covered)} of test puzzles; a perfect "
           f"check of them would lead the 25-grid MDM ({pct(load(mdm)['solve_rate'])}) by "
           f"{100 * (covered - load(mdm)['solve_rate']):+.1f}")
+
+# Session 24: below 160 passes (budget.sh). The VMD decodes only the M values of z most probable
+# under its prior (--z-values M, each checked: 10 M passes) or one decode at the prior's mode
+# (--z-strategy mode, 5 passes); the equal-time MDM decodes once by argmax or samples N grids, each
+# different one checked once. With PRIOR=1, the same VMD given a prior that reads the puzzle
+# (prior_train.sh). M = 16 and N = 25 are the files of the tables above.
+BUDGET = HERE + "budget/"
+BUDGET_VMD = {"seed 0": "ft-exact16-paths-b16", "seed 1": "ft-exact16-paths-b16-seed1"}
+
+
+def vmd_budget_files(name, every_z):
+    return ([("one decode at the prior's mode", BUDGET + f"test_mode_{name}_nfe5.json")]
+            + [(f"its {m} most probable z, checked",
+                BUDGET + f"test_enumerate{m}-pseudo-likelihood_{name}_nfe5.json") for m in (1, 2, 4, 8)]
+            + ([("every z, checked", every_z)] if every_z else []))
+
+
+def mdm_budget_files(ck, seed):
+    return ([("one argmax decode", BUDGET + f"test_argmax_{ck}_nfe5.json")]
+            + [(f"{n} sampled grids, each different one checked",
+                BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json")
+               for n in (2, 4, 8, 12)]
+            + [("25 sampled grids, each different one checked", MDM25[seed])])
+
+
+print()
+print("| test split, NFE 5 | decoder | solved / denoiser passes per puzzle | different grids, one "
+      "valid |")
+print("|---|---|---|---|")
+for seed in BUDGET_VMD:
+    rows = [("VMD", vmd_budget_files(BUDGET_VMD[seed], VMD_AT_EQUAL_TIME[seed, "test"])),
+            ("MDM", mdm_budget_files(MDM_CK[seed], seed))]
+    for model, files in rows:
+        for label, path in files:
+            offered = "-" if "candidates_offered" not in load(path) else grids(path)
+            print(f"| {seed}, {model} | {label} | {solved_passes(path)} | {offered} |")
+
+print()
+print("| test split, NFE 5, at equal passes | VMD / MDM solved | VMD lead (points) ± paired s.e., "
+      "McNemar p |")
+print("|---|---|---|")
+for seed in BUDGET_VMD:
+    vmd = dict(vmd_budget_files(BUDGET_VMD[seed], None))
+    mdm = dict(mdm_budget_files(MDM_CK[seed], seed))
+    for passes, v, m in ((5, "one decode at the prior's mode", "one argmax decode"),
+                         (80, "its 8 most probable z, checked",
+                          "12 sampled grids, each different one checked")):
+        r = paired_difference(outcomes(vmd[v]), outcomes(mdm[m]))
+        print(f"| {seed}, {passes} passes: VMD {v}; MDM {m} | {pct(r['rate_a'])} / "
+              f"{pct(r['rate_b'])} | {100 * r['difference']:+.1f} ± "
+              f"{100 * r['paired_standard_error']:.2f}, {r['mcnemar_p']:.1g} |")
