@@ -19,7 +19,7 @@ OUT=/tmp/s24/budget
 mkdir -p $OUT
 solve() { python experiments/sudoku.py solve --threads 1 --puzzles $TEST --nfe 5 "$@"; }
 if [[ -n "$PRIOR" ]]; then
-  VMD=/tmp/s24/prior/prior-exact16-paths-b16.pt NAME=prior-exact16-paths-b16
+  NAME=prior-exact16-paths-b16; VMD=$P/$NAME.pt  # copied there by prior_after.sh
 else
   NAME=ft-exact16-paths-b16${SEED:+-seed$SEED}; VMD=$P/$NAME.pt
 fi
