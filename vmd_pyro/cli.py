@@ -55,8 +55,8 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
 
 def add_decoding_arguments(parser, unit: str = "sequence") -> None:
     """``--temperature`` of sampled tokens, and ``--candidates``, ``--select``, ``--check-groups``,
-    ``--check-distinct`` and ``--z-values``: several decodes of every ``unit`` (a sequence, a puzzle), one kept
-    by the model (``vmd_pyro.sampling.generate``)."""
+    ``--check-distinct`` and ``--z-values``: several decodes of every ``unit`` (a sequence, a
+    puzzle), one kept by the model (``vmd_pyro.sampling.generate``)."""
     parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
                         help="with --fill sample: draw each token from softmax(logits / T); "
                              "below 1 the draws lie nearer the argmax but still differ between "

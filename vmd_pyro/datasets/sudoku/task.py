@@ -232,8 +232,8 @@ def fill_puzzles(program, puzzles: torch.Tensor, *, nfe: int, order: str, fill: 
     given token). With ``return_calls`` also the call that filled each cell ``(B, 81)``, from 0
     (-1 for clues): the input of :func:`failure_kinds`. ``solutions`` (B, 81): read only by the
     diagnostic z strategy ``oracle``. ``selection``: ``candidates``, ``select``, ``check_groups``,
-    ``check_distinct``, ``temperature`` and ``z_values`` of :func:`vmd_pyro.sampling.generate` (several
-    decodes, one kept)."""
+    ``check_distinct``, ``temperature`` and ``z_values`` of :func:`vmd_pyro.sampling.generate`
+    (several decodes, one kept)."""
     device = next(program.parameters()).device
     out, calls = [], []
     chunks = puzzles.split(batch_size)
