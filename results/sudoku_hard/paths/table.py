@@ -332,12 +332,12 @@ for seed, mdm in MDM25.items():
 # Session 24: below 160 passes (budget.sh). The VMD decodes only the M values of z most probable
 # under its prior (--z-values M, each checked: 10 M passes) or one decode at the prior's mode
 # (--z-strategy mode, 5 passes); the equal-time MDM decodes once by argmax or samples N grids, each
-# different one checked once. Test split, both seeds; 17-29 clues, seed 0 (SPLIT=few). The last row
+# different one checked once. Test split and 17-29 clues (SPLIT=few), both seeds. The last row
 # of each is the equal-passes file of the tables above (every z; 25 or 17 grids).
 BUDGET = HERE + "budget/"
 BUDGET_VMD = {"seed 0": "ft-exact16-paths-b16", "seed 1": "ft-exact16-paths-b16-seed1"}
 MDM_AT_160 = {(seed, "test"): MDM25[seed] for seed in MDM_CK} | {
-    ("seed 0", "few"): DISTINCT.format(split="few", n=17, ck=MDM_CK["seed 0"])}
+    (seed, "few"): DISTINCT.format(split="few", n=17, ck=ck) for seed, ck in MDM_CK.items()}
 
 
 def vmd_budget_files(name, split, every_z=None):
