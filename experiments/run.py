@@ -124,11 +124,8 @@ def check_args(args, parser):
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
-    if args.check_distinct and args.select != "pseudo-likelihood":
-        parser.error("--check-distinct shares the checks of --select pseudo-likelihood")
-    if args.z_values < 0 or (args.z_values and args.z_strategy != "enumerate"):
-        parser.error(f"--z-values limits --z-strategy enumerate and must be >= 0, got "
-                     f"--z-values {args.z_values} with --z-strategy {args.z_strategy}")
+    if error := cli.decoding_argument_error(args):
+        parser.error(error)
     if args.select == "pseudo-likelihood" and args.block_size:
         parser.error("--select pseudo-likelihood is for models without blocks (no --block-size)")
     if args.z_strategy == "enumerate" and args.candidates > 1:

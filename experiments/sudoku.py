@@ -219,11 +219,8 @@ def solve_command(args) -> int:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
     if args.temperature != 1 and args.fill != "sample":
         raise ValueError("--temperature is for --fill sample (argmax is its limit at 0)")
-    if args.check_distinct and args.select != "pseudo-likelihood":
-        raise ValueError("--check-distinct shares the checks of --select pseudo-likelihood")
-    if args.z_values < 0 or (args.z_values and args.z_strategy != "enumerate"):
-        raise ValueError(f"--z-values limits --z-strategy enumerate and must be >= 0, got "
-                         f"--z-values {args.z_values} with --z-strategy {args.z_strategy}")
+    if error := cli.decoding_argument_error(args):
+        raise ValueError(error)
     for name in ("out", "json"):
         path = getattr(args, name)
         if path and len(args.nfe) > 1 and "{nfe}" not in path:

@@ -46,9 +46,12 @@ def load_rows(paths: list[str]) -> tuple[str, dict[tuple[str, str, str], dict[in
             sizes[clues].add(part["num_puzzles"])
         z = result["z_strategy"] + (", z cut off" if result.get("without_latent") else "")
         if result.get("candidates", 1) > 1 or result["z_strategy"] == "enumerate":
-            several = (f"{result['candidates']} decodes" if result["z_strategy"] != "enumerate"
-                       else "" if not result.get("z_values") else enumerated_label(result))
-            z += f", {several + ' ' if several else ''}kept by {select_label(result)}"
+            several = ""  # enumerate over every z: the strategy says it
+            if result["z_strategy"] != "enumerate":
+                several = f"{result['candidates']} decodes "
+            elif result.get("z_values"):
+                several = f"{enumerated_label(result)} "
+            z += f", {several}kept by {select_label(result)}"
         key = (Path(result["checkpoint"]).stem, fill_label(result), z)
         if result["nfe"] in rows[key]:
             raise ValueError(f"two files for {key} at NFE {result['nfe']} (one is {path})")

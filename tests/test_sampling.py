@@ -452,6 +452,9 @@ def test_enumerate_with_z_values_decodes_each_rows_most_probable_values_only():
         generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", z_values=7)
     with pytest.raises(ValueError, match="limits z strategy 'enumerate'"):
         generate(program, x, nfe=1, fill="argmax", z_strategy="fixed", z_values=2)
+    for bad in (-1, "2", True):
+        with pytest.raises(ValueError, match="z_values must be an integer >= 0"):
+            generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", z_values=bad)
 
 
 def test_pseudo_log_likelihood_scores_each_filled_position_given_all_the_others():

@@ -81,3 +81,15 @@ def add_decoding_arguments(parser, unit: str = "sequence") -> None:
                         help="with --z-strategy enumerate: decode only the M values of z that the "
                              f"prior finds most probable for each {unit} (with a prior that reads "
                              "the input, its own short list per input; default 0: every value)")
+
+
+def decoding_argument_error(args) -> str | None:
+    """What is wrong with the ``--check-distinct`` and ``--z-values`` of parsed ``args`` (from
+    :func:`add_decoding_arguments` beside ``--select`` and ``--z-strategy``), or ``None``: one
+    check for every script that decodes, before any model is built or loaded."""
+    if args.check_distinct and args.select != "pseudo-likelihood":
+        return "--check-distinct shares the checks of --select pseudo-likelihood"
+    if args.z_values < 0 or (args.z_values and args.z_strategy != "enumerate"):
+        return (f"--z-values limits --z-strategy enumerate and must be >= 0, got --z-values "
+                f"{args.z_values} with --z-strategy {args.z_strategy}")
+    return None

@@ -188,6 +188,11 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         raise ValueError(f"unknown z strategy {z_strategy!r}; choose from "
                          f"{', '.join(DIAGNOSTIC_Z_STRATEGIES)}")
     check_selection(program, candidates, select, check_groups, check_distinct)
+    if isinstance(z_values, bool) or not isinstance(z_values, int) or z_values < 0:
+        raise ValueError(f"z_values must be an integer >= 0 (0: every value), got {z_values!r}")
+    if z_values and z_strategy != "enumerate":
+        raise ValueError(f"z_values limits z strategy 'enumerate'; z strategy {z_strategy!r} "
+                         f"decodes no list of values")
     if z_strategy == ORACLE:
         check_reference(program, x, reference)
     if z_strategy in EVERY_Z and program.has_latent:
@@ -205,11 +210,6 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
         if z_strategy == "enumerate" and z_values > program.cfg.components:
             raise ValueError(f"z_values {z_values} is above the {program.cfg.components} values "
                              f"of z")
-    if isinstance(z_values, bool) or not isinstance(z_values, int) or z_values < 0:
-        raise ValueError(f"z_values must be an integer >= 0 (0: every value), got {z_values!r}")
-    if z_values and z_strategy != "enumerate":
-        raise ValueError(f"z_values limits z strategy 'enumerate'; z strategy {z_strategy!r} "
-                         f"decodes no list of values")
     if z_strategy == "prior" and program.has_latent and not program.prior.depends_on_xt \
             and not program.block_size:
         raise ValueError(f"z strategy 'prior' needs a prior that depends on xt (e.g. 'conditional');"
@@ -278,8 +278,8 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
                    generator=None, on_reveal=None, reference=None, on_candidates=None,
                    **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
-    held fixed, or per each of its ``z_values`` most probable values given the row) in one batch and keep, per row, the candidate that ``select`` scores highest (module
-    docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
+    held fixed, or per each of its ``z_values`` most probable values given the row) in one batch
+    and keep, per row, the candidate that ``select`` scores highest (module docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
     batch, z, log_prior = x.shape[0], None, None
     if z_strategy == "enumerate" and program.has_latent:
         log_prior = program.prior_dist(x).logits.double()           # (B, K), normalised

@@ -47,8 +47,12 @@ def checked(path):
     return pct(load(path)["solve_rate"]) if path else "-"
 
 
+def passes(path):
+    return load(path)["network_passes_per_puzzle"]["denoiser"]
+
+
 def solved_passes(path):
-    return f"{checked(path)} / {load(path)['network_passes_per_puzzle']['denoiser']:.0f}"
+    return f"{checked(path)} / {passes(path):.0f}"
 
 
 def budget_table(title, checked_splits, rows):
@@ -336,6 +340,7 @@ for seed, mdm in MDM25.items():
 # of each is the equal-passes file of the tables above (every z; 25 or 17 grids).
 BUDGET = HERE + "budget/"
 BUDGET_VMD = {"seed 0": "ft-exact16-paths-b16", "seed 1": "ft-exact16-paths-b16-seed1"}
+SPLIT_NAME = {"test": "test", "few": "17-29"}
 MDM_AT_160 = {(seed, "test"): MDM25[seed] for seed in MDM_CK} | {
     (seed, "few"): DISTINCT.format(split="few", n=17, ck=ck) for seed, ck in MDM_CK.items()}
 
@@ -363,18 +368,13 @@ print("| NFE 5, split | decoder | solved / denoiser passes per puzzle | differen
       "valid |")
 print("|---|---|---|---|")
 for seed, split in MDM_AT_160:
-    name = "test" if split == "test" else "17-29"
     rows = [("VMD", vmd_budget_files(BUDGET_VMD[seed], split, VMD_AT_EQUAL_TIME[seed, split])),
             ("MDM", mdm_budget_files(seed, split))]
     for model, files in rows:
         for label, path in files:
             offered = "-" if "candidates_offered" not in load(path) else grids(path)
-            print(f"| {seed}, {name}, {model} | {label} | {solved_passes(path)} | {offered} |")
+            print(f"| {seed}, {SPLIT_NAME[split]}, {model} | {label} | {solved_passes(path)} | {offered} |")
 
-
-
-def passes(path):
-    return load(path)["network_passes_per_puzzle"]["denoiser"]
 
 
 print()
@@ -389,7 +389,7 @@ for seed, split in MDM_AT_160:
         m, path = max((f for f in mdm if round(passes(f[1])) <= passes(vmd[v])),
                       key=lambda f: load(f[1])["solve_rate"])
         r = paired_difference(outcomes(vmd[v]), outcomes(path))
-        print(f"| {seed}, {'test' if split == 'test' else '17-29'}: VMD {v}; MDM {m} | "
+        print(f"| {seed}, {SPLIT_NAME[split]}: VMD {v}; MDM {m} | "
               f"{pct(r['rate_a'])} / {pct(r['rate_b'])} | {passes(vmd[v]):.0f} / "
               f"{passes(path):.0f} | {100 * r['difference']:+.1f} ± "
               f"{100 * r['paired_standard_error']:.2f}, {r['mcnemar_p']:.1g} |")
