@@ -590,24 +590,58 @@ def test_distinct_checks_score_each_different_decode_once_and_keep_the_same_grid
     assert passes[True]["denoiser"] == decoding + different * 4
 
 
-def test_distinct_checks_tell_apart_equal_decodes_of_different_z():
-    """Decodes of two values of z are checked with their own z: equal tokens under different z are
-    not shared, so enumeration pays every check and keeps the grid that checking every copy
-    keeps."""
-    program = map_program(vocab=3, seq_len=5, components=4)
-    x = all_masked(8, 5, program.mask_id)
-    kept, passes, offered = {}, {}, []
-    for distinct in (False, True):
-        with counting_passes(program) as passes[distinct]:
-            kept[distinct], _ = generate(program, x, nfe=3, fill="argmax", z_strategy="enumerate",
-                                         select="pseudo-likelihood", check_groups=5,
-                                         check_distinct=distinct, on_candidates=offered.append,
-                                         generator=torch.Generator().manual_seed(1))
-    assert torch.equal(offered[0], offered[1])
-    assert any(len({tuple(g) for g in row.tolist()}) < 4 for row in offered[0])  # equal tokens
-    assert passes[True] == passes[False] and torch.equal(kept[True], kept[False])
-    with pytest.raises(ValueError, match="check_distinct shares the checks"):
-        generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", check_distinct=True)
+def test_distinct_checks_of_enumerate_check_each_grid_once_under_its_most_probable_z():
+    """Enumeration with ``check_distinct``: a grid that several values of z decode is checked
+    once, under the value most probable given the row, and keeps ``log p(z | x)`` of that value.
+    With one call each value's decode is the denoiser's argmax under it, and with one blank per
+    group the check draws nothing at random, so the kept grid and the passes are computed here
+    grid by grid."""
+    torch.manual_seed(1)
+    rows, values = 32, 6
+    program = tiny_program(model="vmd", prior="discrete-conditional", vocab=2, seq_len=4,
+                           components=values)
+    with torch.no_grad():  # a prior that reads the row, and a denoiser that both matter
+        for p in program.parameters():
+            p.normal_(std=0.5)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 2, (rows, 4), generator=g)
+    masked = torch.rand(rows, 4, generator=g) < 0.6
+    masked[:, 0], masked[0] = True, True                      # row 0 has every position blank
+    x = torch.where(masked, torch.full_like(x, program.mask_id), x)
+    offered = []
+    with counting_passes(program) as passes:
+        out, used = generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate",
+                             select="pseudo-likelihood", check_groups=4, check_distinct=True,
+                             on_candidates=offered.append)
+    with torch.no_grad():
+        log_prior = program.prior.distribution(x, masked).logits.double().log_softmax(-1)
+        decodes = torch.stack([torch.where(masked, program.logits(x, torch.full((rows,), k))
+                                           .argmax(-1), x) for k in range(values)], 1)
+
+        def best(row, grids, pick):  # the best grid, each checked under the value pick(ks)
+            score = {}
+            for grid, ks in grids.items():  # log p(z | x) of the most probable value, ks[0]
+                k, total = pick(ks), float(log_prior[row, ks[0]])
+                for i in masked[row].nonzero()[:, 0].tolist():  # log p(grid_i | the rest, k)
+                    probe = torch.tensor(grid)
+                    probe[i] = program.mask_id
+                    log_probs = program.logits(probe[None], torch.tensor([k]))[0, i].double()
+                    total += float(log_probs.log_softmax(-1)[grid[i]])
+                score[grid] = total
+            return max(score, key=score.get)
+        different, overruled = 0, 0
+        for row in range(rows):
+            grids = {}  # each different grid: the values that decode it, most probable first
+            for k in log_prior[row].argsort(descending=True).tolist():
+                grids.setdefault(tuple(decodes[row, k].tolist()), []).append(k)
+            different += len(grids)
+            kept = best(row, grids, lambda ks: ks[0])
+            assert tuple(out[row].tolist()) == kept, row
+            overruled += kept != best(row, grids, min)
+    assert torch.equal(offered[0], decodes) and used == 1
+    assert different < rows * values and overruled  # grids shared; checking them under the
+    # lowest value of z that decodes them, not the most probable, would keep another somewhere
+    assert passes["denoiser"] == rows * values + different * 4
 
 
 def test_pseudo_likelihood_selection_adds_one_pass_per_group_and_candidate():

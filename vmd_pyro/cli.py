@@ -75,8 +75,9 @@ def add_decoding_arguments(parser, unit: str = "sequence") -> None:
                         help="groups of --select pseudo-likelihood (default 5)")
     parser.add_argument("--check-distinct", action="store_true",
                         help="with --select pseudo-likelihood: check each different decode of a "
-                             f"{unit} once (identical decodes, with the same z, share one check "
-                             "and its passes); off by default, as in the committed results")
+                             f"{unit} once (identical decodes share one check and its passes; "
+                             "with --z-strategy enumerate it runs under the most probable value "
+                             "of z that decodes it); off by default, as in the committed results")
     parser.add_argument("--z-values", type=int, default=0, metavar="M",
                         help="with --z-strategy enumerate: decode only the M values of z that the "
                              f"prior finds most probable for each {unit} (with a prior that reads "

@@ -303,7 +303,8 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
         score = decoded.path_log_prob
     elif check_distinct:
         score = pseudo_log_likelihood_once(program, rows, decoded, candidates, check_groups,
-                                           generator)
+                                           generator, None if log_prior is None else
+                                           log_prior.reshape(-1))
     else:
         score = pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator)
     if log_prior is not None:
@@ -339,24 +340,28 @@ def pseudo_log_likelihood(program, x: torch.Tensor, filled: torch.Tensor, z=None
 
 
 def pseudo_log_likelihood_once(program, rows: torch.Tensor, decoded: Decoded, candidates: int,
-                               groups: int, generator=None) -> torch.Tensor:
+                               groups: int, generator=None, priority=None) -> torch.Tensor:
     """:func:`pseudo_log_likelihood` of every candidate (``rows``: each input row repeated
-    ``candidates`` times), computed once per *distinct* candidate of a row (same tokens, same
-    ``z``) and shared by its copies: a sampler that often decodes the same sequence twice pays
-    for its check once. The copies then share one draw of the random groups, where scoring each
-    would give them several."""
+    ``candidates`` times), computed once per *different* sequence of a row and shared by its
+    copies: a sampler that often decodes the same sequence twice pays for its check once. The
+    check runs under the ``z`` of the copy that ``priority`` (one number per candidate) ranks
+    highest, the first copy on ties or without it: for an enumerated ``z`` its ``log p(z | x)``,
+    so a sequence that several values of ``z`` decode is checked under the most probable of
+    them, which is the copy that selection keeps. The copies then share one draw of the random
+    groups, where scoring each would give them several."""
     n = rows.shape[0]
     unit = torch.arange(n, device=rows.device) // candidates
-    parts = [unit[:, None], decoded.x]
-    if decoded.z is not None:
-        parts.append(decoded.z.reshape(n, -1))
-    key = torch.cat([p.double() for p in parts], -1)
-    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.full((len(unique),), n, device=rows.device).scatter_reduce(
-        0, inverse, torch.arange(n, device=rows.device), "amin")  # one copy of each
+    key = torch.cat([unit[:, None].double(), decoded.x.double()], -1)
+    order = torch.arange(n, device=rows.device) if priority is None else \
+        torch.argsort(-priority, stable=True)
+    unique, inverse = torch.unique(key[order], dim=0, return_inverse=True)
+    first = order[torch.full((len(unique),), n, device=rows.device).scatter_reduce(
+        0, inverse, torch.arange(n, device=rows.device), "amin")]  # the copy checked
+    shared = torch.empty_like(inverse)
+    shared[order] = inverse
     z = None if decoded.z is None else decoded.z[first]
     return pseudo_log_likelihood(program, rows[first], decoded.x[first], z, groups,
-                                 generator)[inverse]
+                                 generator)[shared]
 
 
 def check_reference(program, x: torch.Tensor, reference) -> None:
