@@ -421,3 +421,44 @@ assert {r["bound_generator"] for r in (own_test, new_test)} == {
 print(f"- B_5 of the sampler with 5 calls, random order, sampled tokens, z redrawn every call "
       f"(summed out exactly), on 100 test puzzles, bits per blank: its own prior "
       f"{own_test['nll_bound_bits']:.4f}, p(z | puzzle) {new_test['nll_bound_bits']:.4f}")
+
+# Session 25: the VMD's equal grids share one check (--check-distinct since aeb1053, distinct_vmd.sh):
+# a grid that several values of z decode is checked once, under the most probable of them. Each
+# decode is paired with the best MDM decode of no more passes among those above and
+# distinct_mdm.sh's (16 and 18 sampled grids on the test split, 16 on 17-29 clues).
+SHARED = BUDGET + "{split}_enumerate{m}-pseudo-likelihood-distinct_{name}_nfe5.json"
+MORE_MDM = {"test": (16, 18), "few": (16,)}
+
+
+def every_mdm_file(seed, split):
+    ck = MDM_CK[seed]
+    more = [(f"{n} sampled grids, each different one checked",
+             BUDGET + f"{split}_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json")
+            for n in MORE_MDM[split]]
+    return mdm_budget_files(seed, split) + more
+
+
+print()
+print("| NFE 5, the VMD's M most probable z | every copy checked: solved / passes | each different "
+      "grid checked once: solved / passes | best MDM of no more passes: grids, solved / passes | "
+      "VMD lead (points) ± paired s.e., McNemar p |")
+print("|---|---|---|---|---|")
+for seed, split in MDM_AT_160:
+    name = BUDGET_VMD[seed]
+    every_copy = dict(vmd_budget_files(name, split, VMD_AT_EQUAL_TIME[seed, split]))
+    for m in (2, 4, 8, 16):
+        old = every_copy["every z, checked" if m == 16 else f"its {m} most probable z, checked"]
+        new = SHARED.format(split=split, m=m, name=name)
+        label, mdm = max((f for f in every_mdm_file(seed, split) if passes(f[1]) <= passes(new)),
+                         key=lambda f: load(f[1])["solve_rate"])
+        r = paired_difference(outcomes(new), outcomes(mdm))
+        print(f"| {seed}, {SPLIT_NAME[split]}, M = {m} | {solved_passes(old)} | {solved_passes(new)} "
+              f"| {label.split(',')[0]}, {solved_passes(mdm)} | {100 * r['difference']:+.1f} ± "
+              f"{100 * r['paired_standard_error']:.2f}, {r['mcnemar_p']:.1g} |")
+for seed in MDM_CK:
+    vmd = SHARED.format(split="test", m=16, name=BUDGET_VMD[seed])
+    mdm = BUDGET + f"test_candidates18-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}_nfe5.json"
+    r = paired_difference(outcomes(vmd), outcomes(mdm))
+    print(f"- {seed}, test: every z ({passes(vmd):.1f} passes) against MDM's 18 grids "
+          f"({passes(mdm):.1f} passes, just more): {pct(r['rate_a'])} / {pct(r['rate_b'])}, "
+          f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}")
