@@ -289,7 +289,8 @@ def solve_at(program, tokens, reference, nfe: int, args, device) -> None:
     print(f"{len(tokens)} puzzles, NFE {nfe}, order {args.order}: solve rate "
           f"{result['solve_rate']:.4f}" + (f", cell accuracy {result['cell_accuracy']:.4f}"
                                            if "cell_accuracy" in result else "")
-          + f" ({seconds:.1f} s)")
+          + f", {result['network_passes_per_puzzle'].get('denoiser', 0):.1f} denoiser passes "
+          f"per puzzle ({seconds:.1f} s)")
     if offered:
         c = result["candidates_offered"]
         print(f"  {c['distinct_candidates']:.1f} different grids per puzzle "

@@ -411,6 +411,7 @@ def test_model_solving_never_changes_a_clue(tmp_path):
                           "--out", str(tmp_path / "s.txt")], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
     assert "solve rate" in out and "cell accuracy" in out
+    assert "3.0 denoiser passes per puzzle" in out  # one decode of 3 calls
     lines = (tmp_path / "s.txt").read_text().split()
     assert len(lines) == 3 and all(len(line) == 81 for line in lines)
     for line, puzzle in zip(lines, puzzles):
