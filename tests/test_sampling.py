@@ -642,6 +642,14 @@ def test_distinct_checks_of_enumerate_check_each_grid_once_under_its_most_probab
     assert different < rows * values and overruled  # grids shared; checking them under the
     # lowest value of z that decodes them, not the most probable, would keep another somewhere
     assert passes["denoiser"] == rows * values + different * 4
+    # z drawn per candidate: equal grids share one check too, whatever z each copy drew
+    with counting_passes(program) as passes:
+        generate(program, x, nfe=1, fill="argmax", candidates=12, select="pseudo-likelihood",
+                 check_groups=4, check_distinct=True, on_candidates=offered.append)
+    different = sum(len({tuple(g) for g in row.tolist()}) for row in offered[1])
+    assert passes["denoiser"] == rows * 12 + different * 4
+    with pytest.raises(ValueError, match="check_distinct shares the checks"):
+        generate(program, x, nfe=1, fill="argmax", z_strategy="enumerate", check_distinct=True)
 
 
 def test_pseudo_likelihood_selection_adds_one_pass_per_group_and_candidate():
