@@ -462,3 +462,11 @@ for seed in MDM_CK:
     print(f"- {seed}, test: every z ({passes(vmd):.1f} passes) against MDM's 18 grids "
           f"({passes(mdm):.1f} passes, just more): {pct(r['rate_a'])} / {pct(r['rate_b'])}, "
           f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}")
+for seed in MDM_CK:
+    vmd = SHARED.format(split="test", m=16, name=BUDGET_VMD[seed])
+    for n in (16, 18):
+        mdm = BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}_nfe5.json"
+        puzzles = per_puzzle(vmd, mdm)
+        print(f"- {seed}, every z with equal grids checked once against MDM's {n} grids: " + "; ".join(
+            f"{low}-{high} clues ({k} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
+            for low, high in ((30, 34), (35, 40)) for k, v, m, _ in [clue_range(puzzles, low, high)]))
