@@ -8,68 +8,118 @@
 # the virtualenv's copies travel): here, once,
 #   echo /.gpu_site/ >> .git/info/exclude; mkdir -p .gpu_site
 #   cp -r .venv/lib/python3.11/site-packages/{pyro,pyroapi} .gpu_site/
-# then one device run with carry [".gpu_site", "data_cache"] and the command
-#   PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
-# ($OUT set there: the JSON, tables and plots come back packed in $OUT/sudoku_published_scale.tgz;
+# and build the splits' data cache once (data_cache/, 1.6 MB, a few minutes):
+#   python -c "from vmd_pyro.datasets.sudoku.task import SudokuConfig as C, SudokuTask as T;
+#              T(C(clue_min=30, clue_max=40, num_test=1000, num_val=200))"
+# then two device runs (one command may run 10 minutes; RUN_DIR stays on the machine between
+# them while it is warm), each with carry [".gpu_site", "data_cache"]:
+#   STAGE=train PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
+#   STAGE=decode PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
+# ($OUT set there: the JSONs, tables and plots come back packed in $OUT/sudoku_published_scale_*.tgz;
 # checkpoints of 6M parameters are too large to come back and stay in RUN_DIR).
 #
-# Every run trains the `full` config (~6M parameters, plain transformer as published) under a
-# wall-clock budget, so the whole script fits the device time (about 10 minutes at the default
-# budgets; TIME_MDM, TIME_FT set them in seconds):
-#   1. mdm        MDM from scratch on the continuous NELBO, 30-40-clue grids (TIME_MDM)
-#   2. ft-mdm     its MDM control: TIME_FT more seconds on B_1 + B_2 from mdm's denoiser
-#   3. ft-vmd     VMD warm-started from mdm the same way: a discrete z with 8 values in every layer
-#                 (FiLM), summed out with its exact posterior (--guide exact): the recipe whose
-#                 latent is used on the CPU models (results/sudoku_levers, "Warm starts")
-#   4. each checkpoint on the 1,000-puzzle test split, Top-Prob-Margin, NFE 5/10/20/50, sampled
-#      and argmax tokens (VMD: z fixed), and B_1, B_2 on all 1,000 test puzzles (4 orders)
+# The recipe is the CPU models' best (results/sudoku_hard/paths), at the `full` config (~6M
+# parameters, plain transformer as published); every training run has a wall-clock budget, so
+# the whole script fits the device time (7.5 minutes of training at the default budgets, then
+# about 3 of decoding: TIME_MDM, TIME_VMD, TIME_PATHS set them in seconds). Training grids have
+# 17-40 clues.
+#   1. mdm        MDM from scratch on the continuous-time objective (TIME_MDM)
+#   2. vmd        VMD warm-started from mdm's denoiser: a discrete z with 16 values in every layer
+#                 (FiLM), summed out with its exact posterior (--guide exact), on B_5 in the
+#                 Top-Prob-Margin order, z per step (--objective steps; TIME_VMD)
+#   3. vmd-paths  vmd trained on as it is decoded: z held through each puzzle's whole path
+#                 (--objective paths; TIME_PATHS)
+#   4. mdm-ft     the MDM control: mdm trained on B_5 the same way for TIME_VMD + TIME_PATHS
+#   5. decodes (sudoku.py solve, Top-Prob-Margin) of the committed 1,000-puzzle 30-40-clue test
+#      split and 906-puzzle 17-29-clue split: the VMD once per value of z, each different grid
+#      checked once by pseudo-likelihood, and once at its prior's mode; MDM by argmax at NFE 5,
+#      10, 20, 50 and with 16 and 25 sampled grids checked the same way; `sudoku.py latent` of
+#      the VMD (first 200 test puzzles); `sudoku.py compare` of the VMD against each MDM decode; solve rate against passes
 set -euo pipefail
 RUN_DIR=${RUN_DIR:-runs/sudoku_published_scale}
 PYTHON=${PYTHON:-python}
 DEVICE=${DEVICE:-cuda}
-SCALE=${SCALE:-full}             # smoke: the cpu config and a few steps, to check the script
-TIME_MDM=${TIME_MDM:-240}
-TIME_FT=${TIME_FT:-90}
+SCALE=${SCALE:-full}             # smoke: the cpu config, a few steps and puzzles, to check the script
+STAGE=${STAGE:-all}              # train (steps 1-4), decode (step 5, from RUN_DIR's checkpoints) or all
+TIME_MDM=${TIME_MDM:-150}
+TIME_VMD=${TIME_VMD:-60}
+TIME_PATHS=${TIME_PATHS:-90}
+[[ $STAGE =~ ^(all|train|decode)$ ]] || { echo "STAGE must be all, train or decode" >&2; exit 2; }
+TEST_FILE=results/sudoku_hard/select/test_data0.txt
+FEW_FILE=results/sudoku_hard/warm/few_clues_data0.txt
 mkdir -p "$RUN_DIR"
 if [[ $SCALE == smoke ]]; then
   NET=(--sudoku-config cpu --batch-size 16 --steps 20 --eval-every 10)
-  FT_STEPS=(--steps 10 --eval-every 5)
+  FT=(--steps 4 --eval-every 0)
+  PATHS_BATCH=4
   TEST=(--test-puzzles 50 --val-puzzles 20)
+  head -n 12 $TEST_FILE > "$RUN_DIR/test.txt"
+  head -n 12 $FEW_FILE > "$RUN_DIR/few.txt"
+  TEST_FILE=$RUN_DIR/test.txt FEW_FILE=$RUN_DIR/few.txt
 else
   NET=(--sudoku-config full --batch-size 256 --lr 1e-3 --steps 100000 --eval-every 2000)
-  FT_STEPS=(--steps 100000 --lr 3e-4 --eval-every 1000)
+  FT=(--steps 100000 --lr 3e-4 --eval-every 0)
+  PATHS_BATCH=64
   TEST=(--test-puzzles 1000 --val-puzzles 200)
 fi
-COMMON=(--task sudoku --clues 30 40 "${TEST[@]}" --seed 0 --device "$DEVICE" --quiet
-        --order top-prob-margin)
-FEW=(--objective steps --train-nfe 1 2)
-VMD=(--model vmd --prior discrete --guide exact --components 8 --latent-dim 16
+COMMON=(--task sudoku --clues 30 40 --train-clues 17 40 "${TEST[@]}" --seed 0 --device "$DEVICE"
+        --quiet --order top-prob-margin --fill argmax --nfe 5 --bound-nfe 1 --bound-sequences 1)
+B5=(--train-nfe 5 --train-order top-prob-margin --anneal-steps 0)
+VMD=(--model vmd --prior discrete --guide exact --components 16 --latent-dim 16
      --z-conditioning film --z-init-std 0.05 --z-strategy fixed)
-SKIP_BOUNDS=(--bound-nfe 1 --bound-sequences 1)   # training runs: the bounds come in step 4
-
-$PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" --model mdm --time-budget "$TIME_MDM" \
-  --nfe 5 10 20 50 "${SKIP_BOUNDS[@]}" --save "$RUN_DIR/mdm.pt" --out "$RUN_DIR/train_mdm.json"
+train() {  # name, then run.py options; its record in train_<name>.json
+  local name=$1; shift
+  $PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" "$@" --save "$RUN_DIR/$name.pt" \
+    --out "$RUN_DIR/train_$name.json"
+}
+pack() {  # what comes back from the device machine
+  if [[ -n ${OUT:-} ]]; then
+    tar czf "$OUT/sudoku_published_scale_$STAGE.tgz" -C "$RUN_DIR" \
+      $(cd "$RUN_DIR" && ls *.json *.txt cost_*/* 2>/dev/null)
+  fi
+}
+if [[ $STAGE != decode ]]; then
 # the warm starts keep the network (--init-denoiser refuses another): later options win
-$PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" "${FT_STEPS[@]}" --model mdm "${FEW[@]}" \
-  --init-denoiser "$RUN_DIR/mdm.pt" --time-budget "$TIME_FT" --nfe 5 "${SKIP_BOUNDS[@]}" \
-  --save "$RUN_DIR/ft-mdm.pt" --out "$RUN_DIR/train_ft-mdm.json"
-$PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" "${FT_STEPS[@]}" "${VMD[@]}" "${FEW[@]}" \
-  --init-denoiser "$RUN_DIR/mdm.pt" --time-budget "$TIME_FT" --nfe 5 "${SKIP_BOUNDS[@]}" \
-  --save "$RUN_DIR/ft-vmd.pt" --out "$RUN_DIR/train_ft-vmd.json"
-for NAME in mdm ft-mdm ft-vmd; do
-  MODEL=(--model mdm)
-  [[ $NAME == ft-vmd ]] && MODEL=("${VMD[@]}")
-  for FILL in sample argmax; do
-    $PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" "${MODEL[@]}" --checkpoint "$RUN_DIR/$NAME.pt" \
-      --fill $FILL --nfe 5 10 20 50 "${SKIP_BOUNDS[@]}" --out "$RUN_DIR/eval_${NAME}_$FILL.json"
-  done
-  $PYTHON experiments/run.py "${COMMON[@]}" "${NET[@]}" "${MODEL[@]}" --checkpoint "$RUN_DIR/$NAME.pt" \
-    --nfe 1 2 --bound-nfe 1 2 --bound-sequences "${TEST[1]}" --bound-orders 4 \
-    --out "$RUN_DIR/bounds_$NAME.json"
-done
-$PYTHON experiments/sudoku_fill_report.py "$RUN_DIR"/eval_*_argmax.json \
-  --sampled "$RUN_DIR"/eval_*_sample.json --out-dir "$RUN_DIR"
-if [[ -n ${OUT:-} ]]; then
-  tar czf "$OUT/sudoku_published_scale.tgz" -C "$RUN_DIR" \
-    $(cd "$RUN_DIR" && ls *.json *.md *.png)
+train mdm --model mdm --time-budget "$TIME_MDM"
+train vmd "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective steps --init-denoiser "$RUN_DIR/mdm.pt" \
+  --time-budget "$TIME_VMD"
+train vmd-paths "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective paths --batch-size $PATHS_BATCH \
+  --init-denoiser "$RUN_DIR/vmd.pt" --time-budget "$TIME_PATHS"
+train mdm-ft "${FT[@]}" --model mdm "${B5[@]}" --objective steps --init-denoiser "$RUN_DIR/mdm.pt" \
+  --time-budget $((TIME_VMD + TIME_PATHS))
 fi
+[[ $STAGE == train ]] && { pack; echo "published-scale training done: $RUN_DIR"; exit 0; }
+
+solve() {  # split, name, checkpoint, puzzle file, then sudoku.py solve options
+  local split=$1 name=$2 checkpoint=$3 puzzles=$4; shift 4
+  $PYTHON experiments/sudoku.py solve --checkpoint "$RUN_DIR/$checkpoint.pt" --puzzles "$puzzles" \
+    --device "$DEVICE" --order top-prob-margin "$@" --json "$RUN_DIR/${split}_${name}_nfe{nfe}.json"
+}
+CHECK=(--select pseudo-likelihood --check-distinct)
+for split in test few; do
+  puzzles=$TEST_FILE
+  [[ $split == few ]] && puzzles=$FEW_FILE
+  solve $split enumerate vmd-paths "$puzzles" --nfe 5 10 --fill argmax --z-strategy enumerate "${CHECK[@]}"
+  solve $split mode vmd-paths "$puzzles" --nfe 5 --fill argmax --z-strategy mode
+  solve $split argmax mdm-ft "$puzzles" --nfe 5 10 20 50 --fill argmax
+  for n in 16 25; do
+    solve $split candidates$n mdm-ft "$puzzles" --nfe 5 --fill sample --candidates $n "${CHECK[@]}"
+  done
+done
+head -n 200 "$TEST_FILE" > "$RUN_DIR/latent_puzzles.txt"  # latent runs on the CPU
+$PYTHON experiments/sudoku.py latent --checkpoint "$RUN_DIR/vmd-paths.pt" \
+  --puzzles "$RUN_DIR/latent_puzzles.txt" --json "$RUN_DIR/latent_vmd-paths.json"
+for split in test few; do
+  for mdm in argmax candidates16 candidates25; do
+    $PYTHON experiments/sudoku.py compare "$RUN_DIR/${split}_enumerate_nfe5.json" \
+      "$RUN_DIR/${split}_${mdm}_nfe5.json" > "$RUN_DIR/compare_${split}_$mdm.txt"
+  done
+  $PYTHON experiments/sudoku_cost_report.py --out-dir "$RUN_DIR/cost_$split" \
+    --title "Published scale, $split split, NFE 5" \
+    --series "VMD: prior's mode, then every z" "$RUN_DIR/${split}_mode_nfe5.json" \
+      "$RUN_DIR/${split}_enumerate_nfe5.json" \
+    --series "MDM: argmax, then N sampled grids" "$RUN_DIR/${split}_argmax_nfe5.json" \
+      "$RUN_DIR/${split}_candidates16_nfe5.json" "$RUN_DIR/${split}_candidates25_nfe5.json"
+done
+pack
+echo "published-scale run done: $RUN_DIR"
