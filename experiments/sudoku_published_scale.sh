@@ -40,6 +40,7 @@ RUN_DIR=${RUN_DIR:-runs/sudoku_published_scale}
 PYTHON=${PYTHON:-python}
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-full}             # smoke: the cpu config, a few steps and puzzles, to check the script
+DATA_CACHE=${DATA_CACHE:-data_cache}  # where run.py keeps the generated splits
 STAGE=${STAGE:-all}              # train (steps 1-4), decode (step 5, from RUN_DIR's checkpoints) or all
 TIME_MDM=${TIME_MDM:-150}
 TIME_VMD=${TIME_VMD:-60}
@@ -63,6 +64,7 @@ else
   TEST=(--test-puzzles 1000 --val-puzzles 200)
 fi
 COMMON=(--task sudoku --clues 30 40 --train-clues 17 40 "${TEST[@]}" --seed 0 --device "$DEVICE"
+        --data-cache "$DATA_CACHE"
         --quiet --order top-prob-margin --fill argmax --nfe 5 --bound-nfe 1 --bound-sequences 1)
 B5=(--train-nfe 5 --train-order top-prob-margin --anneal-steps 0)
 VMD=(--model vmd --prior discrete --guide exact --components 16 --latent-dim 16

@@ -975,3 +975,32 @@ def test_fuzzed_puzzle_files_parse_correctly_or_fail_with_one_line(tmp_path):
         if outcome == "parsed":
             _check_parse(value)
     assert outcomes["parsed"] > 0 and outcomes["refused"] > 1000, outcomes
+
+
+@pytest.mark.slow  # the whole prepared published-scale script at its CPU smoke scale (about 2 min)
+def test_published_scale_script_runs_its_recipe_end_to_end_at_smoke_scale(tmp_path):
+    """``experiments/sudoku_published_scale.sh`` cannot be tried on a GPU before a session is lent
+    one, so its smoke scale runs every step here: the four trainings with the recipe they name,
+    the decodes that the comparison needs, and the archive that comes back from the device."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "PYTHON": sys.executable,
+           "SCALE": "smoke", "DEVICE": "cpu", "RUN_DIR": str(tmp_path / "run"),
+           "DATA_CACHE": str(tmp_path / "cache"), "OUT": str(out), "HOME": str(tmp_path)}
+    subprocess.run(["bash", "experiments/sudoku_published_scale.sh"], cwd=REPO, env=env,
+                   check=True, capture_output=True, text=True)
+    run = tmp_path / "run"
+    trained = {name: json.loads((run / f"train_{name}.json").read_text())
+               for name in ("mdm", "vmd", "vmd-paths", "mdm-ft")}
+    assert [trained[n]["train_config"]["objective"] for n in ("vmd", "vmd-paths", "mdm-ft")] == \
+        ["steps", "paths", "steps"]
+    assert trained["vmd-paths"]["config"]["components"] == 16
+    every_z = json.loads((run / "test_enumerate_nfe5.json").read_text())
+    assert (every_z["z_strategy"], every_z["select"], every_z["check_distinct"]) == \
+        ("enumerate", "pseudo-likelihood", True)
+    mdm = json.loads((run / "few_candidates25_nfe5.json").read_text())
+    assert (mdm["candidates"], mdm["fill"], mdm["check_distinct"]) == (25, "sample", True)
+    packed = subprocess.run(["tar", "tzf", str(out / "sudoku_published_scale_all.tgz")],
+                            check=True, capture_output=True, text=True).stdout.split()
+    assert {"latent_vmd-paths.json", "compare_test_candidates16.txt", "cost_few/cost.png",
+            "test_argmax_nfe50.json", "train_mdm-ft.json"} <= set(packed)
