@@ -470,3 +470,11 @@ for seed in MDM_CK:
         print(f"- {seed}, every z with equal grids checked once against MDM's {n} grids: " + "; ".join(
             f"{low}-{high} clues ({k} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
             for low, high in ((30, 34), (35, 40)) for k, v, m, _ in [clue_range(puzzles, low, high)]))
+for seed in MDM_CK:
+    vmd = load(SHARED.format(split="test", m=16, name=BUDGET_VMD[seed]))
+    covered = vmd["candidates_offered"]["any_candidate_solves"]
+    mdm = {n: load(BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}"
+                   f"_nfe5.json")["solve_rate"] for n in (16, 18)}
+    print(f"- {seed}, test: a valid grid among the VMD's for {pct(covered)} of puzzles; a perfect "
+          f"check of them would lead MDM's 16 / 18 grids by {100 * (covered - mdm[16]):+.1f} / "
+          f"{100 * (covered - mdm[18]):+.1f}")
