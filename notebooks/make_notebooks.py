@@ -6,10 +6,12 @@ the tracked tree); the committed notebooks were made with
 
     python notebooks/make_notebooks.py --execute --out-dir notebooks
 
-(a notebook runs in this folder wherever it is saved, so its relative paths are the same).
+(one of them alone with ``--only NAME``; a notebook runs in this folder wherever it is saved, so
+its relative paths are the same).
 
-With ``VMD_SMOKE=1`` the notebooks train tiny models for a few dozen steps (the test suite runs
-them that way, ``tests/test_notebooks.py``)."""
+With ``VMD_SMOKE=1`` the notebooks train tiny models for a few dozen steps, and the Sudoku one
+decodes 6 puzzles with the committed models (the test suite runs them that way,
+``tests/test_notebooks.py``)."""
 from pathlib import Path
 
 import nbformat
@@ -220,6 +222,113 @@ def posterior_diagnostics():
             'plots.plot_latent_space(discrete, exact.population, exact.population_items);'),
     ]
 
+GUESSES_SETUP = '''\
+import os
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
+from vmd_pyro.checkpoint import load_program
+from vmd_pyro.datasets import sudoku
+from vmd_pyro.experiment import markdown_table
+from vmd_pyro.sampling import counting_passes, generate, pseudo_log_likelihood
+
+SMOKE = os.environ.get("VMD_SMOKE") == "1"  # a few puzzles: the test suite runs the notebook so
+torch.set_num_threads(1)
+RESULTS = "../results/sudoku_hard/paths/"
+vmd, _ = load_program(RESULTS + "ft-exact16-paths-b16.pt")   # seed 0's `paths` VMD, K = 16
+mdm, _ = load_program(RESULTS + "ft3-mdm-steps-b64.pt")      # its MDM control of equal time
+PUZZLES = 6 if SMOKE else 200
+puzzles, solutions = sudoku.read_puzzles("../results/sudoku_hard/select/test_data0.txt")
+puzzles, solutions = sudoku.to_tokens(puzzles[:PUZZLES]), sudoku.to_tokens(solutions[:PUZZLES])
+DECODE = dict(nfe=5, order="top-prob-margin")
+print(f"smoke run: {SMOKE}; the first {PUZZLES} puzzles of the 30-40-clue test split")'''
+
+
+def guesses_and_checks():
+    return [
+        new_markdown_cell(
+            "# Guesses and checks: a discrete z decoding Sudoku\n\n"
+            "A VMD whose `z` takes `K` values can decode a puzzle once per value, holding it "
+            "through all calls, and keep the grid that its own denoiser scores highest when "
+            "each filled cell is masked again and scored given the rest (`--z-strategy "
+            "enumerate --select pseudo-likelihood`). This notebook loads the committed CPU "
+            "models of `results/sudoku_hard/paths/` (no training) and shows\n\n"
+            "1. the 16 guesses for one puzzle: how probable each value of `z` is, which guesses "
+            "coincide, which are valid, and how the check ranks them;\n"
+            "2. what each decoder costs in denoiser passes per puzzle (counted by "
+            "`sampling.counting_passes`) against what it solves, beside MDM's argmax and sampled "
+            "grids checked the same way.\n\n"
+            "It decodes the first 200 test puzzles (`VMD_SMOKE=1`: 6), so its rates are rough; the "
+            "1,000-puzzle figures are in `results/sudoku_hard/paths/README.md`."),
+        new_code_cell(GUESSES_SETUP),
+        new_markdown_cell(
+            "## One puzzle, sixteen guesses\n\n"
+            "Every value of `z`, NFE 5, argmax tokens. `grid` numbers the different grids: values "
+            "of `z` that share a number decoded the same grid. The last column is the selection "
+            "score, the pseudo-likelihood check plus `log p(z)`; the first row is the grid kept."),
+        new_code_cell(
+            'K = vmd.cfg.components\n'
+            'offered = []\n'
+            'with torch.no_grad():\n'
+            '    generate(vmd, puzzles, fill="argmax", z_strategy="enumerate", select="pseudo-likelihood",\n'
+            '             on_candidates=offered.append, generator=torch.Generator().manual_seed(0), **DECODE)\n'
+            'guesses = offered[0]                                   # (puzzles, K, 81)\n'
+            'valid = sudoku.valid_candidates(puzzles, guesses)     # (puzzles, K)\n'
+            'mixed = (valid.sum(-1) > 0) & (valid.sum(-1) < K)     # some guesses right, some wrong\n'
+            'row = int(mixed.double().argmax())\n'
+            'with torch.no_grad():\n'
+            '    log_prior = vmd.prior_dist(puzzles[row:row + 1]).logits.log_softmax(-1)[0]\n'
+            '    check = pseudo_log_likelihood(vmd, puzzles[row].expand(K, -1), guesses[row], torch.arange(K),\n'
+            '                                  generator=torch.Generator().manual_seed(0))\n'
+            'grid = {}\n'
+            'rows = [{"z": k, "p(z)": float(log_prior[k].exp()),\n'
+            '         "grid": grid.setdefault(tuple(guesses[row, k].tolist()), len(grid)),\n'
+            '         "valid": bool(valid[row, k]), "wrong cells": int((guesses[row, k] != solutions[row]).sum()),\n'
+            '         "check + log p(z)": float(check[k] + log_prior[k])} for k in range(K)]\n'
+            'print(f"puzzle {row}: {int((puzzles[row] != sudoku.MASK_ID).sum())} clues, {len(grid)} different "\n'
+            '      f"grids, {int(valid[row].sum())} of {K} guesses valid")\n'
+            'print(markdown_table(sorted(rows, key=lambda r: -r["check + log p(z)"]), list(rows[0])))\n'
+            'print(f"over {PUZZLES} puzzles: {valid.any(-1).double().mean():.1%} have a valid guess; "\n'
+            '      f"{sum(len(g.unique(dim=0)) for g in guesses) / PUZZLES:.1f} different grids per puzzle")'),
+        new_markdown_cell(
+            "## What each decoder spends\n\n"
+            "The VMD once at its prior's most probable `z`, on its 4 most probable values, and on "
+            "every value; MDM once by argmax and with 4 and 16 sampled grids. Several decodes are "
+            "checked by pseudo-likelihood, each different grid once (`check_distinct`: for the VMD "
+            "under the most probable value of `z` that decoded it)."),
+        new_code_cell(
+            'CHECK = dict(select="pseudo-likelihood", check_distinct=True)\n'
+            'DECODERS = {\n'
+            '    "VMD: prior\'s mode": (vmd, dict(fill="argmax", z_strategy="mode")),\n'
+            '    "VMD: 4 most probable z": (vmd, dict(fill="argmax", z_strategy="enumerate", z_values=4, **CHECK)),\n'
+            '    "VMD: every z": (vmd, dict(fill="argmax", z_strategy="enumerate", **CHECK)),\n'
+            '    "MDM: argmax": (mdm, dict(fill="argmax")),\n'
+            '    "MDM: 4 sampled grids": (mdm, dict(fill="sample", candidates=4, **CHECK)),\n'
+            '    "MDM: 16 sampled grids": (mdm, dict(fill="sample", candidates=16, **CHECK)),\n'
+            '}\n'
+            'rows = []\n'
+            'for name, (program, options) in DECODERS.items():\n'
+            '    start = time.perf_counter()\n'
+            '    with counting_passes(program) as passes, torch.no_grad():\n'
+            '        filled = sudoku.fill_puzzles(program, puzzles, generator=torch.Generator().manual_seed(0),\n'
+            '                                     **DECODE, **options)\n'
+            '    rows.append({"decoder": name, "passes per puzzle": passes["denoiser"] / PUZZLES,\n'
+            '                 "solve rate": sudoku.score(puzzles, filled)["solve_rate"],\n'
+            '                 "seconds": time.perf_counter() - start})\n'
+            'print(markdown_table(rows, list(rows[0])))\n'
+            'fig, ax = plt.subplots(figsize=(6, 3.5))\n'
+            'for model in ("VMD", "MDM"):\n'
+            '    mine = [r for r in rows if r["decoder"].startswith(model)]\n'
+            '    ax.plot([r["passes per puzzle"] for r in mine], [100 * r["solve rate"] for r in mine], "o-",\n'
+            '            label=model)\n'
+            'ax.set(xscale="log", xlabel="denoiser passes per puzzle (measured)", ylabel="solve rate (%)",\n'
+            '       title=f"NFE 5, first {PUZZLES} test puzzles")\n'
+            'ax.legend();'),
+    ]
+
 
 def write(path: Path, cells):
     nb = new_notebook(cells=cells, metadata={
@@ -248,10 +357,16 @@ if __name__ == "__main__":
     parser.add_argument("--execute", action="store_true", help="run them and keep the outputs")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/notebooks"),
                         help="where the notebooks go (default runs/notebooks)")
+    notebooks = {"01_latent_priors.ipynb": latent_priors,
+                 "02_posterior_diagnostics.ipynb": posterior_diagnostics,
+                 "03_guesses_and_checks.ipynb": guesses_and_checks}
+    parser.add_argument("--only", nargs="+", choices=list(notebooks), default=list(notebooks),
+                        metavar="NAME", help="write (and run) only these notebooks (default: all; "
+                                             f"choose from {', '.join(notebooks)})")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, cells in (("01_latent_priors.ipynb", latent_priors()),
-                        ("02_posterior_diagnostics.ipynb", posterior_diagnostics())):
+    for name in args.only:
+        cells = notebooks[name]()
         write(args.out_dir / name, cells)
         if args.execute:
             execute(args.out_dir / name)

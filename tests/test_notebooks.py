@@ -11,7 +11,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["01_latent_priors.ipynb", "02_posterior_diagnostics.ipynb"])
+@pytest.mark.parametrize("name", ["01_latent_priors.ipynb", "02_posterior_diagnostics.ipynb",
+                                  "03_guesses_and_checks.ipynb"])
 def test_notebook_runs_top_to_bottom(name, monkeypatch):
     monkeypatch.setenv("VMD_SMOKE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -29,6 +30,7 @@ def test_notebooks_match_their_generator():
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     for name, cells in (("01_latent_priors.ipynb", generator.latent_priors()),
-                        ("02_posterior_diagnostics.ipynb", generator.posterior_diagnostics())):
+                        ("02_posterior_diagnostics.ipynb", generator.posterior_diagnostics()),
+                        ("03_guesses_and_checks.ipynb", generator.guesses_and_checks())):
         committed = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert [c.source for c in committed.cells] == [c.source for c in cells], name
