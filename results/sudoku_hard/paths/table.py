@@ -478,3 +478,20 @@ for seed in MDM_CK:
     print(f"- {seed}, test: a valid grid among the VMD's for {pct(covered)} of puzzles; a perfect "
           f"check of them would lead MDM's 16 / 18 grids by {100 * (covered - mdm[16]):+.1f} / "
           f"{100 * (covered - mdm[18]):+.1f}")
+
+# Session 25: sharper sampled tokens instead of argmax (temperature25.sh, seed 0, test split, each
+# different grid checked once): the VMD on every value of z, MDM with 16 and 20 grids at T = 0.5.
+TEMPERATURE = HERE + "temperature/test_{what}-pseudo-likelihood-distinct_{ck}_nfe5.json"
+print()
+print("| NFE 5, seed 0, test | tokens | solved / passes | different grids, one valid |")
+print("|---|---|---|---|")
+for label, tokens, path in (
+        ("VMD, every z", "argmax", SHARED.format(split="test", m=16, name=BUDGET_VMD["seed 0"])),
+        *[("VMD, every z", f"sampled at T = {t}",
+           TEMPERATURE.format(what=f"enumerate-t{t}", ck=BUDGET_VMD["seed 0"])) for t in (0.5, 0.3)],
+        *[(f"MDM, {n} grids", "sampled at T = 1",
+           BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK['seed 0']}_nfe5.json")
+          for n in (16, 18)],
+        *[(f"MDM, {n} grids", "sampled at T = 0.5",
+           TEMPERATURE.format(what=f"candidates{n}-t0.5", ck=MDM_CK["seed 0"])) for n in (16, 20)]):
+    print(f"| {label} | {tokens} | {solved_passes(path)} | {grids(path)} |")
