@@ -353,12 +353,15 @@ def vmd_budget_files(name, split, every_z=None):
             + ([("every z, checked", every_z)] if every_z else []))
 
 
+def mdm_grids(seed, split, n):
+    """budget/'s decode of the equal-time MDM with n sampled grids, each different one checked."""
+    return BUDGET + f"{split}_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}_nfe5.json"
+
+
 def mdm_budget_files(seed, split):
-    ck = MDM_CK[seed]
     last = MDM_AT_160[seed, split]
-    return ([("one argmax decode", BUDGET + f"{split}_argmax_{ck}_nfe5.json")]
-            + [(f"{n} sampled grids, each different one checked",
-                BUDGET + f"{split}_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json")
+    return ([("one argmax decode", BUDGET + f"{split}_argmax_{MDM_CK[seed]}_nfe5.json")]
+            + [(f"{n} sampled grids, each different one checked", mdm_grids(seed, split, n))
                for n in ((2, 4, 5, 6, 8, 12) if split == "test" else (2, 4, 8, 12))]
             + [(f"{load(last)['candidates']} sampled grids, each different one checked", last)])
 
@@ -428,14 +431,14 @@ print(f"- B_5 of the sampler with 5 calls, random order, sampled tokens, z redra
 # distinct_mdm.sh's (16 and 18 sampled grids on the test split, 16 on 17-29 clues).
 SHARED = BUDGET + "{split}_enumerate{m}-pseudo-likelihood-distinct_{name}_nfe5.json"
 MORE_MDM = {"test": (16, 18), "few": (16,)}
+EVERY_Z_SHARED = {seed: SHARED.format(split="test", m=16, name=name)
+                  for seed, name in BUDGET_VMD.items()}  # test split, every value of z
 
 
 def every_mdm_file(seed, split):
-    ck = MDM_CK[seed]
-    more = [(f"{n} sampled grids, each different one checked",
-             BUDGET + f"{split}_candidates{n}-t1-pseudo-likelihood-distinct_{ck}_nfe5.json")
-            for n in MORE_MDM[split]]
-    return mdm_budget_files(seed, split) + more
+    return mdm_budget_files(seed, split) + [
+        (f"{n} sampled grids, each different one checked", mdm_grids(seed, split, n))
+        for n in MORE_MDM[split]]
 
 
 print()
@@ -455,26 +458,21 @@ for seed, split in MDM_AT_160:
         print(f"| {seed}, {SPLIT_NAME[split]}, M = {m} | {solved_passes(old)} | {solved_passes(new)} "
               f"| {label.split(',')[0]}, {solved_passes(mdm)} | {100 * r['difference']:+.1f} ± "
               f"{100 * r['paired_standard_error']:.2f}, {r['mcnemar_p']:.1g} |")
-for seed in MDM_CK:
-    vmd = SHARED.format(split="test", m=16, name=BUDGET_VMD[seed])
-    mdm = BUDGET + f"test_candidates18-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}_nfe5.json"
+for seed, vmd in EVERY_Z_SHARED.items():
+    mdm = mdm_grids(seed, "test", 18)
     r = paired_difference(outcomes(vmd), outcomes(mdm))
     print(f"- {seed}, test: every z ({passes(vmd):.1f} passes) against MDM's 18 grids "
           f"({passes(mdm):.1f} passes, just more): {pct(r['rate_a'])} / {pct(r['rate_b'])}, "
           f"{100 * r['difference']:+.1f} ± {100 * r['paired_standard_error']:.2f}")
-for seed in MDM_CK:
-    vmd = SHARED.format(split="test", m=16, name=BUDGET_VMD[seed])
+for seed, vmd in EVERY_Z_SHARED.items():
     for n in (16, 18):
-        mdm = BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}_nfe5.json"
-        puzzles = per_puzzle(vmd, mdm)
+        puzzles = per_puzzle(vmd, mdm_grids(seed, "test", n))
         print(f"- {seed}, every z with equal grids checked once against MDM's {n} grids: " + "; ".join(
             f"{low}-{high} clues ({k} puzzles): {pct(v)} / {pct(m)}, {100 * (v - m):+.1f}"
             for low, high in ((30, 34), (35, 40)) for k, v, m, _ in [clue_range(puzzles, low, high)]))
-for seed in MDM_CK:
-    vmd = load(SHARED.format(split="test", m=16, name=BUDGET_VMD[seed]))
-    covered = vmd["candidates_offered"]["any_candidate_solves"]
-    mdm = {n: load(BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK[seed]}"
-                   f"_nfe5.json")["solve_rate"] for n in (16, 18)}
+for seed, vmd in EVERY_Z_SHARED.items():
+    covered = load(vmd)["candidates_offered"]["any_candidate_solves"]
+    mdm = {n: load(mdm_grids(seed, "test", n))["solve_rate"] for n in (16, 18)}
     print(f"- {seed}, test: a valid grid among the VMD's for {pct(covered)} of puzzles; a perfect "
           f"check of them would lead MDM's 16 / 18 grids by {100 * (covered - mdm[16]):+.1f} / "
           f"{100 * (covered - mdm[18]):+.1f}")
@@ -486,12 +484,10 @@ print()
 print("| NFE 5, seed 0, test | tokens | solved / passes | different grids, one valid |")
 print("|---|---|---|---|")
 for label, tokens, path in (
-        ("VMD, every z", "argmax", SHARED.format(split="test", m=16, name=BUDGET_VMD["seed 0"])),
+        ("VMD, every z", "argmax", EVERY_Z_SHARED["seed 0"]),
         *[("VMD, every z", f"sampled at T = {t}",
            TEMPERATURE.format(what=f"enumerate-t{t}", ck=BUDGET_VMD["seed 0"])) for t in (0.5, 0.3)],
-        *[(f"MDM, {n} grids", "sampled at T = 1",
-           BUDGET + f"test_candidates{n}-t1-pseudo-likelihood-distinct_{MDM_CK['seed 0']}_nfe5.json")
-          for n in (16, 18)],
+        *[(f"MDM, {n} grids", "sampled at T = 1", mdm_grids("seed 0", "test", n)) for n in (16, 18)],
         *[(f"MDM, {n} grids", "sampled at T = 0.5",
            TEMPERATURE.format(what=f"candidates{n}-t0.5", ck=MDM_CK["seed 0"])) for n in (16, 20)]):
     print(f"| {label} | {tokens} | {solved_passes(path)} | {grids(path)} |")
