@@ -63,11 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "argmax; with a latent, argmax still gives diverse sequences "
                         "(default: both for synthetic, sample for sudoku)")
     g.add_argument("--z-strategy", default="fixed", choices=Z_STRATEGIES,
-                   help="latent per step (fixed: one draw from the prior, held; mode: the "
-                        "prior's most probable value given the input, held; map: the call's joint "
-                        "mode over a discrete z, one network run per value of z; needs argmax; "
-                        "enumerate: one decode per value of a discrete z, held fixed, and --select "
-                        "keeps one) (default fixed)")
+                   help=f"latent per step ({cli.Z_STRATEGY_HELP}) (default fixed)")
     cli.add_decoding_arguments(g)
     g.add_argument("--num-samples", type=int, default=None,
                    help="generated sequences per evaluation (default 20000 synthetic, 64 text)")

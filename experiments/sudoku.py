@@ -113,13 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which blanks to fill first (default top-prob-margin)")
     s.add_argument("--fill", default="sample", choices=FILLS, help="sample or argmax")
     s.add_argument("--z-strategy", default="fixed", choices=DIAGNOSTIC_Z_STRATEGIES,
-                   help="latent per step (fixed: one draw from the prior, held; mode: the "
-                        "prior's most probable value given the input, held; map: the call's joint "
-                        "mode over a discrete z, one network run per value of z; needs --fill "
-                        "argmax; enumerate: one decode "
-                        "per value of a discrete z, held fixed, and --select keeps one; oracle: "
-                        "z redrawn every call from the guide given the solution, a ceiling that "
-                        "reads the answer and needs solutions in the file) (default fixed)")
+                   help=f"latent per step ({cli.Z_STRATEGY_HELP}; oracle: z redrawn every call "
+                        "from the guide given the solution, a ceiling that reads the answer and "
+                        "needs solutions in the file) (default fixed)")
     cli.add_decoding_arguments(s, unit="puzzle")
     s.add_argument("--without-latent", action="store_true",
                    help="VMD only: decode with the denoiser's z input cut off (z = 0 in every "

@@ -34,7 +34,8 @@
 #      split and 906-puzzle 17-29-clue split: the VMD once per value of z, each different grid
 #      checked once by pseudo-likelihood, and once at its prior's mode; MDM by argmax at NFE 5,
 #      10, 20, 50 and with 16 and 25 sampled grids checked the same way; `sudoku.py latent` of
-#      the VMD (first 200 test puzzles); `sudoku.py compare` of the VMD against each MDM decode; solve rate against passes
+#      the VMD (first 200 test puzzles); `sudoku.py compare` of the VMD against each MDM decode;
+#      solve rate against passes
 set -euo pipefail
 RUN_DIR=${RUN_DIR:-runs/sudoku_published_scale}
 PYTHON=${PYTHON:-python}
@@ -81,14 +82,14 @@ pack() {  # what comes back from the device machine
   fi
 }
 if [[ $STAGE != decode ]]; then
-# the warm starts keep the network (--init-denoiser refuses another): later options win
-train mdm --model mdm --time-budget "$TIME_MDM"
-train vmd "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective steps --init-denoiser "$RUN_DIR/mdm.pt" \
-  --time-budget "$TIME_VMD"
-train vmd-paths "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective paths --batch-size $PATHS_BATCH \
-  --init-denoiser "$RUN_DIR/vmd.pt" --time-budget "$TIME_PATHS"
-train mdm-ft "${FT[@]}" --model mdm "${B5[@]}" --objective steps --init-denoiser "$RUN_DIR/mdm.pt" \
-  --time-budget $((TIME_VMD + TIME_PATHS))
+  # the warm starts keep the network (--init-denoiser refuses another): later options win
+  train mdm --model mdm --time-budget "$TIME_MDM"
+  train vmd "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective steps \
+    --init-denoiser "$RUN_DIR/mdm.pt" --time-budget "$TIME_VMD"
+  train vmd-paths "${FT[@]}" "${VMD[@]}" "${B5[@]}" --objective paths --batch-size $PATHS_BATCH \
+    --init-denoiser "$RUN_DIR/vmd.pt" --time-budget "$TIME_PATHS"
+  train mdm-ft "${FT[@]}" --model mdm "${B5[@]}" --objective steps \
+    --init-denoiser "$RUN_DIR/mdm.pt" --time-budget $((TIME_VMD + TIME_PATHS))
 fi
 [[ $STAGE == train ]] && { pack; echo "published-scale training done: $RUN_DIR"; exit 0; }
 

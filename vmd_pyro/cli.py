@@ -53,6 +53,13 @@ def read_result_files(parser: argparse.ArgumentParser, paths, load):
         parser.error(str(err) if type(err) is ValueError else f"{type(err).__name__}: {err}")
 
 
+# The generators of ``--z-strategy`` (vmd_pyro.sampling), for the help of every script that decodes.
+Z_STRATEGY_HELP = ("fixed: one draw from the prior, held; mode: the prior's most probable value "
+                   "given the input, held; map: the call's joint mode over a discrete z, one "
+                   "network run per value of z; needs --fill argmax; enumerate: one decode per "
+                   "value of a discrete z, held fixed, and --select keeps one")
+
+
 def add_decoding_arguments(parser, unit: str = "sequence") -> None:
     """``--temperature`` of sampled tokens, and ``--candidates``, ``--select``, ``--check-groups``,
     ``--check-distinct`` and ``--z-values``: several decodes of every ``unit`` (a sequence, a

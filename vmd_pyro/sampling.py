@@ -279,7 +279,8 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
                    **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
     held fixed, or per each of its ``z_values`` most probable values given the row) in one batch
-    and keep, per row, the candidate that ``select`` scores highest (module docstring). Returns ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
+    and keep, per row, the candidate that ``select`` scores highest (module docstring). Returns
+    ``(samples, calls)`` like :func:`generate`, which validates the arguments."""
     batch, z, log_prior = x.shape[0], None, None
     if z_strategy == "enumerate" and program.has_latent:
         log_prior = program.prior_dist(x).logits.double()           # (B, K), normalised
