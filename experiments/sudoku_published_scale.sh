@@ -15,8 +15,13 @@
 # them while it is warm), each with carry [".gpu_site", "data_cache"]:
 #   STAGE=train PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
 #   STAGE=decode PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
-# ($OUT set there: the JSONs, tables and plots come back packed in $OUT/sudoku_published_scale_*.tgz;
-# checkpoints of 6M parameters are too large to come back and stay in RUN_DIR).
+# ($OUT set there: the JSONs, tables and plots come back packed in $OUT/sudoku_published_scale_*.tgz,
+# also when a step fails; checkpoints of 6M parameters are too large to come back and stay in
+# RUN_DIR). The copy there has no .git: set VMD_PYRO_COMMIT=<commit> so the JSONs record the code.
+# The committed .pt files (150 MB) exceed the 64 MiB that may travel: before the runs, here,
+#   git ls-files '*.pt' > /tmp/pt.txt && tar cf /tmp/pt.tar -T /tmp/pt.txt &&
+#   git rm -q --cached --pathspec-from-file=/tmp/pt.txt && xargs rm < /tmp/pt.txt
+# and after them: tar xf /tmp/pt.tar && git reset -q
 #
 # The recipe is the CPU models' best (results/sudoku_hard/paths), at the `full` config (~6M
 # parameters, plain transformer as published); every training run has a wall-clock budget, so
@@ -81,6 +86,7 @@ pack() {  # what comes back from the device machine
       $(cd "$RUN_DIR" && ls *.json *.txt cost_*/* 2>/dev/null)
   fi
 }
+trap pack EXIT  # what is done comes back, also after a failed step
 if [[ $STAGE != decode ]]; then
   # the warm starts keep the network (--init-denoiser refuses another): later options win
   train mdm --model mdm --time-budget "$TIME_MDM"
@@ -91,7 +97,7 @@ if [[ $STAGE != decode ]]; then
   train mdm-ft "${FT[@]}" --model mdm "${B5[@]}" --objective steps \
     --init-denoiser "$RUN_DIR/mdm.pt" --time-budget $((TIME_VMD + TIME_PATHS))
 fi
-[[ $STAGE == train ]] && { pack; echo "published-scale training done: $RUN_DIR"; exit 0; }
+[[ $STAGE == train ]] && { echo "published-scale training done: $RUN_DIR"; exit 0; }
 
 solve() {  # split, name, checkpoint, puzzle file, then sudoku.py solve options
   local split=$1 name=$2 checkpoint=$3 puzzles=$4; shift 4
@@ -124,5 +130,4 @@ for split in test few; do
     --series "MDM: argmax, then N sampled grids" "$RUN_DIR/${split}_argmax_nfe5.json" \
       "$RUN_DIR/${split}_candidates16_nfe5.json" "$RUN_DIR/${split}_candidates25_nfe5.json"
 done
-pack
 echo "published-scale run done: $RUN_DIR"

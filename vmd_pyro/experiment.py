@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str:
-    """The current commit (with ``-dirty`` if the work tree has changes), or ``unknown``."""
+    """The current commit (with ``-dirty`` if the work tree has changes). Without git (a copy of
+    the work tree on a device machine), ``$VMD_PYRO_COMMIT`` as the caller states it, else
+    ``unknown``."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -28,7 +30,7 @@ def git_commit() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("VMD_PYRO_COMMIT", "unknown")
 
 
 # Read when the process starts (this module is imported first thing), so that a long run records
