@@ -1,33 +1,36 @@
 #!/usr/bin/env bash
-# Published-scale Sudoku (issue 12): one prepared run for a session that is lent a GPU for a few
-# minutes (not run yet: no session so far had one). Run from the repository root:
+# Published-scale Sudoku (issue 12): the CPU models' best recipe at the `full` config, for a GPU.
+# Run from the repository root:
 #
 #   DEVICE=cpu SCALE=smoke RUN_DIR=/tmp/s bash experiments/sudoku_published_scale.sh  # CPU check
+#   bash experiments/sudoku_published_scale.sh                    # on a GPU, about 85 minutes
 #
-# On the device machine (python3 there has torch, not Pyro; Pyro and pyroapi are pure Python, so
-# the virtualenv's copies travel): here, once,
+# Session 26 ran it on an H200 with a 15-minute lease and measured what the stages cost there
+# (results/sudoku_published_scale): in fp32 the MDM solves nothing after 150 s and 80% of the test
+# puzzles at NFE 5 after 424 s; a VMD update costs 0.68 s (`steps`, batch 256) or 0.77 s (`paths`,
+# batch 64). The default budgets follow from that: TIME_MDM=600 s for the MDM, then about 2,000
+# `steps` and 900 `paths` updates for the VMD (TIME_VMD=1400, TIME_PATHS=700), and the MDM control
+# as long again. Every training run stops at its wall-clock budget.
+#
+# On a device machine lent through this workplace's tool (python3 there has torch, not Pyro; Pyro
+# and pyroapi are pure Python, so the virtualenv's copies travel): here, once,
 #   echo /.gpu_site/ >> .git/info/exclude; mkdir -p .gpu_site
 #   cp -r .venv/lib/python3.11/site-packages/{pyro,pyroapi} .gpu_site/
 # and build the splits' data cache once (data_cache/, 1.6 MB, a few minutes):
 #   python -c "from vmd_pyro.datasets.sudoku.task import SudokuConfig as C, SudokuTask as T;
 #              T(C(clue_min=30, clue_max=40, num_test=1000, num_val=200))"
-# then two device runs (one command may run 10 minutes; RUN_DIR stays on the machine between
-# them while it is warm), each with carry [".gpu_site", "data_cache"]:
-#   STAGE=train PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
-#   STAGE=decode PYTHONPATH=.gpu_site:. PYTHON=python3 bash experiments/sudoku_published_scale.sh
-# ($OUT set there: the JSONs, tables and plots come back packed in $OUT/sudoku_published_scale_*.tgz,
-# also when a step fails; checkpoints of 6M parameters are too large to come back and stay in
-# RUN_DIR). The copy there has no .git: set VMD_PYRO_COMMIT=<commit> so the JSONs record the code.
 # The committed .pt files (150 MB) exceed the 64 MiB that may travel: before the runs, here,
 #   git ls-files '*.pt' > /tmp/pt.txt && tar cf /tmp/pt.tar -T /tmp/pt.txt &&
 #   git rm -q --cached --pathspec-from-file=/tmp/pt.txt && xargs rm < /tmp/pt.txt
 # and after them: tar xf /tmp/pt.tar && git reset -q
+# Then, with carry [".gpu_site", "data_cache"], STAGE=train and STAGE=decode (RUN_DIR stays on the
+# machine while it is warm) with PYTHONPATH=.gpu_site:. PYTHON=python3 VMD_PYRO_COMMIT=<commit>
+# (the copy's .git there can be older than the tree sent). With $OUT set, the JSONs, tables and
+# plots come back packed in $OUT/sudoku_published_scale_*.tgz, also when a step fails; checkpoints
+# of 6M parameters (72 MB) are too large to come back and stay in RUN_DIR. A single command may run
+# 10 minutes: lower the budgets to fit, as session 26's README shows.
 #
-# The recipe is the CPU models' best (results/sudoku_hard/paths), at the `full` config (~6M
-# parameters, plain transformer as published); every training run has a wall-clock budget, so
-# the whole script fits the device time (7.5 minutes of training at the default budgets, then
-# about 3 of decoding: TIME_MDM, TIME_VMD, TIME_PATHS set them in seconds). Training grids have
-# 17-40 clues.
+# Training grids have 17-40 clues.
 #   1. mdm        MDM from scratch on the continuous-time objective (TIME_MDM)
 #   2. vmd        VMD warm-started from mdm's denoiser: a discrete z with 16 values in every layer
 #                 (FiLM), summed out with its exact posterior (--guide exact), on B_5 in the
@@ -48,9 +51,9 @@ DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-full}             # smoke: the cpu config, a few steps and puzzles, to check the script
 DATA_CACHE=${DATA_CACHE:-data_cache}  # where run.py keeps the generated splits
 STAGE=${STAGE:-all}              # train (steps 1-4), decode (step 5, from RUN_DIR's checkpoints) or all
-TIME_MDM=${TIME_MDM:-150}
-TIME_VMD=${TIME_VMD:-60}
-TIME_PATHS=${TIME_PATHS:-90}
+TIME_MDM=${TIME_MDM:-600}
+TIME_VMD=${TIME_VMD:-1400}
+TIME_PATHS=${TIME_PATHS:-700}
 [[ $STAGE =~ ^(all|train|decode)$ ]] || { echo "STAGE must be all, train or decode" >&2; exit 2; }
 TEST_FILE=results/sudoku_hard/select/test_data0.txt
 FEW_FILE=results/sudoku_hard/warm/few_clues_data0.txt

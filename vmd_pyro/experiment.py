@@ -20,9 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def git_commit() -> str:
-    """The current commit (with ``-dirty`` if the work tree has changes). Without git (a copy of
-    the work tree on a device machine), ``$VMD_PYRO_COMMIT`` as the caller states it, else
-    ``unknown``."""
+    """The current commit (with ``-dirty`` if the work tree has changes), or ``unknown``.
+    ``$VMD_PYRO_COMMIT``, where set, wins: a copy of the work tree on another machine can carry
+    no ``.git``, or an older one, and its caller knows what it sent."""
+    if os.environ.get("VMD_PYRO_COMMIT"):
+        return os.environ["VMD_PYRO_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -30,7 +32,7 @@ def git_commit() -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("VMD_PYRO_COMMIT", "unknown")
+        return "unknown"
 
 
 # Read when the process starts (this module is imported first thing), so that a long run records
