@@ -10,6 +10,7 @@ from tests.conftest import tiny_program
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.sampling import (_draw, all_masked, counting_passes, decode, generate,
+                               stop_when_confident,
                                pseudo_log_likelihood, steps_schedule)
 
 
@@ -658,3 +659,64 @@ def test_pseudo_likelihood_selection_adds_one_pass_per_group_and_candidate():
         generate(program, all_masked(2, 5, program.mask_id), nfe=3, fill="argmax",
                  z_strategy="enumerate", select="pseudo-likelihood", check_groups=2)
     assert passes["denoiser"] == 2 * 4 * (3 + 2)  # rows x values x (calls + groups)
+
+
+def test_stop_when_confident_on_a_worked_example():
+    """One row, candidates A, B, A, C (5 passes to decode each, 5 more to check each new grid)."""
+    a, b, c = [0, 0], [0, 1], [1, 1]
+    grids = torch.tensor([[a, b, a, c]])
+    scores = torch.tensor([[-5.0, -1.0, -1.0, -0.5]], dtype=torch.float64)
+    for threshold, kept, passes in [(-9.0, 0, 10),        # the first is good enough
+                                    (-1.0, 1, 20),        # B reaches it: two tried, two checked
+                                    (-0.7, 3, 35),        # A again costs no check; C reaches it
+                                    (float("inf"), 3, 35)]:  # none reaches it: all tried, best kept
+        got = stop_when_confident(scores, grids, threshold, decode_passes=5, check_passes=5)
+        assert got[0].tolist() == [kept] and got[1].tolist() == [passes], threshold
+
+
+def test_stop_when_confident_matches_a_loop_over_candidates():
+    g = torch.Generator().manual_seed(0)
+    rows, count = 40, 7
+    grids = torch.randint(0, 2, (rows, count, 3), generator=g)    # 8 possible grids: many repeats
+    scores = torch.randn(rows, count, generator=g, dtype=torch.float64)
+    for threshold in (-0.5, 0.3, 1.2):
+        kept, passes = stop_when_confident(scores, grids, threshold, decode_passes=3,
+                                           check_passes=2)
+        for r in range(rows):
+            seen, spent, best = set(), 0, None
+            for i in range(count):
+                spent += 3
+                if tuple(grids[r, i].tolist()) not in seen:
+                    seen.add(tuple(grids[r, i].tolist()))
+                    spent += 2
+                if best is None or scores[r, i] > scores[r, best]:
+                    best = i
+                if scores[r, i] >= threshold:
+                    break
+            assert (int(kept[r]), int(passes[r])) == (best, spent), (threshold, r)
+
+
+def test_on_scores_hears_the_scores_that_keep_a_candidate_and_stopping_never_costs_more():
+    """The scores told are those selection maximises; with a threshold no score reaches, the
+    stopping decoder tries everything and spends what the batch decoder measurably spends."""
+    torch.manual_seed(1)
+    program = tiny_program(model="mdm", vocab=3, seq_len=6)
+    with torch.no_grad():
+        for p in program.parameters():
+            p.normal_(std=0.5)
+    x = torch.full((20, 6), program.mask_id)
+    x[:, 0] = torch.arange(20) % 3
+    offered, heard = [], []
+    with counting_passes(program) as passes:
+        out, _ = generate(program, x, nfe=2, fill="sample", candidates=6,
+                          select="pseudo-likelihood", check_groups=3, check_distinct=True,
+                          on_candidates=offered.append, on_scores=heard.append,
+                          generator=torch.Generator().manual_seed(0))
+    grids, scores = offered[0], heard[0]
+    assert scores.shape == (20, 6)
+    assert torch.equal(out, grids[torch.arange(20), scores.argmax(-1)])
+    kept, spent = stop_when_confident(scores, grids, float("inf"), decode_passes=2, check_passes=3)
+    assert torch.equal(kept, scores.argmax(-1)) and int(spent.sum()) == passes["denoiser"]
+    _, early = stop_when_confident(scores, grids, float(scores.median()), decode_passes=2,
+                                   check_passes=3)
+    assert (early <= spent).all() and early.sum() < spent.sum()

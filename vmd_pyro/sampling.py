@@ -152,7 +152,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
              z_strategy: str = "fixed", generator=None, cache: bool = True, on_reveal=None,
              reference: torch.Tensor | None = None, candidates: int = 1, select: str = "path",
              check_groups: int = 5, check_distinct: bool = False, temperature: float = 1.0,
-             z_values: int = 0, on_candidates=None) -> tuple[torch.Tensor, int]:
+             z_values: int = 0, on_candidates=None, on_scores=None) -> tuple[torch.Tensor, int]:
     """Fill every mask token of ``x`` (B, L) in ``nfe`` denoiser calls. Returns ``(samples,
     calls)``: the new tensor and the denoiser calls really made, which callers record. ``cache``:
     block models keep the decoded blocks' keys and values instead of recomputing them every call
@@ -163,7 +163,9 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
     and ``check_distinct``: decode each row several times and keep one (module docstring;
     ``on_reveal`` then hears the kept candidate's calls, after all of them are decoded;
     ``on_candidates(grids)``, if given, is told every candidate, ``(B, candidates, L)``, before
-    one is kept: how many differ, and whether a better check could have found a better one).
+    one is kept: how many differ, and whether a better check could have found a better one;
+    ``on_scores(scores)`` likewise every candidate's selection score, ``(B, candidates)``, the
+    one that keeps the highest).
     ``temperature``: fill ``sample`` draws each token from ``softmax(logits / temperature)``
     (argmax ignores it: it is the limit at 0); the order's confidence scores and the path's
     log-probability stay the model's own. ``z_values``: with ``enumerate``, decode only the
@@ -220,7 +222,7 @@ def generate(program, x: torch.Tensor, *, nfe: int, order: str = "random", fill:
                               reference=reference, candidates=candidates, select=select,
                               check_groups=check_groups, check_distinct=check_distinct,
                               temperature=temperature, z_values=z_values,
-                              on_candidates=on_candidates)
+                              on_candidates=on_candidates, on_scores=on_scores)
     decoded, calls = decode(program, x, nfe=nfe, order=order, fill=fill, z_strategy=z_strategy,
                             generator=generator, cache=cache, on_reveal=on_reveal,
                             reference=reference, temperature=temperature)
@@ -276,7 +278,7 @@ def decode(program, x: torch.Tensor, *, nfe: int, order: str, fill: str, z_strat
 def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, check_groups: int,
                    z_strategy: str, check_distinct: bool = False, z_values: int = 0,
                    generator=None, on_reveal=None, reference=None, on_candidates=None,
-                   **decode_args) -> tuple[torch.Tensor, int]:
+                   on_scores=None, **decode_args) -> tuple[torch.Tensor, int]:
     """Decode every row ``candidates`` times (``enumerate``: once per value of a discrete ``z``,
     held fixed, or per each of its ``z_values`` most probable values given the row) in one batch
     and keep, per row, the candidate that ``select`` scores highest (module docstring). Returns
@@ -310,6 +312,8 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
         score = pseudo_log_likelihood(program, rows, decoded.x, decoded.z, check_groups, generator)
     if log_prior is not None:
         score = score + log_prior.reshape(-1)
+    if on_scores is not None:
+        on_scores(score.view(batch, candidates))
     best = score.view(batch, candidates).argmax(-1)
 
     def kept(t: torch.Tensor) -> torch.Tensor:
@@ -318,6 +322,28 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
     for call, reveal in heard:
         on_reveal(call, kept(reveal))
     return kept(decoded.x), calls
+
+
+def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: float, *,
+                        decode_passes: int, check_passes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a decoder that tries a row's candidates one at a time, in the given order, would keep
+    and spend if it stopped at the first whose selection score reaches ``threshold``: the whole
+    budget goes to the rows whose early candidates the check doubts. ``scores`` (B, C) and
+    ``grids`` (B, C, L), as :func:`generate` tells ``on_scores`` and ``on_candidates``. Each
+    candidate tried costs ``decode_passes``, and one that repeats no earlier grid of its row
+    ``check_passes`` more (a repeat shares the earlier check, as ``check_distinct`` does). Returns
+    ``(kept, passes)``, both (B,): the index of the best-scoring candidate tried (all ``C`` when
+    none reaches ``threshold``) and the passes spent."""
+    count = scores.shape[1]
+    same = (grids.unsqueeze(2) == grids.unsqueeze(1)).all(-1)              # (B, C, C)
+    new = ~same.tril(-1).any(-1)                                           # repeats no earlier one
+    spent = decode_passes * torch.arange(1, count + 1, device=scores.device) \
+        + check_passes * new.long().cumsum(-1)                             # (B, C) after each try
+    reached = scores >= threshold
+    stop = torch.where(reached.any(-1), reached.long().argmax(-1), count - 1)
+    tried = torch.arange(count, device=scores.device) <= stop.unsqueeze(-1)
+    kept = scores.masked_fill(~tried, float("-inf")).argmax(-1)
+    return kept, spent.gather(-1, stop.unsqueeze(-1)).squeeze(-1)
 
 
 def pseudo_log_likelihood(program, x: torch.Tensor, filled: torch.Tensor, z=None,

@@ -1,0 +1,200 @@
+"""Sudoku decoders that stop once their check is confident: the VMD against MDM (issue 12).
+
+A decoder that checks its candidates (``--select pseudo-likelihood``) can try them one at a time
+and stop at the first whose score reaches a threshold: an easy puzzle then costs one decode and
+its check, and the passes saved go to the puzzles the check doubts. This script decodes every
+candidate once, in the order such a decoder tries them, and keeps each one's selection score, its
+repeats and whether it is a valid grid. From these it computes exactly what the stopping decoder
+keeps and spends at each threshold (``vmd_pyro.sampling.stop_when_confident``), and so traces each
+decoder's solve rate against its mean passes per puzzle.
+
+- VMD: its values of z from the most probable under its prior (``--z-strategy enumerate
+  --z-values K``), each decoded with argmax tokens; score = check + log p(z).
+- MDM: its argmax decode first, then ``--samples`` grids with sampled tokens; score = check.
+Both check each different grid of a puzzle once (``check_distinct``). One threshold serves all
+puzzles of a decoder; the curves compare the two at equal mean passes.
+
+    python experiments/sudoku_stopping.py --vmd VMD.pt --mdm MDM.pt \\
+        --puzzles results/sudoku_hard/select/test_data0.txt --out-dir DIR
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
+
+from vmd_pyro import cli
+from vmd_pyro.checkpoint import load_program
+from vmd_pyro.datasets import sudoku
+from vmd_pyro.experiment import provenance, resolve_device, write_json
+from vmd_pyro.metrics import paired_difference
+from vmd_pyro.sampling import counting_passes, pseudo_log_likelihood, stop_when_confident
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--vmd", required=True, help="VMD checkpoint with a discrete prior")
+    parser.add_argument("--mdm", required=True, help="MDM checkpoint")
+    parser.add_argument("--puzzles", required=True, help="puzzle file (sudoku.py's format)")
+    parser.add_argument("--out-dir", required=True, type=Path,
+                        help="writes stopping.json (every candidate's score, repeats and "
+                             "validity; both curves) and stopping.png here")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N puzzles (0: all)")
+    parser.add_argument("--nfe", type=int, default=5, help="denoiser calls per decode")
+    parser.add_argument("--order", default="top-prob-margin", help="decoding order")
+    parser.add_argument("--samples", type=int, default=24,
+                        help="MDM's sampled grids after its argmax decode")
+    parser.add_argument("--check-groups", type=int, default=5,
+                        help="passes of one check (cells masked again in this many groups)")
+    parser.add_argument("--thresholds", type=int, default=200,
+                        help="thresholds per decoder, at quantiles of its scores")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=250, help="puzzles decoded at a time")
+    return parser
+
+
+def first_copies(grids: torch.Tensor) -> torch.Tensor:
+    """(B, C): for each candidate, the index of the first candidate of its row with its grid."""
+    return (grids.unsqueeze(2) == grids.unsqueeze(1)).all(-1).long().argmax(-1)
+
+
+def decode_all(program, puzzles, args, generator, **decoder):
+    """Every candidate of ``decoder`` (sudoku.fill_puzzles options): (grids, scores, passes)."""
+    grids, scores = [], []
+    with counting_passes(program) as passes:
+        sudoku.fill_puzzles(program, puzzles, nfe=args.nfe, order=args.order, generator=generator,
+                            batch_size=args.batch_size, select="pseudo-likelihood",
+                            check_groups=args.check_groups, check_distinct=True,
+                            on_candidates=lambda g: grids.append(g.cpu()),
+                            on_scores=lambda s: scores.append(s.cpu()), **decoder)
+    return torch.cat(grids), torch.cat(scores), passes["denoiser"]
+
+
+def vmd_candidates(program, puzzles, args, generator):
+    values = program.cfg.components
+    grids, scores, passes = decode_all(program, puzzles, args, generator, fill="argmax",
+                                       z_strategy="enumerate", z_values=values)
+    # every value tried, each different grid checked once: what the stopping decoder spends when
+    # no threshold is reached, measured
+    _, spent = stop_when_confident(scores, grids, float("inf"), decode_passes=args.nfe,
+                                   check_passes=args.check_groups)
+    if int(spent.sum()) != passes:
+        raise RuntimeError(f"passes counted {passes}, computed {int(spent.sum())}")
+    return grids, scores
+
+
+def mdm_candidates(program, puzzles, args, generator):
+    device = next(program.parameters()).device
+    argmax = sudoku.fill_puzzles(program, puzzles, nfe=args.nfe, order=args.order, fill="argmax",
+                                 batch_size=args.batch_size)
+    with torch.no_grad():
+        first = torch.cat([pseudo_log_likelihood(program, x.to(device), g.to(device), None,
+                                                 args.check_groups, generator).cpu()
+                           for x, g in zip(puzzles.split(args.batch_size),
+                                           argmax.split(args.batch_size))])
+    grids, scores, _ = decode_all(program, puzzles, args, generator, fill="sample",
+                                  candidates=args.samples)
+    grids = torch.cat([argmax.unsqueeze(1), grids], 1)
+    scores = torch.cat([first.unsqueeze(1), scores], 1)
+    # a sample that repeats the argmax grid shares its check, as a sequential decoder would
+    return grids, scores.gather(1, first_copies(grids))
+
+
+def curve(scores, copies, valid, args) -> list[dict]:
+    """The stopping decoder at each threshold: its mean passes, solve rate and solved puzzles."""
+    levels = torch.quantile(scores.flatten(), torch.linspace(0, 1, args.thresholds,
+                                                             dtype=torch.float64))
+    points = []
+    for threshold in torch.cat([levels, torch.tensor([float("inf")], dtype=torch.float64)]):
+        kept, passes = stop_when_confident(scores, copies.unsqueeze(-1), float(threshold),
+                                           decode_passes=args.nfe, check_passes=args.check_groups)
+        solved = valid[torch.arange(len(kept)), kept]
+        points.append({"threshold": float(threshold), "passes": float(passes.double().mean()),
+                       "solve_rate": float(solved.double().mean()),
+                       "solved": "".join("1" if s else "0" for s in solved.tolist())})
+    return points
+
+
+def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
+    """Each VMD point against MDM's best point of no more mean passes (paired by puzzle)."""
+    rows = []
+    for v in vmd:
+        cheaper = [m for m in mdm if m["passes"] <= v["passes"]]
+        if not cheaper:
+            continue
+        m = max(cheaper, key=lambda p: p["solve_rate"])
+        diff = paired_difference([c == "1" for c in v["solved"]], [c == "1" for c in m["solved"]])
+        rows.append({"vmd_passes": v["passes"], "vmd_solve_rate": v["solve_rate"],
+                     "mdm_passes": m["passes"], "mdm_solve_rate": m["solve_rate"],
+                     "lead": diff["difference"],
+                     "lead_se": diff["paired_standard_error"], "mcnemar_p": diff["mcnemar_p"]})
+    return rows
+
+
+def plot(vmd, mdm, out: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for points, label in ((vmd, "VMD: values of z, most probable first"),
+                          (mdm, "MDM: argmax, then sampled grids")):
+        ax.plot([p["passes"] for p in points], [100 * p["solve_rate"] for p in points], ".-",
+                label=label, markersize=3)
+    ax.set(xlabel="mean denoiser passes per puzzle (decodes and checks)",
+           ylabel="solve rate (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    device = resolve_device(args.device)
+    try:
+        puzzles = sudoku.to_tokens(sudoku.read_puzzles(args.puzzles)[0])
+        vmd, _ = load_program(args.vmd, map_location=device)
+        mdm, _ = load_program(args.mdm, map_location=device)
+        if not vmd.has_latent or vmd.prior.support != "discrete":
+            raise ValueError(f"{args.vmd} has no discrete z to enumerate")
+        if mdm.has_latent:
+            raise ValueError(f"{args.mdm} is not an MDM")
+    except cli.USER_ERRORS as err:
+        return cli.report(err)
+    if args.limit:
+        puzzles = puzzles[:args.limit]
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    result = {"puzzles": args.puzzles, "num_puzzles": len(puzzles), "vmd": args.vmd,
+              "mdm": args.mdm, "nfe": args.nfe, "order": args.order, "samples": args.samples,
+              "check_groups": args.check_groups, **provenance(args.seed)}
+    for name, program, candidates in (("vmd", vmd, vmd_candidates), ("mdm", mdm, mdm_candidates)):
+        grids, scores = candidates(program, puzzles, args, generator)
+        copies, valid = first_copies(grids), sudoku.valid_candidates(puzzles, grids)
+        result[name] = {"scores": [[round(s, 6) for s in row] for row in scores.tolist()],
+                        "first_copy": copies.tolist(),
+                        "valid": ["".join("1" if v else "0" for v in row) for row in valid.tolist()],
+                        "curve": curve(scores, copies, valid, args)}
+        top = result[name]["curve"][-1]
+        print(f"{name}: every candidate, {top['passes']:.1f} passes, solves {top['solve_rate']:.4f}")
+    result["leads"] = leads(result["vmd"]["curve"], result["mdm"]["curve"])
+    best = max(result["leads"], key=lambda r: r["lead"])
+    print(f"largest lead: VMD {best['vmd_solve_rate']:.4f} at {best['vmd_passes']:.1f} passes "
+          f"against MDM {best['mdm_solve_rate']:.4f} at {best['mdm_passes']:.1f}: "
+          f"{100 * best['lead']:+.1f} ± {100 * best['lead_se']:.1f} points")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(args.out_dir / "stopping.json", result)
+    plot(result["vmd"]["curve"], result["mdm"]["curve"], args.out_dir / "stopping.png",
+         f"Stopping when the check is confident, NFE {args.nfe}, {len(puzzles)} puzzles")
+    print(f"wrote {args.out_dir / 'stopping.json'} and stopping.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

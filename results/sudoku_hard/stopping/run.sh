@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Session 26: the stopping decoders of both seeds' `paths` VMDs and their equal-time MDMs on the
+# 1,000-puzzle test split (NFE 5, Top-Prob-Margin; MDM: argmax, then 63 sampled grids). Run from
+# the repository root with OUT set to a folder; the two seeds run side by side, one thread each.
+set -euo pipefail
+OUT=${OUT:?set OUT to the output folder}
+P=results/sudoku_hard/paths
+for seed in 0 1; do
+  suffix=$([[ $seed == 1 ]] && echo "-seed1" || true)
+  OMP_NUM_THREADS=1 python experiments/sudoku_stopping.py --vmd $P/ft-exact16-paths-b16$suffix.pt \
+    --mdm $P/ft3-mdm-steps-b64$suffix.pt --puzzles results/sudoku_hard/select/test_data0.txt \
+    --samples 63 --seed $seed --out-dir "$OUT/seed$seed" > "$OUT/seed$seed.log" 2>&1 &
+done
+wait
