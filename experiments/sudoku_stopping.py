@@ -12,7 +12,11 @@ decoder's solve rate against its mean passes per puzzle.
   --z-values K``), each decoded with argmax tokens; score = check + log p(z).
 - MDM: its argmax decode first, then ``--samples`` grids with sampled tokens; score = check.
 Both check each different grid of a puzzle once (``check_distinct``). One threshold serves all
-puzzles of a decoder; the curves compare the two at equal mean passes.
+puzzles of a decoder; the curves compare the two at equal mean passes. Read off the curves, a lead
+is the best of many thresholds chosen on the puzzles it is measured on, so the script also sets
+each decoder's threshold for a budget of mean passes on half of the puzzles (even or odd lines)
+and measures it on the other half: every puzzle is then decoded at a threshold chosen without it.
+``--from-json`` redoes these analyses from a saved ``stopping.json``, without decoding.
 
     python experiments/sudoku_stopping.py --vmd VMD.pt --mdm MDM.pt \\
         --puzzles results/sudoku_hard/select/test_data0.txt --out-dir DIR
@@ -20,6 +24,7 @@ puzzles of a decoder; the curves compare the two at equal mean passes.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -39,9 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--vmd", required=True, help="VMD checkpoint with a discrete prior")
-    parser.add_argument("--mdm", required=True, help="MDM checkpoint")
-    parser.add_argument("--puzzles", required=True, help="puzzle file (sudoku.py's format)")
+    parser.add_argument("--vmd", help="VMD checkpoint with a discrete prior")
+    parser.add_argument("--mdm", help="MDM checkpoint")
+    parser.add_argument("--puzzles", help="puzzle file (sudoku.py's format)")
+    parser.add_argument("--from-json", type=Path,
+                        help="a stopping.json written before: analyse its candidates again "
+                             "(the decoding options are then read from it)")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[15, 20, 25, 30, 40, 60, 80],
+                        help="mean passes per puzzle at which thresholds are set on one half of "
+                             "the puzzles and measured on the other")
     parser.add_argument("--out-dir", required=True, type=Path,
                         help="writes stopping.json (every candidate's score, repeats and "
                              "validity; both curves) and stopping.png here")
@@ -138,6 +149,60 @@ def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
     return rows
 
 
+def threshold_for(scores, copies, valid, budget: float, args) -> float | None:
+    """The threshold with the highest solve rate at no more than ``budget`` mean passes on these
+    puzzles (None if even stopping at the first candidate costs more)."""
+    best = None
+    for point in curve(scores, copies, valid, args):
+        if point["passes"] <= budget and (best is None or point["solve_rate"] > best["solve_rate"]):
+            best = point
+    return None if best is None else best["threshold"]
+
+
+def held_out(scores, copies, valid, budget: float, args):
+    """Each half's threshold set on the other half: per puzzle (solved, passes), or None."""
+    halves = [torch.arange(len(scores)) % 2 == h for h in (0, 1)]
+    solved = torch.zeros(len(scores), dtype=torch.bool)
+    passes = torch.zeros(len(scores), dtype=torch.float64)
+    for fit, use in (halves, halves[::-1]):
+        threshold = threshold_for(scores[fit], copies[fit], valid[fit], budget, args)
+        if threshold is None:
+            return None
+        kept, spent = stop_when_confident(scores[use], copies[use].unsqueeze(-1), threshold,
+                                          decode_passes=args.nfe, check_passes=args.check_groups)
+        solved[use] = valid[use][torch.arange(len(kept)), kept]
+        passes[use] = spent.double()
+    return solved, passes
+
+
+def held_out_leads(data: dict, args) -> list[dict]:
+    """The VMD against MDM at each of ``args.budgets``, thresholds chosen on the other half."""
+    rows = []
+    for budget in args.budgets:
+        outcome = {}
+        for name in ("vmd", "mdm"):
+            outcome[name] = held_out(*candidates_of(data[name]), budget, args)
+        if None in outcome.values():
+            continue
+        (v, vp), (m, mp) = outcome["vmd"], outcome["mdm"]
+        diff = paired_difference(v, m)
+        rows.append({"budget": budget, "vmd_passes": float(vp.mean()),
+                     "vmd_solve_rate": diff["rate_a"], "mdm_passes": float(mp.mean()),
+                     "mdm_solve_rate": diff["rate_b"], "lead": diff["difference"],
+                     "lead_se": diff["paired_standard_error"], "mcnemar_p": diff["mcnemar_p"]})
+    return rows
+
+
+def candidates_of(record: dict):
+    """(scores, first copies, valid) of one decoder's record in stopping.json: per puzzle, a
+    string of numbers (the first records, of session 26, hold lists) and a string of flags."""
+    def numbers(rows, kind):
+        return [[kind(v) for v in (row.split() if isinstance(row, str) else row)] for row in rows]
+    return (torch.tensor(numbers(record["scores"], float), dtype=torch.float64),
+            torch.tensor(numbers(record["first_copy"], int)),
+            torch.tensor([[c == "1" for c in row] for row in record["valid"]]))
+
+
 def plot(vmd, mdm, out: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -147,7 +212,7 @@ def plot(vmd, mdm, out: Path, title: str) -> None:
                           (mdm, "MDM: argmax, then sampled grids")):
         ax.plot([p["passes"] for p in points], [100 * p["solve_rate"] for p in points], ".-",
                 label=label, markersize=3)
-    ax.set(xlabel="mean denoiser passes per puzzle (decodes and checks)",
+    ax.set(xlabel="mean denoiser passes per puzzle (decodes and checks)", xscale="log",
            ylabel="solve rate (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -155,19 +220,16 @@ def plot(vmd, mdm, out: Path, title: str) -> None:
     fig.savefig(out, dpi=120)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def decode_candidates(args) -> dict:
+    """Decode every candidate of both decoders: the record that stopping.json keeps."""
     device = resolve_device(args.device)
-    try:
-        puzzles = sudoku.to_tokens(sudoku.read_puzzles(args.puzzles)[0])
-        vmd, _ = load_program(args.vmd, map_location=device)
-        mdm, _ = load_program(args.mdm, map_location=device)
-        if not vmd.has_latent or vmd.prior.support != "discrete":
-            raise ValueError(f"{args.vmd} has no discrete z to enumerate")
-        if mdm.has_latent:
-            raise ValueError(f"{args.mdm} is not an MDM")
-    except cli.USER_ERRORS as err:
-        return cli.report(err)
+    puzzles = sudoku.to_tokens(sudoku.read_puzzles(args.puzzles)[0])
+    vmd, _ = load_program(args.vmd, map_location=device)
+    mdm, _ = load_program(args.mdm, map_location=device)
+    if not vmd.has_latent or vmd.prior.support != "discrete":
+        raise ValueError(f"{args.vmd} has no discrete z to enumerate")
+    if mdm.has_latent:
+        raise ValueError(f"{args.mdm} is not an MDM")
     if args.limit:
         puzzles = puzzles[:args.limit]
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -176,22 +238,56 @@ def main(argv=None) -> int:
               "check_groups": args.check_groups, **provenance(args.seed)}
     for name, program, candidates in (("vmd", vmd, vmd_candidates), ("mdm", mdm, mdm_candidates)):
         grids, scores = candidates(program, puzzles, args, generator)
-        copies, valid = first_copies(grids), sudoku.valid_candidates(puzzles, grids)
-        result[name] = {"scores": [[round(s, 6) for s in row] for row in scores.tolist()],
-                        "first_copy": copies.tolist(),
-                        "valid": ["".join("1" if v else "0" for v in row) for row in valid.tolist()],
-                        "curve": curve(scores, copies, valid, args)}
-        top = result[name]["curve"][-1]
+        result[name] = candidate_record(scores, first_copies(grids),
+                                        sudoku.valid_candidates(puzzles, grids))
+    return result
+
+
+def candidate_record(scores, copies, valid) -> dict:
+    """One decoder's candidates as stopping.json keeps them, one string per puzzle."""
+    return {"scores": [" ".join(f"{v:.6f}" for v in row) for row in scores.tolist()],
+            "first_copy": [" ".join(map(str, row)) for row in copies.tolist()],
+            "valid": ["".join("1" if v else "0" for v in row) for row in valid.tolist()]}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.from_json:
+            result = json.loads(args.from_json.read_text())
+            args.nfe, args.check_groups = result["nfe"], result["check_groups"]
+            result["analysed"] = provenance(None)  # this analysis's command and commit
+            for name in ("vmd", "mdm"):
+                result[name] = candidate_record(*candidates_of(result[name]))
+        elif None in (args.vmd, args.mdm, args.puzzles):
+            raise ValueError("give --vmd, --mdm and --puzzles, or --from-json")
+        else:
+            result = decode_candidates(args)
+    except cli.USER_ERRORS as err:
+        return cli.report(err)
+    for name in ("vmd", "mdm"):
+        d = result[name]
+        d["curve"] = curve(*candidates_of(d), args)
+        top = d["curve"][-1]
         print(f"{name}: every candidate, {top['passes']:.1f} passes, solves {top['solve_rate']:.4f}")
     result["leads"] = leads(result["vmd"]["curve"], result["mdm"]["curve"])
     best = max(result["leads"], key=lambda r: r["lead"])
-    print(f"largest lead: VMD {best['vmd_solve_rate']:.4f} at {best['vmd_passes']:.1f} passes "
-          f"against MDM {best['mdm_solve_rate']:.4f} at {best['mdm_passes']:.1f}: "
-          f"{100 * best['lead']:+.1f} ± {100 * best['lead_se']:.1f} points")
+    print(f"largest lead on the curves: VMD {best['vmd_solve_rate']:.4f} at "
+          f"{best['vmd_passes']:.1f} passes against MDM {best['mdm_solve_rate']:.4f} at "
+          f"{best['mdm_passes']:.1f}: {100 * best['lead']:+.1f} ± {100 * best['lead_se']:.1f} points")
+    result["held_out"] = held_out_leads(result, args)
+    print("thresholds set on the other half of the puzzles:")
+    for r in result["held_out"]:
+        print(f"  budget {r['budget']:g}: VMD {r['vmd_solve_rate']:.4f} at {r['vmd_passes']:.1f} "
+              f"passes, MDM {r['mdm_solve_rate']:.4f} at {r['mdm_passes']:.1f}: "
+              f"{100 * r['lead']:+.1f} ± {100 * r['lead_se']:.1f} points (p {r['mcnemar_p']:.1g})")
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("vmd", "mdm"):  # the puzzles each point solves: recomputed, not kept
+        for point in result[name]["curve"]:
+            point.pop("solved")
     write_json(args.out_dir / "stopping.json", result)
     plot(result["vmd"]["curve"], result["mdm"]["curve"], args.out_dir / "stopping.png",
-         f"Stopping when the check is confident, NFE {args.nfe}, {len(puzzles)} puzzles")
+         f"Stopping when the check is confident, NFE {args.nfe}, {result['num_puzzles']} puzzles")
     print(f"wrote {args.out_dir / 'stopping.json'} and stopping.png")
     return 0
 

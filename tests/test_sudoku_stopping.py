@@ -19,20 +19,40 @@ def test_stopping_curves_end_at_every_candidate_and_cost_what_they_keep(tmp_path
     result = json.loads((tmp_path / "stopping.json").read_text())
     assert (tmp_path / "stopping.png").stat().st_size > 0
     for name, count in (("vmd", 16), ("mdm", 4)):
-        data = result[name]
-        copies = torch.tensor(data["first_copy"])
-        valid = torch.tensor([[c == "1" for c in row] for row in data["valid"]])
-        assert copies.shape == (6, count) and valid.shape == (6, count)
+        scores, copies, valid = stopping.candidates_of(result[name])
+        assert scores.shape == copies.shape == valid.shape == (6, count)
         # repeats of a grid are its copies: they agree on validity
         assert torch.equal(valid, valid.gather(1, copies))
-        curve = data["curve"]
+        curve = result[name]["curve"]
         assert [p["passes"] for p in curve] == sorted(p["passes"] for p in curve)
         # the last point tries everything: every decode, each different grid checked once
-        distinct = sum(len(set(row)) for row in data["first_copy"])
+        distinct = sum(len(set(row.tolist())) for row in copies)
         assert curve[-1]["passes"] == (6 * count * 5 + distinct * 5) / 6
-        scores = torch.tensor(data["scores"], dtype=torch.float64)
         kept, _ = stop_when_confident(scores, copies.unsqueeze(-1), float("inf"),
                                       decode_passes=5, check_passes=5)
-        assert curve[-1]["solved"] == "".join("1" if valid[i, k] else "0"
-                                              for i, k in enumerate(kept.tolist()))
+        assert curve[-1]["solve_rate"] == float(valid[torch.arange(6), kept].double().mean())
     assert "largest lead" in capsys.readouterr().out
+    # the analysis again from the saved candidates: the same curves, without decoding
+    assert stopping.main(["--from-json", str(tmp_path / "stopping.json"), "--thresholds", "20",
+                          "--out-dir", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "stopping.json").read_text())
+    assert again["vmd"]["curve"] == result["vmd"]["curve"] and again["held_out"] == result["held_out"]
+    assert again["git_commit"] == result["git_commit"] and "command" in again["analysed"]
+
+
+def test_held_out_thresholds_are_set_on_the_other_half():
+    """Eight puzzles, two candidates (5 passes to decode, 5 to check). Puzzles 0, 1, 4, 5: the
+    first candidate is valid and scores -1. Puzzles 2, 3, 6, 7: it is wrong and scores -3; the
+    second is valid and scores -2 everywhere. Each half (even, odd) holds two of each, so each
+    half's best threshold for a budget of 15 mean passes stops the good puzzles at once (10
+    passes) and tries both on the others (20); at 12 passes only stopping at once fits."""
+    good = torch.tensor([1, 1, 0, 0, 1, 1, 0, 0], dtype=torch.bool)
+    scores = torch.stack([torch.where(good, -1.0, -3.0), torch.full((8,), -2.0)], 1).double()
+    copies = torch.tensor([[0, 1]] * 8)
+    valid = torch.stack([good, torch.ones(8, dtype=torch.bool)], 1)
+    args = stopping.build_parser().parse_args(["--out-dir", "x", "--thresholds", "50"])
+    solved, passes = stopping.held_out(scores, copies, valid, 15, args)
+    assert solved.all() and passes.tolist() == [10.0 if g else 20.0 for g in good]
+    solved, passes = stopping.held_out(scores, copies, valid, 12, args)
+    assert torch.equal(solved, good) and (passes == 10).all()
+    assert stopping.held_out(scores, copies, valid, 9, args) is None  # below one decode's cost
