@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -237,9 +238,11 @@ def decode_candidates(args) -> dict:
               "mdm": args.mdm, "nfe": args.nfe, "order": args.order, "samples": args.samples,
               "check_groups": args.check_groups, **provenance(args.seed)}
     for name, program, candidates in (("vmd", vmd, vmd_candidates), ("mdm", mdm, mdm_candidates)):
+        start = time.perf_counter()
         grids, scores = candidates(program, puzzles, args, generator)
-        result[name] = candidate_record(scores, first_copies(grids),
-                                        sudoku.valid_candidates(puzzles, grids))
+        result[name] = {**candidate_record(scores, first_copies(grids),
+                                           sudoku.valid_candidates(puzzles, grids)),
+                        "decode_seconds": time.perf_counter() - start}
     return result
 
 
@@ -258,7 +261,7 @@ def main(argv=None) -> int:
             args.nfe, args.check_groups = result["nfe"], result["check_groups"]
             result["analysed"] = provenance(None)  # this analysis's command and commit
             for name in ("vmd", "mdm"):
-                result[name] = candidate_record(*candidates_of(result[name]))
+                result[name].update(candidate_record(*candidates_of(result[name])))
         elif None in (args.vmd, args.mdm, args.puzzles):
             raise ValueError("give --vmd, --mdm and --puzzles, or --from-json")
         else:

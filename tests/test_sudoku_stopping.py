@@ -19,6 +19,7 @@ def test_stopping_curves_end_at_every_candidate_and_cost_what_they_keep(tmp_path
     result = json.loads((tmp_path / "stopping.json").read_text())
     assert (tmp_path / "stopping.png").stat().st_size > 0
     for name, count in (("vmd", 16), ("mdm", 4)):
+        assert result[name]["decode_seconds"] > 0
         scores, copies, valid = stopping.candidates_of(result[name])
         assert scores.shape == copies.shape == valid.shape == (6, count)
         # repeats of a grid are its copies: they agree on validity
