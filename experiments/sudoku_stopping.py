@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=0, help="only the first N puzzles (0: all)")
     parser.add_argument("--nfe", type=int, default=5, help="denoiser calls per decode")
     parser.add_argument("--order", default="top-prob-margin", help="decoding order")
-    parser.add_argument("--samples", type=int, default=24,
+    parser.add_argument("--samples", type=int, default=63,
                         help="MDM's sampled grids after its argmax decode")
     parser.add_argument("--check-groups", type=int, default=5,
                         help="passes of one check (cells masked again in this many groups)")
