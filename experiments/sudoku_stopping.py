@@ -1,21 +1,22 @@
 """Sudoku decoders that stop once their check is confident: the VMD against MDM (issue 12).
 
 A decoder that checks its candidates (``--select pseudo-likelihood``) can try them one at a time
-and stop at the first whose score reaches a threshold: an easy puzzle then costs one decode and
-its check, and the passes saved go to the puzzles the check doubts. This script decodes every
-candidate once, in the order such a decoder tries them, and keeps each one's selection score, its
-repeats and whether it is a valid grid. From these it computes exactly what the stopping decoder
-keeps and spends at each threshold (``vmd_pyro.sampling.stop_when_confident``), and so traces each
-decoder's solve rate against its mean passes per puzzle.
+and stop at the first whose score reaches a threshold, or after at most N of them: an easy puzzle
+then costs one decode and its check, and the passes saved go to the puzzles the check doubts
+(N = all is pure stopping; no reachable threshold is the fixed-budget decoder of N candidates).
+This script decodes every candidate once, in the order such a decoder tries them, and keeps each
+one's selection score, its repeats and whether it is a valid grid. From these it computes exactly
+what the decoder keeps and spends at each setting (``vmd_pyro.sampling.stop_when_confident``) and
+traces each decoder's best solve rate against its mean passes per puzzle.
 
 - VMD: its values of z from the most probable under its prior (``--z-strategy enumerate
   --z-values K``), each decoded with argmax tokens; score = check + log p(z).
 - MDM: its argmax decode first, then ``--samples`` grids with sampled tokens; score = check.
-Both check each different grid of a puzzle once (``check_distinct``). One threshold serves all
+Both check each different grid of a puzzle once (``check_distinct``). One setting serves all
 puzzles of a decoder; the curves compare the two at equal mean passes. Read off the curves, a lead
-is the best of many thresholds chosen on the puzzles it is measured on, so the script also sets
-each decoder's threshold for a budget of mean passes on half of the puzzles (even or odd lines)
-and measures it on the other half: every puzzle is then decoded at a threshold chosen without it.
+is the best of many settings chosen on the puzzles it is measured on, so the script also sets each
+decoder's threshold and cap for a budget of mean passes on half of the puzzles (even or odd lines)
+and measures them on the other half: every puzzle is then decoded at a setting chosen without it.
 ``--from-json`` redoes these analyses from a saved ``stopping.json``, without decoding.
 
     python experiments/sudoku_stopping.py --vmd VMD.pt --mdm MDM.pt \\
@@ -64,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MDM's sampled grids after its argmax decode")
     parser.add_argument("--check-groups", type=int, default=5,
                         help="passes of one check (cells masked again in this many groups)")
-    parser.add_argument("--thresholds", type=int, default=200,
-                        help="thresholds per decoder, at quantiles of its scores")
+    parser.add_argument("--thresholds", type=int, default=100,
+                        help="thresholds per decoder, at quantiles of its scores (each tried with "
+                             "every cap on the candidates: 1, 2, 3, 4, 6, 8, 12, ... up to all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=250, help="puzzles decoded at a time")
@@ -119,19 +121,36 @@ def mdm_candidates(program, puzzles, args, generator):
     return grids, scores.gather(1, first_copies(grids))
 
 
-def curve(scores, copies, valid, args) -> list[dict]:
-    """The stopping decoder at each threshold: its mean passes, solve rate and solved puzzles."""
+CAPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # most candidates tried, up to all
+
+
+def settings(scores, copies, valid, args) -> list[dict]:
+    """The stopping decoder at each threshold (quantiles of the scores, and none reachable) and
+    each cap on the candidates tried: its mean passes, solve rate and solved puzzles."""
+    count = scores.shape[1]
     levels = torch.quantile(scores.flatten(), torch.linspace(0, 1, args.thresholds,
-                                                             dtype=torch.float64))
+                                                             dtype=torch.float64)).tolist()
     points = []
-    for threshold in torch.cat([levels, torch.tensor([float("inf")], dtype=torch.float64)]):
-        kept, passes = stop_when_confident(scores, copies.unsqueeze(-1), float(threshold),
-                                           decode_passes=args.nfe, check_passes=args.check_groups)
-        solved = valid[torch.arange(len(kept)), kept]
-        points.append({"threshold": float(threshold), "passes": float(passes.double().mean()),
-                       "solve_rate": float(solved.double().mean()),
-                       "solved": "".join("1" if s else "0" for s in solved.tolist())})
+    for cap in [c for c in CAPS if c < count] + [count]:
+        for threshold in levels + [float("inf")]:
+            kept, passes = stop_when_confident(scores, copies.unsqueeze(-1), threshold,
+                                               decode_passes=args.nfe,
+                                               check_passes=args.check_groups,
+                                               max_candidates=cap)
+            solved = valid[torch.arange(len(kept)), kept]
+            points.append({"threshold": threshold, "max_candidates": cap,
+                           "passes": float(passes.double().mean()),
+                           "solve_rate": float(solved.double().mean()), "solved": solved})
     return points
+
+
+def curve(points: list[dict]) -> list[dict]:
+    """The settings that no cheaper one solves as many with: solve rate against mean passes."""
+    front = []
+    for point in sorted(points, key=lambda p: (p["passes"], -p["solve_rate"])):
+        if not front or point["solve_rate"] > front[-1]["solve_rate"]:
+            front.append(point)
+    return front
 
 
 def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
@@ -142,7 +161,7 @@ def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
         if not cheaper:
             continue
         m = max(cheaper, key=lambda p: p["solve_rate"])
-        diff = paired_difference([c == "1" for c in v["solved"]], [c == "1" for c in m["solved"]])
+        diff = paired_difference(v["solved"], m["solved"])
         rows.append({"vmd_passes": v["passes"], "vmd_solve_rate": v["solve_rate"],
                      "mdm_passes": m["passes"], "mdm_solve_rate": m["solve_rate"],
                      "lead": diff["difference"],
@@ -150,42 +169,41 @@ def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
     return rows
 
 
-def threshold_for(scores, copies, valid, budget: float, args) -> float | None:
-    """The threshold with the highest solve rate at no more than ``budget`` mean passes on these
-    puzzles (None if even stopping at the first candidate costs more)."""
-    best = None
-    for point in curve(scores, copies, valid, args):
-        if point["passes"] <= budget and (best is None or point["solve_rate"] > best["solve_rate"]):
-            best = point
-    return None if best is None else best["threshold"]
-
-
-def held_out(scores, copies, valid, budget: float, args):
-    """Each half's threshold set on the other half: per puzzle (solved, passes), or None."""
+def held_out(scores, copies, valid, args) -> dict:
+    """For each budget in ``args.budgets``: per puzzle (solved, passes) with each half's threshold
+    and cap set on the other half, the best solve rate there at no more mean passes than the
+    budget; None for a budget below one decode and its check."""
     halves = [torch.arange(len(scores)) % 2 == h for h in (0, 1)]
-    solved = torch.zeros(len(scores), dtype=torch.bool)
-    passes = torch.zeros(len(scores), dtype=torch.float64)
-    for fit, use in (halves, halves[::-1]):
-        threshold = threshold_for(scores[fit], copies[fit], valid[fit], budget, args)
-        if threshold is None:
-            return None
-        kept, spent = stop_when_confident(scores[use], copies[use].unsqueeze(-1), threshold,
-                                          decode_passes=args.nfe, check_passes=args.check_groups)
-        solved[use] = valid[use][torch.arange(len(kept)), kept]
-        passes[use] = spent.double()
-    return solved, passes
+    fitted = [settings(scores[h], copies[h], valid[h], args) for h in halves]
+    outcome = {}
+    for budget in args.budgets:
+        solved = torch.zeros(len(scores), dtype=torch.bool)
+        passes = torch.zeros(len(scores), dtype=torch.float64)
+        for points, use in zip(fitted, halves[::-1]):
+            within = [p for p in points if p["passes"] <= budget]
+            if not within:
+                outcome[budget] = None
+                break
+            best = max(within, key=lambda p: p["solve_rate"])
+            kept, spent = stop_when_confident(scores[use], copies[use].unsqueeze(-1),
+                                              best["threshold"], decode_passes=args.nfe,
+                                              check_passes=args.check_groups,
+                                              max_candidates=best["max_candidates"])
+            solved[use] = valid[use][torch.arange(len(kept)), kept]
+            passes[use] = spent.double()
+        else:
+            outcome[budget] = solved, passes
+    return outcome
 
 
 def held_out_leads(data: dict, args) -> list[dict]:
-    """The VMD against MDM at each of ``args.budgets``, thresholds chosen on the other half."""
+    """The VMD against MDM at each of ``args.budgets``, settings chosen on the other half."""
+    outcome = {name: held_out(*candidates_of(data[name]), args) for name in ("vmd", "mdm")}
     rows = []
     for budget in args.budgets:
-        outcome = {}
-        for name in ("vmd", "mdm"):
-            outcome[name] = held_out(*candidates_of(data[name]), budget, args)
-        if None in outcome.values():
+        if outcome["vmd"][budget] is None or outcome["mdm"][budget] is None:
             continue
-        (v, vp), (m, mp) = outcome["vmd"], outcome["mdm"]
+        (v, vp), (m, mp) = outcome["vmd"][budget], outcome["mdm"][budget]
         diff = paired_difference(v, m)
         rows.append({"budget": budget, "vmd_passes": float(vp.mean()),
                      "vmd_solve_rate": diff["rate_a"], "mdm_passes": float(mp.mean()),
@@ -270,16 +288,17 @@ def main(argv=None) -> int:
         return cli.report(err)
     for name in ("vmd", "mdm"):
         d = result[name]
-        d["curve"] = curve(*candidates_of(d), args)
+        d["curve"] = curve(settings(*candidates_of(d), args))
         top = d["curve"][-1]
-        print(f"{name}: every candidate, {top['passes']:.1f} passes, solves {top['solve_rate']:.4f}")
+        print(f"{name}: at best {top['solve_rate']:.4f} at {top['passes']:.1f} mean passes "
+              f"(threshold {top['threshold']:.4g}, at most {top['max_candidates']} candidates)")
     result["leads"] = leads(result["vmd"]["curve"], result["mdm"]["curve"])
     best = max(result["leads"], key=lambda r: r["lead"])
     print(f"largest lead on the curves: VMD {best['vmd_solve_rate']:.4f} at "
           f"{best['vmd_passes']:.1f} passes against MDM {best['mdm_solve_rate']:.4f} at "
           f"{best['mdm_passes']:.1f}: {100 * best['lead']:+.1f} ± {100 * best['lead_se']:.1f} points")
     result["held_out"] = held_out_leads(result, args)
-    print("thresholds set on the other half of the puzzles:")
+    print("threshold and cap set on the other half of the puzzles:")
     for r in result["held_out"]:
         print(f"  budget {r['budget']:g}: VMD {r['vmd_solve_rate']:.4f} at {r['vmd_passes']:.1f} "
               f"passes, MDM {r['mdm_solve_rate']:.4f} at {r['mdm_passes']:.1f}: "

@@ -672,6 +672,10 @@ def test_stop_when_confident_on_a_worked_example():
                                     (float("inf"), 3, 35)]:  # none reaches it: all tried, best kept
         got = stop_when_confident(scores, grids, threshold, decode_passes=5, check_passes=5)
         assert got[0].tolist() == [kept] and got[1].tolist() == [passes], threshold
+    # at most two tried: A and B, and B kept, however high the threshold
+    got = stop_when_confident(scores, grids, -0.7, decode_passes=5, check_passes=5,
+                              max_candidates=2)
+    assert got[0].tolist() == [1] and got[1].tolist() == [20]
 
 
 def test_stop_when_confident_matches_a_loop_over_candidates():

@@ -14,7 +14,7 @@ def test_stopping_curves_end_at_every_candidate_and_cost_what_they_keep(tmp_path
     assert stopping.main(["--vmd", PATHS + "ft-exact16-paths-b16.pt",
                           "--mdm", PATHS + "ft3-mdm-steps-b64.pt",
                           "--puzzles", "results/sudoku_hard/select/test_data0.txt",
-                          "--limit", "6", "--samples", "3", "--thresholds", "20",
+                          "--limit", "6", "--samples", "3", "--thresholds", "10",
                           "--out-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "stopping.json").read_text())
     assert (tmp_path / "stopping.png").stat().st_size > 0
@@ -24,17 +24,19 @@ def test_stopping_curves_end_at_every_candidate_and_cost_what_they_keep(tmp_path
         assert scores.shape == copies.shape == valid.shape == (6, count)
         # repeats of a grid are its copies: they agree on validity
         assert torch.equal(valid, valid.gather(1, copies))
-        curve = result[name]["curve"]
-        assert [p["passes"] for p in curve] == sorted(p["passes"] for p in curve)
-        # the last point tries everything: every decode, each different grid checked once
+        curve = result[name]["curve"]  # cheaper and cheaper settings, each solving more
+        assert all(a["passes"] <= b["passes"] and a["solve_rate"] < b["solve_rate"]
+                   for a, b in zip(curve, curve[1:]))
+        # every candidate tried, each different grid checked once: on or under the curve
         distinct = sum(len(set(row.tolist())) for row in copies)
-        assert curve[-1]["passes"] == (6 * count * 5 + distinct * 5) / 6
+        every = (6 * count * 5 + distinct * 5) / 6
         kept, _ = stop_when_confident(scores, copies.unsqueeze(-1), float("inf"),
                                       decode_passes=5, check_passes=5)
-        assert curve[-1]["solve_rate"] == float(valid[torch.arange(6), kept].double().mean())
+        rate = float(valid[torch.arange(6), kept].double().mean())
+        assert any(p["passes"] <= every and p["solve_rate"] >= rate for p in curve)
     assert "largest lead" in capsys.readouterr().out
     # the analysis again from the saved candidates: the same curves, without decoding
-    assert stopping.main(["--from-json", str(tmp_path / "stopping.json"), "--thresholds", "20",
+    assert stopping.main(["--from-json", str(tmp_path / "stopping.json"), "--thresholds", "10",
                           "--out-dir", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "stopping.json").read_text())
     assert again["vmd"]["curve"] == result["vmd"]["curve"] and again["held_out"] == result["held_out"]
@@ -46,14 +48,17 @@ def test_held_out_thresholds_are_set_on_the_other_half():
     first candidate is valid and scores -1. Puzzles 2, 3, 6, 7: it is wrong and scores -3; the
     second is valid and scores -2 everywhere. Each half (even, odd) holds two of each, so each
     half's best threshold for a budget of 15 mean passes stops the good puzzles at once (10
-    passes) and tries both on the others (20); at 12 passes only stopping at once fits."""
+    passes) and tries both on the others (20); at 12 passes only stopping at once fits (a
+    threshold nothing reaches with a cap of one candidate, or one everything reaches)."""
     good = torch.tensor([1, 1, 0, 0, 1, 1, 0, 0], dtype=torch.bool)
     scores = torch.stack([torch.where(good, -1.0, -3.0), torch.full((8,), -2.0)], 1).double()
     copies = torch.tensor([[0, 1]] * 8)
     valid = torch.stack([good, torch.ones(8, dtype=torch.bool)], 1)
-    args = stopping.build_parser().parse_args(["--out-dir", "x", "--thresholds", "50"])
-    solved, passes = stopping.held_out(scores, copies, valid, 15, args)
+    args = stopping.build_parser().parse_args(["--out-dir", "x", "--thresholds", "50",
+                                               "--budgets", "15", "12", "9"])
+    outcome = stopping.held_out(scores, copies, valid, args)
+    solved, passes = outcome[15]
     assert solved.all() and passes.tolist() == [10.0 if g else 20.0 for g in good]
-    solved, passes = stopping.held_out(scores, copies, valid, 12, args)
+    solved, passes = outcome[12]
     assert torch.equal(solved, good) and (passes == 10).all()
-    assert stopping.held_out(scores, copies, valid, 9, args) is None  # below one decode's cost
+    assert outcome[9] is None  # below one decode's cost

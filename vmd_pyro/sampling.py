@@ -325,15 +325,18 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
 
 
 def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: float, *,
-                        decode_passes: int, check_passes: int) -> tuple[torch.Tensor, torch.Tensor]:
+                        decode_passes: int, check_passes: int,
+                        max_candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """What a decoder that tries a row's candidates one at a time, in the given order, would keep
-    and spend if it stopped at the first whose selection score reaches ``threshold``: the whole
-    budget goes to the rows whose early candidates the check doubts. ``scores`` (B, C) and
+    and spend if it stopped at the first whose selection score reaches ``threshold``, or after
+    ``max_candidates`` (None: all): the budget goes to the rows whose early candidates the check
+    doubts, and the cap keeps a check that stays unsure from spending it all. ``scores`` (B, C) and
     ``grids`` (B, C, L), as :func:`generate` tells ``on_scores`` and ``on_candidates``. Each
     candidate tried costs ``decode_passes``, and one that repeats no earlier grid of its row
     ``check_passes`` more (a repeat shares the earlier check, as ``check_distinct`` does). Returns
     ``(kept, passes)``, both (B,): the index of the best-scoring candidate tried (all ``C`` when
     none reaches ``threshold``) and the passes spent."""
+    scores, grids = scores[:, :max_candidates], grids[:, :max_candidates]
     count = scores.shape[1]
     same = (grids.unsqueeze(2) == grids.unsqueeze(1)).all(-1)              # (B, C, C)
     new = ~same.tril(-1).any(-1)                                           # repeats no earlier one
