@@ -35,11 +35,13 @@ import torch
 import models  # noqa: F401 (registers the priors, guides and Pyro models: vmd_pyro.registry)
 
 from vmd_pyro import cli
-from vmd_pyro.checkpoint import load_program
 from vmd_pyro.datasets import sudoku
-from vmd_pyro.experiment import provenance, resolve_device, write_json
+from vmd_pyro.experiment import load_script, provenance, resolve_device, write_json
 from vmd_pyro.metrics import paired_difference
-from vmd_pyro.sampling import counting_passes, pseudo_log_likelihood, stop_when_confident
+from vmd_pyro.sampling import (ORDERS, counting_passes, pseudo_log_likelihood,
+                               stop_when_confident)
+
+load_sudoku_program = load_script("sudoku").load_sudoku_program  # refuses a non-Sudoku model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "validity; both curves) and stopping.png here")
     parser.add_argument("--limit", type=int, default=0, help="only the first N puzzles (0: all)")
     parser.add_argument("--nfe", type=int, default=5, help="denoiser calls per decode")
-    parser.add_argument("--order", default="top-prob-margin", help="decoding order")
+    parser.add_argument("--order", default="top-prob-margin", choices=ORDERS,
+                        help="decoding order")
     parser.add_argument("--samples", type=int, default=63,
                         help="MDM's sampled grids after its argmax decode")
     parser.add_argument("--check-groups", type=int, default=5,
@@ -153,6 +156,15 @@ def curve(points: list[dict]) -> list[dict]:
     return front
 
 
+def lead_row(vmd_solved, vmd_passes: float, mdm_solved, mdm_passes: float) -> dict:
+    """The VMD against MDM on the same puzzles: both costs and rates, the paired difference."""
+    diff = paired_difference(vmd_solved, mdm_solved)
+    return {"vmd_passes": vmd_passes, "vmd_solve_rate": diff["rate_a"],
+            "mdm_passes": mdm_passes, "mdm_solve_rate": diff["rate_b"],
+            "lead": diff["difference"], "lead_se": diff["paired_standard_error"],
+            "mcnemar_p": diff["mcnemar_p"]}
+
+
 def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
     """Each VMD point against MDM's best point of no more mean passes (paired by puzzle)."""
     rows = []
@@ -161,11 +173,7 @@ def leads(vmd: list[dict], mdm: list[dict]) -> list[dict]:
         if not cheaper:
             continue
         m = max(cheaper, key=lambda p: p["solve_rate"])
-        diff = paired_difference(v["solved"], m["solved"])
-        rows.append({"vmd_passes": v["passes"], "vmd_solve_rate": v["solve_rate"],
-                     "mdm_passes": m["passes"], "mdm_solve_rate": m["solve_rate"],
-                     "lead": diff["difference"],
-                     "lead_se": diff["paired_standard_error"], "mcnemar_p": diff["mcnemar_p"]})
+        rows.append(lead_row(v["solved"], v["passes"], m["solved"], m["passes"]))
     return rows
 
 
@@ -204,19 +212,15 @@ def held_out_leads(data: dict, args) -> list[dict]:
         if outcome["vmd"][budget] is None or outcome["mdm"][budget] is None:
             continue
         (v, vp), (m, mp) = outcome["vmd"][budget], outcome["mdm"][budget]
-        diff = paired_difference(v, m)
-        rows.append({"budget": budget, "vmd_passes": float(vp.mean()),
-                     "vmd_solve_rate": diff["rate_a"], "mdm_passes": float(mp.mean()),
-                     "mdm_solve_rate": diff["rate_b"], "lead": diff["difference"],
-                     "lead_se": diff["paired_standard_error"], "mcnemar_p": diff["mcnemar_p"]})
+        rows.append({"budget": budget, **lead_row(v, float(vp.mean()), m, float(mp.mean()))})
     return rows
 
 
 def candidates_of(record: dict):
     """(scores, first copies, valid) of one decoder's record in stopping.json: per puzzle, a
-    string of numbers (the first records, of session 26, hold lists) and a string of flags."""
+    string of numbers and a string of flags (:func:`candidate_record`)."""
     def numbers(rows, kind):
-        return [[kind(v) for v in (row.split() if isinstance(row, str) else row)] for row in rows]
+        return [[kind(v) for v in row.split()] for row in rows]
     return (torch.tensor(numbers(record["scores"], float), dtype=torch.float64),
             torch.tensor(numbers(record["first_copy"], int)),
             torch.tensor([[c == "1" for c in row] for row in record["valid"]]))
@@ -243,8 +247,8 @@ def decode_candidates(args) -> dict:
     """Decode every candidate of both decoders: the record that stopping.json keeps."""
     device = resolve_device(args.device)
     puzzles = sudoku.to_tokens(sudoku.read_puzzles(args.puzzles)[0])
-    vmd, _ = load_program(args.vmd, map_location=device)
-    mdm, _ = load_program(args.mdm, map_location=device)
+    vmd = load_sudoku_program(args.vmd, device)
+    mdm = load_sudoku_program(args.mdm, device)
     if not vmd.has_latent or vmd.prior.support != "discrete":
         raise ValueError(f"{args.vmd} has no discrete z to enumerate")
     if mdm.has_latent:
