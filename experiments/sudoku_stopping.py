@@ -10,7 +10,9 @@ what the decoder keeps and spends at each setting (``vmd_pyro.sampling.stop_when
 traces each decoder's best solve rate against its mean passes per puzzle.
 
 - VMD: its values of z from the most probable under its prior (``--z-strategy enumerate
-  --z-values K``), each decoded with argmax tokens; score = check + log p(z).
+  --z-values K``), each decoded with argmax tokens; score = check + log p(z). With
+  ``--vmd-samples M`` it then tries M grids with sampled tokens under the value of z whose
+  candidate scored best (known once all K are checked, so the order stays one a decoder can follow).
 - MDM: its argmax decode first, then ``--samples`` grids with sampled tokens; score = check.
 Both check each different grid of a puzzle once (``check_distinct``). One setting serves all
 puzzles of a decoder; the curves compare the two at equal mean passes. Read off the curves, a lead
@@ -38,7 +40,7 @@ from vmd_pyro import cli
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.experiment import load_script, provenance, resolve_device, write_json
 from vmd_pyro.metrics import paired_difference
-from vmd_pyro.sampling import (ORDERS, counting_passes, pseudo_log_likelihood,
+from vmd_pyro.sampling import (ORDERS, counting_passes, decode, pseudo_log_likelihood,
                                stop_when_confident)
 
 load_sudoku_program = load_script("sudoku").load_sudoku_program  # refuses a non-Sudoku model
@@ -66,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decoding order")
     parser.add_argument("--samples", type=int, default=63,
                         help="MDM's sampled grids after its argmax decode")
+    parser.add_argument("--vmd-samples", type=int, default=0,
+                        help="the VMD's sampled grids after its K argmax decodes, under the value "
+                             "of z that scored best (0: none)")
+    parser.add_argument("--mdm-from", type=Path,
+                        help="take MDM's candidates from this stopping.json (same puzzles, seed "
+                             "and decoding options) instead of decoding them again; the VMD's "
+                             "argmax candidates must then reproduce its scores")
     parser.add_argument("--check-groups", type=int, default=5,
                         help="passes of one check (cells masked again in this many groups)")
     parser.add_argument("--thresholds", type=int, default=100,
@@ -104,7 +113,53 @@ def vmd_candidates(program, puzzles, args, generator):
                                    check_passes=args.check_groups)
     if int(spent.sum()) != passes:
         raise RuntimeError(f"passes counted {passes}, computed {int(spent.sum())}")
+    if args.vmd_samples:
+        grids, scores = sampled_under_best_z(program, puzzles, grids, scores, args, generator)
     return grids, scores
+
+
+def sampled_under_best_z(program, puzzles, grids, scores, args, generator):
+    """The K argmax candidates of ``vmd_candidates`` followed by ``args.vmd_samples`` grids with
+    sampled tokens under the value of z whose candidate scored best. As ``check_distinct`` does,
+    each different grid is checked once and a repeat's score is that check plus its own log p(z)."""
+    device = next(program.parameters()).device
+    batch, count = scores.shape
+    log_prior, values = [], []
+    with torch.no_grad():
+        for chunk in puzzles.split(args.batch_size):  # the values in the order enumerate took them
+            lp, v = program.prior_dist(chunk.to(device)).logits.double().topk(count, -1)
+            log_prior.append(lp.cpu())
+            values.append(v.cpu())
+    log_prior, values = torch.cat(log_prior), torch.cat(values)
+    best = scores.argmax(-1)
+    z = values[torch.arange(batch), best]
+    rows = puzzles.repeat_interleave(args.vmd_samples, 0)
+    chunk = args.batch_size * count  # as many rows as one batch of the enumerated decodes
+    sampled = []
+    with torch.no_grad():
+        for x, zz in zip(rows.split(chunk), z.repeat_interleave(args.vmd_samples).split(chunk)):
+            decoded, _ = decode(program, x.to(device), nfe=args.nfe, order=args.order,
+                                fill="sample", z_strategy="fixed", generator=generator,
+                                z=zz.to(device))
+            sampled.append(decoded.x.cpu())
+    every = torch.cat([grids, torch.cat(sampled).view(batch, args.vmd_samples, -1)], 1)
+    copies = first_copies(every)
+    check = torch.cat([scores - log_prior, torch.zeros(batch, args.vmd_samples,
+                                                       dtype=scores.dtype)], 1)
+    fresh = copies == torch.arange(every.shape[1])          # a grid no earlier candidate holds
+    fresh[:, :count] = False                                # the argmax ones are checked already
+    puzzle, _ = fresh.nonzero(as_tuple=True)
+    with torch.no_grad():
+        checked = [pseudo_log_likelihood(program, x.to(device), g.to(device), zz.to(device),
+                                          args.check_groups, generator).cpu()
+                   for x, g, zz in zip(puzzles[puzzle].split(args.batch_size),
+                                       every[fresh].split(args.batch_size),
+                                       z[puzzle].split(args.batch_size))]
+    if checked:
+        check[fresh] = torch.cat(checked).to(check.dtype)
+    own_prior = torch.cat([log_prior, log_prior[torch.arange(batch), best].unsqueeze(1)
+                           .expand(batch, args.vmd_samples)], 1)
+    return every, check.gather(1, copies) + own_prior
 
 
 def mdm_candidates(program, puzzles, args, generator):
@@ -256,16 +311,45 @@ def decode_candidates(args) -> dict:
     if args.limit:
         puzzles = puzzles[:args.limit]
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    result = {"puzzles": args.puzzles, "num_puzzles": len(puzzles), "vmd": args.vmd,
-              "mdm": args.mdm, "nfe": args.nfe, "order": args.order, "samples": args.samples,
-              "check_groups": args.check_groups, **provenance(args.seed)}
+    result = {"puzzles": args.puzzles, "num_puzzles": len(puzzles), "vmd_checkpoint": args.vmd,
+              "mdm_checkpoint": args.mdm, "nfe": args.nfe, "order": args.order, "samples": args.samples,
+              "vmd_samples": args.vmd_samples, "check_groups": args.check_groups,
+              **provenance(args.seed)}
+    earlier = earlier_record(args, len(puzzles)) if args.mdm_from else None
     for name, program, candidates in (("vmd", vmd, vmd_candidates), ("mdm", mdm, mdm_candidates)):
+        if earlier is not None and name == "mdm":
+            result["mdm"] = {k: earlier["mdm"][k] for k in ("scores", "first_copy", "valid")}
+            result["mdm_from"] = str(args.mdm_from)
+            continue
         start = time.perf_counter()
         grids, scores = candidates(program, puzzles, args, generator)
         result[name] = {**candidate_record(scores, first_copies(grids),
                                            sudoku.valid_candidates(puzzles, grids)),
                         "decode_seconds": time.perf_counter() - start}
+    if earlier is not None:  # the same seed decodes the VMD's argmax candidates first, as before
+        before = candidates_of(earlier["vmd"])
+        now = candidates_of(result["vmd"])
+        count = before[0].shape[1]
+        if not (torch.allclose(now[0][:, :count], before[0], atol=1e-4)
+                and torch.equal(now[2][:, :count], before[2])):
+            raise RuntimeError(f"the VMD's argmax candidates do not reproduce {args.mdm_from}")
     return result
+
+
+def earlier_record(args, count: int) -> dict:
+    """The stopping.json of ``--mdm-from``, refused unless it decoded the same way (records
+    written before the checkpoints had keys of their own name them in their command)."""
+    earlier = json.loads(args.mdm_from.read_text())
+    ours = {"puzzles": args.puzzles, "num_puzzles": count, "nfe": args.nfe, "order": args.order,
+            "samples": args.samples, "check_groups": args.check_groups, "seed": args.seed}
+    differ = [k for k, v in ours.items() if earlier.get(k) != v]
+    command = earlier["command"].split()
+    differ += [f"{name} checkpoint" for name, path in (("vmd", args.vmd), ("mdm", args.mdm))
+               if earlier.get(f"{name}_checkpoint", command[command.index(f"--{name}") + 1])
+               != path]
+    if differ:
+        raise ValueError(f"{args.mdm_from} was decoded with other {', '.join(differ)}")
+    return earlier
 
 
 def candidate_record(scores, copies, valid) -> dict:
