@@ -344,9 +344,14 @@ def earlier_record(args, count: int) -> dict:
             "samples": args.samples, "check_groups": args.check_groups, "seed": args.seed}
     differ = [k for k, v in ours.items() if earlier.get(k) != v]
     command = earlier["command"].split()
+
+    def checkpoint(name: str) -> str | None:
+        if f"{name}_checkpoint" in earlier:
+            return earlier[f"{name}_checkpoint"]
+        return command[command.index(f"--{name}") + 1] if f"--{name}" in command else None
+
     differ += [f"{name} checkpoint" for name, path in (("vmd", args.vmd), ("mdm", args.mdm))
-               if earlier.get(f"{name}_checkpoint", command[command.index(f"--{name}") + 1])
-               != path]
+               if checkpoint(name) != path]
     if differ:
         raise ValueError(f"{args.mdm_from} was decoded with other {', '.join(differ)}")
     return earlier

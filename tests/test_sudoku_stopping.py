@@ -62,3 +62,32 @@ def test_held_out_thresholds_are_set_on_the_other_half():
     solved, passes = outcome[12]
     assert torch.equal(solved, good) and (passes == 10).all()
     assert outcome[9] is None  # below one decode's cost
+
+
+def test_vmd_samples_follow_its_argmax_candidates_and_reuse_mdm_record(tmp_path, capsys):
+    base = ["--vmd", PATHS + "ft-exact16-paths-b16.pt", "--mdm", PATHS + "ft3-mdm-steps-b64.pt",
+            "--puzzles", "results/sudoku_hard/select/test_data0.txt", "--limit", "4",
+            "--samples", "2", "--thresholds", "5", "--budgets", "20"]
+    assert stopping.main(base + ["--out-dir", str(tmp_path / "a")]) == 0
+    earlier = tmp_path / "a" / "stopping.json"
+    assert stopping.main(base + ["--vmd-samples", "3", "--mdm-from", str(earlier),
+                                 "--out-dir", str(tmp_path / "b")]) == 0
+    a, b = (json.loads(p.read_text()) for p in (earlier, tmp_path / "b" / "stopping.json"))
+    assert b["mdm"]["scores"] == a["mdm"]["scores"] and b["mdm_from"] == str(earlier)
+    before, after = stopping.candidates_of(a["vmd"]), stopping.candidates_of(b["vmd"])
+    assert after[0].shape == (4, 19)
+    assert torch.allclose(after[0][:, :16], before[0], atol=1e-4)
+    assert torch.equal(after[1][:, :16], before[1]) and torch.equal(after[2][:, :16], before[2])
+    scores, copies, valid = after
+    best = scores[:, :16].argmax(-1)
+    # a sampled grid that repeats the best argmax candidate has its score (same check, same z)
+    repeats_best = copies[:, 16:] == best.unsqueeze(-1)
+    assert repeats_best.any()  # easy puzzles: sampling under the best z gives its grid again
+    assert torch.equal(scores[:, 16:][repeats_best],
+                       scores[torch.arange(4), best].unsqueeze(-1).expand(4, 3)[repeats_best])
+    assert torch.equal(valid, valid.gather(1, copies))
+    # an earlier record of another seed is refused, with a clear message
+    capsys.readouterr()
+    assert stopping.main(base + ["--seed", "1", "--vmd-samples", "3", "--mdm-from", str(earlier),
+                                 "--out-dir", str(tmp_path / "c")]) != 0
+    assert "seed" in capsys.readouterr().err
