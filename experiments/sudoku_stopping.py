@@ -327,12 +327,15 @@ def decode_candidates(args) -> dict:
                                            sudoku.valid_candidates(puzzles, grids)),
                         "decode_seconds": time.perf_counter() - start}
     if earlier is not None:  # the same seed decodes the VMD's argmax candidates first, as before
-        before = candidates_of(earlier["vmd"])
-        now = candidates_of(result["vmd"])
+        before, now = candidates_of(earlier["vmd"]), candidates_of(result["vmd"])
         count = before[0].shape[1]
-        if not (torch.allclose(now[0][:, :count], before[0], atol=1e-4)
-                and torch.equal(now[2][:, :count], before[2])):
-            raise RuntimeError(f"the VMD's argmax candidates do not reproduce {args.mdm_from}")
+        # a near-tie in a decode can fall the other way in another run (other batches, threads)
+        differ = ((now[0][:, :count] - before[0]).abs().gt(1e-4).any(-1)
+                  | now[2][:, :count].ne(before[2]).any(-1))
+        result["vmd_rows_not_reproduced"] = int(differ.sum())
+        if differ.double().mean() > 0.01:
+            raise RuntimeError(f"the VMD's argmax candidates of {int(differ.sum())} puzzles differ "
+                               f"from {args.mdm_from}'s: not the same decode")
     return result
 
 

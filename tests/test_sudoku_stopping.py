@@ -74,6 +74,7 @@ def test_vmd_samples_follow_its_argmax_candidates_and_reuse_mdm_record(tmp_path,
                                  "--out-dir", str(tmp_path / "b")]) == 0
     a, b = (json.loads(p.read_text()) for p in (earlier, tmp_path / "b" / "stopping.json"))
     assert b["mdm"]["scores"] == a["mdm"]["scores"] and b["mdm_from"] == str(earlier)
+    assert b["vmd_rows_not_reproduced"] == 0
     before, after = stopping.candidates_of(a["vmd"]), stopping.candidates_of(b["vmd"])
     assert after[0].shape == (4, 19)
     assert torch.allclose(after[0][:, :16], before[0], atol=1e-4)
