@@ -202,6 +202,23 @@ def settings(scores, copies, valid, args) -> list[dict]:
     return points
 
 
+def perfect_check_rate(copies, valid, budget: float, *, decode_passes: int,
+                       check_passes: int) -> float:
+    """The largest share of puzzles any stopping rule could solve with these candidates, tried in
+    this order, at ``budget`` mean passes per puzzle: a bound for the decoders here. Each puzzle
+    tries at least one candidate and checks every different grid it tries; a check that knew
+    validity would stop a puzzle at its first valid grid, and spending the passes beyond the first
+    try on the puzzles that need the fewest solves the most. ``copies`` and ``valid`` (B, C), as
+    :func:`candidates_of` gives them."""
+    count = copies.shape[1]
+    new = copies == torch.arange(count)
+    spent = decode_passes * torch.arange(1, count + 1) + check_passes * new.long().cumsum(-1)
+    first = valid.long().argmax(-1)
+    cost = spent[torch.arange(len(first)), first][valid.any(-1)]   # of the puzzles it can solve
+    extra = (cost - decode_passes - check_passes).sort().values.cumsum(0)
+    return int((extra <= (budget - decode_passes - check_passes) * len(first)).sum()) / len(first)
+
+
 def curve(points: list[dict]) -> list[dict]:
     """The settings that no cheaper one solves as many with: solve rate against mean passes."""
     front = []

@@ -92,3 +92,27 @@ def test_vmd_samples_follow_its_argmax_candidates_and_reuse_mdm_record(tmp_path,
     assert stopping.main(base + ["--seed", "1", "--vmd-samples", "3", "--mdm-from", str(earlier),
                                  "--out-dir", str(tmp_path / "c")]) != 0
     assert "seed" in capsys.readouterr().err
+
+
+def test_perfect_check_rate_is_the_best_any_stopping_rule_does():
+    """Against every choice of how many candidates each puzzle tries (5 puzzles, 3 candidates,
+    random repeats and validity): the most puzzles with a valid grid among those tried, at no
+    more than the budget's mean passes."""
+    import itertools
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        copies = torch.stack([torch.tensor([0, int(torch.randint(0, 2, (1,), generator=generator)),
+                                            int(torch.randint(0, 3, (1,), generator=generator))])
+                              for _ in range(5)])
+        copies[:, 2] = torch.where(copies[:, 2] == 1, copies[:, 1], copies[:, 2])  # a first copy
+        valid = (torch.rand(5, 3, generator=generator) < 0.4).gather(1, copies)
+        new = copies == torch.arange(3)
+        spent = 5 * torch.arange(1, 4) + 5 * new.long().cumsum(-1)        # after each try
+        for budget in (10, 12, 14, 17, 20, 25, 40):
+            best = 0
+            for tries in itertools.product(range(1, 4), repeat=5):
+                passes = sum(int(spent[b, k - 1]) for b, k in enumerate(tries))
+                if passes <= budget * 5:
+                    best = max(best, sum(bool(valid[b, :k].any()) for b, k in enumerate(tries)))
+            assert stopping.perfect_check_rate(copies, valid, budget, decode_passes=5,
+                                               check_passes=5) == best / 5

@@ -34,18 +34,10 @@ def every_candidate(record, name, count=None):
 
 
 def perfect_check(record, name, budget):
-    """The most puzzles a decoder could solve with these candidates, in this order, at ``budget``
-    mean passes if its check knew validity: each puzzle tries at least one candidate and checks
-    every different grid it tries (as the decoders here do), and a solved puzzle stops at its
-    first valid grid. The cheapest puzzles to solve first is then the best use of the passes."""
-    scores, copies, valid = stopping.candidates_of(record[name])
-    count, decode, check = scores.shape[1], record["nfe"], record["check_groups"]
-    new = copies == torch.arange(count)
-    spent = decode * torch.arange(1, count + 1) + check * new.long().cumsum(-1)   # (B, C)
-    first = valid.long().argmax(-1)
-    cost = spent[torch.arange(len(first)), first][valid.any(-1)]   # of the puzzles it can solve
-    extra = (cost - decode - check).sort().values.cumsum(0)        # beyond the first try
-    return int((extra <= (budget - decode - check) * len(first)).sum()) / len(first)
+    """The bound of stopping.perfect_check_rate for one decoder's candidates in a record."""
+    _, copies, valid = stopping.candidates_of(record[name])
+    return stopping.perfect_check_rate(copies, valid, budget, decode_passes=record["nfe"],
+                                       check_passes=record["check_groups"])
 
 
 def main():
