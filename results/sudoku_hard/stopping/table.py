@@ -14,7 +14,9 @@ HERE = Path(__file__).parent
 SPLITS = {"test": ("seed0", "seed1"), "17-29 clues": ("few_seed0", "few_seed1"),
           # session 27: the same VMDs with 48 sampled grids after their 16 argmax ones
           "test, VMD + 48 sampled": ("vmd_samples_seed0", "vmd_samples_seed1"),
-          "17-29 clues, VMD + 48 sampled": ("vmd_samples_few_seed0", "vmd_samples_few_seed1")}
+          "17-29 clues, VMD + 48 sampled": ("vmd_samples_few_seed0", "vmd_samples_few_seed1"),
+          # session 27: the candidates of run.sh checked in 10 groups (10 passes) instead of 5
+          "17-29 clues, check of 10 passes": ("check10_few_seed0", "check10_few_seed1")}
 COUNTS = (1, 2, 4, 8, 16, 24, 32, 64)  # first N candidates tried
 BOUND_BUDGETS = (15, 20, 25, 30, 40, 60)  # mean passes
 
