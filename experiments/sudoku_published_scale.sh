@@ -26,9 +26,10 @@
 # Then, with carry [".gpu_site", "data_cache"], STAGE=train and STAGE=decode (RUN_DIR stays on the
 # machine while it is warm) with PYTHONPATH=.gpu_site:. PYTHON=python3 VMD_PYRO_COMMIT=<commit>
 # (the copy's .git there can be older than the tree sent). With $OUT set, the JSONs, tables and
-# plots come back packed in $OUT/sudoku_published_scale_*.tgz, also when a step fails; checkpoints
-# of 6M parameters (72 MB) are too large to come back and stay in RUN_DIR. A single command may run
-# 10 minutes: lower the budgets to fit, as session 26's README shows.
+# plots come back packed in $OUT/sudoku_published_scale_*.tgz, also when a step fails. Checkpoints
+# of 6M parameters (72 MB with the optimiser state) are too large to come back; each comes back as
+# a float16 copy that decodes but cannot resume ($OUT/NAME-fp16.pt, about 12 MB; session 27). A
+# single command may run 10 minutes: lower the budgets to fit, as session 26's README shows.
 #
 # Training grids have 17-40 clues.
 #   1. mdm        MDM from scratch on the continuous-time objective (TIME_MDM)
@@ -87,6 +88,11 @@ pack() {  # what comes back from the device machine
   if [[ -n ${OUT:-} ]]; then
     tar czf "$OUT/sudoku_published_scale_$STAGE.tgz" -C "$RUN_DIR" \
       $(cd "$RUN_DIR" && ls *.json *.txt cost_*/* 2>/dev/null)
+    for checkpoint in "$RUN_DIR"/*.pt; do  # float16, no optimiser state: 12 MB instead of 72
+      [[ -e $checkpoint ]] || continue
+      $PYTHON experiments/convert_checkpoint.py --weights-only "$checkpoint" \
+        "$OUT/$(basename "$checkpoint" .pt)-fp16.pt" || true
+    done
   fi
 }
 trap pack EXIT  # what is done comes back, also after a failed step

@@ -17,6 +17,7 @@ from vmd_pyro.checkpoint import (FORMAT, MAGIC, REQUIRED, RESUMABLE, RNG_STATE, 
                                  randomize_latent_inputs, read_checkpoint, save_checkpoint,
                                  set_rng_state, write_state)
 from vmd_pyro.datasets import synthetic
+from vmd_pyro.experiment import load_script
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.sampling import all_masked, generate
@@ -318,3 +319,27 @@ def test_every_mutation_changes_the_bytes():
     assert {kind for kind, _ in outcomes} == {"flip", "truncate", "overwrite", "insert", "delete",
                                               "duplicate"}
     assert all(m != data for _, m in outcomes)
+
+
+def test_a_weights_only_copy_decodes_like_its_rounded_original_and_drops_training_state(tmp_path):
+    program = tiny_program(prior="discrete", arch="transformer", vocab=10, components=4)
+    train(program, TASK.sample, TrainConfig(steps=3, batch_size=8, progress=False),
+          save=tmp_path / "run.pt")
+    assert "training_state" in read_checkpoint(tmp_path / "run.pt")
+    exported = checkpoint.export_weights(tmp_path / "run.pt", tmp_path / "small.pt")
+    assert "training_state" not in exported and "history" in exported
+    assert exported["exported"] == {"from": str(tmp_path / "run.pt"), "dtype": "float16"}
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "run.pt").stat().st_size / 2
+    full, _ = load_program(tmp_path / "run.pt")
+    small, _ = load_program(tmp_path / "small.pt")
+    for (name, a), (_, b) in zip(full.state_dict().items(), small.state_dict().items()):
+        assert b.dtype == a.dtype, name  # cast back to the program's own dtype on loading
+        assert torch.equal(b, a.half().to(a.dtype) if a.is_floating_point() else a), name
+    x = all_masked(50, 4, program.mask_id)
+    z = torch.arange(50) % 4
+    assert torch.allclose(full.logits(x, z), small.logits(x, z), atol=1e-2)
+    # the command-line form writes the same copy
+    convert = load_script("convert_checkpoint")
+    assert convert.main(["--weights-only", str(tmp_path / "run.pt"), str(tmp_path / "c.pt")]) == 0
+    again = read_checkpoint(tmp_path / "c.pt")["state_dict"]
+    assert all(torch.equal(again[k], v) for k, v in exported["state_dict"].items())

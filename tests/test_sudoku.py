@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_program
-from vmd_pyro.checkpoint import save_checkpoint
+from vmd_pyro.checkpoint import read_checkpoint, save_checkpoint
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.experiment import load_script
 from vmd_pyro.tasks.runner import program_config
@@ -1004,6 +1004,10 @@ def test_published_scale_script_runs_its_recipe_end_to_end_at_smoke_scale(tmp_pa
                             check=True, capture_output=True, text=True).stdout.split()
     assert {"latent_vmd-paths.json", "compare_test_candidates16.txt", "cost_few/cost.png",
             "test_argmax_nfe50.json", "train_mdm-ft.json"} <= set(packed)
+    # every checkpoint comes back as a float16 copy without its training state
+    assert {p.name for p in out.glob("*.pt")} == {f"{n}-fp16.pt" for n in trained}
+    small = read_checkpoint(out / "vmd-paths-fp16.pt")
+    assert "training_state" not in small and small["exported"]["dtype"] == "float16"
 
 
 def test_published_scale_script_packs_what_is_done_when_a_step_fails(tmp_path):
