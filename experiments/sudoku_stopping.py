@@ -298,12 +298,14 @@ def candidates_of(record: dict):
             torch.tensor([[c == "1" for c in row] for row in record["valid"]]))
 
 
-def plot(vmd, mdm, out: Path, title: str) -> None:
+def plot(vmd, mdm, out: Path, title: str, vmd_samples: int = 0) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for points, label in ((vmd, "VMD: values of z, most probable first"),
+    vmd_label = "VMD: values of z, most probable first" + (
+        f", then {vmd_samples} sampled grids" if vmd_samples else "")
+    for points, label in ((vmd, vmd_label),
                           (mdm, "MDM: argmax, then sampled grids")):
         ax.plot([p["passes"] for p in points], [100 * p["solve_rate"] for p in points], ".-",
                 label=label, markersize=3)
@@ -422,7 +424,8 @@ def main(argv=None) -> int:
             point.pop("solved")
     write_json(args.out_dir / "stopping.json", result)
     plot(result["vmd"]["curve"], result["mdm"]["curve"], args.out_dir / "stopping.png",
-         f"Stopping when the check is confident, NFE {args.nfe}, {result['num_puzzles']} puzzles")
+         f"Stopping at a threshold or after N candidates, NFE {args.nfe}, "
+         f"{result['num_puzzles']} puzzles", result.get("vmd_samples", 0))
     print(f"wrote {args.out_dir / 'stopping.json'} and stopping.png")
     return 0
 
