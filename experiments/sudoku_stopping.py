@@ -319,6 +319,8 @@ def plot(vmd, mdm, out: Path, title: str, vmd_samples: int = 0) -> None:
 
 def decode_candidates(args) -> dict:
     """Decode every candidate of both decoders: the record that stopping.json keeps."""
+    if args.samples < 0 or args.vmd_samples < 0:
+        raise ValueError("--samples and --vmd-samples must be at least 0")
     device = resolve_device(args.device)
     puzzles = sudoku.to_tokens(sudoku.read_puzzles(args.puzzles)[0])
     vmd = load_sudoku_program(args.vmd, device)

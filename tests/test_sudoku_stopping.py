@@ -92,6 +92,8 @@ def test_vmd_samples_follow_its_argmax_candidates_and_reuse_mdm_record(tmp_path,
     assert stopping.main(base + ["--seed", "1", "--vmd-samples", "3", "--mdm-from", str(earlier),
                                  "--out-dir", str(tmp_path / "c")]) != 0
     assert "seed" in capsys.readouterr().err
+    assert stopping.main(base + ["--vmd-samples", "-1", "--out-dir", str(tmp_path / "d")]) != 0
+    assert "--vmd-samples" in capsys.readouterr().err
 
 
 def test_perfect_check_rate_is_the_best_any_stopping_rule_does():
