@@ -260,7 +260,9 @@ def guesses_and_checks():
             "coincide, which are valid, and how the check ranks them;\n"
             "2. what each decoder costs in denoiser passes per puzzle (counted by "
             "`sampling.counting_passes`) against what it solves, beside MDM's argmax and sampled "
-            "grids checked the same way.\n\n"
+            "grids checked the same way;\n"
+            "3. decoders that try their candidates one at a time and stop once the check is "
+            "confident.\n\n"
             "It decodes the first 200 test puzzles (`VMD_SMOKE=1`: 6), so its rates are rough; the "
             "1,000-puzzle figures are in `results/sudoku_hard/paths/README.md`."),
         new_code_cell(GUESSES_SETUP),
@@ -326,6 +328,43 @@ def guesses_and_checks():
             '            label=model)\n'
             'ax.set(xscale="log", xlabel="denoiser passes per puzzle (measured)", ylabel="solve rate (%)",\n'
             '       title=f"NFE 5, first {PUZZLES} test puzzles")\n'
+            'ax.legend();'),
+        new_markdown_cell(
+            "## Stopping once the check is confident\n\n"
+            "A decoder need not try every candidate. Trying them in order (the VMD's values of `z` "
+            "from the most probable; MDM's sampled grids) and stopping at the first whose score "
+            "reaches a threshold, or after N, an easy puzzle costs one decode and its check. "
+            "`sampling.stop_when_confident` computes what such a decoder keeps and spends from the "
+            "candidates and their scores; `experiments/sudoku_stopping.py` traces each decoder's "
+            "best solve rate against its mean passes over thresholds and caps. The curves here are "
+            "read off the puzzles they are measured on (a best case); `results/sudoku_hard/"
+            "stopping/README.md` sets the threshold on other puzzles."),
+        new_code_cell(
+            'from vmd_pyro.experiment import load_script\n'
+            'stopping = load_script("sudoku_stopping")\n'
+            'args = stopping.build_parser().parse_args(["--out-dir", "unused", "--thresholds", "40"])\n'
+            'ORDERED = {"VMD: values of z, most probable first": (vmd, dict(\n'
+            '               fill="argmax", z_strategy="enumerate", z_values=vmd.cfg.components)),\n'
+            '           "MDM: 16 sampled grids": (mdm, dict(fill="sample", candidates=16))}\n'
+            'fronts = {}\n'
+            'for name, (program, options) in ORDERED.items():\n'
+            '    grids, scores = [], []\n'
+            '    with torch.no_grad():\n'
+            '        generate(program, puzzles, select="pseudo-likelihood", check_distinct=True,\n'
+            '                 on_candidates=grids.append, on_scores=scores.append,\n'
+            '                 generator=torch.Generator().manual_seed(0), **DECODE, **options)\n'
+            '    valid = sudoku.valid_candidates(puzzles, grids[0])\n'
+            '    fronts[name] = stopping.curve(stopping.settings(\n'
+            '        scores[0].double(), stopping.first_copies(grids[0]), valid, args))\n'
+            'rows = [{"decoder": name, **{f"at most {b} passes": max(\n'
+            '            [p["solve_rate"] for p in front if p["passes"] <= b], default=float("nan"))\n'
+            '          for b in (10, 15, 20, 30)}} for name, front in fronts.items()]\n'
+            'print(markdown_table(rows, list(rows[0])))\n'
+            'fig, ax = plt.subplots(figsize=(6, 3.5))\n'
+            'for name, front in fronts.items():\n'
+            '    ax.plot([p["passes"] for p in front], [100 * p["solve_rate"] for p in front], ".-", label=name)\n'
+            'ax.set(xscale="log", xlabel="mean denoiser passes per puzzle", ylabel="solve rate (%)",\n'
+            '       title=f"best threshold and cap at each cost, first {PUZZLES} test puzzles")\n'
             'ax.legend();'),
     ]
 
