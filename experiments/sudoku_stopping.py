@@ -40,8 +40,8 @@ from vmd_pyro import cli
 from vmd_pyro.datasets import sudoku
 from vmd_pyro.experiment import load_script, provenance, resolve_device, write_json
 from vmd_pyro.metrics import paired_difference
-from vmd_pyro.sampling import (ORDERS, counting_passes, decode, pseudo_log_likelihood,
-                               stop_when_confident)
+from vmd_pyro.sampling import (ORDERS, counting_passes, decode, passes_after_each_try,
+                               pseudo_log_likelihood, stop_when_confident)
 
 load_sudoku_program = load_script("sudoku").load_sudoku_program  # refuses a non-Sudoku model
 
@@ -210,9 +210,8 @@ def perfect_check_rate(copies, valid, budget: float, *, decode_passes: int,
     validity would stop a puzzle at its first valid grid, and spending the passes beyond the first
     try on the puzzles that need the fewest solves the most. ``copies`` and ``valid`` (B, C), as
     :func:`candidates_of` gives them."""
-    count = copies.shape[1]
-    new = copies == torch.arange(count)
-    spent = decode_passes * torch.arange(1, count + 1) + check_passes * new.long().cumsum(-1)
+    spent = passes_after_each_try(copies.unsqueeze(-1), decode_passes=decode_passes,
+                                  check_passes=check_passes)
     first = valid.long().argmax(-1)
     cost = spent[torch.arange(len(first)), first][valid.any(-1)]   # of the puzzles it can solve
     extra = (cost - decode_passes - check_passes).sort().values.cumsum(0)

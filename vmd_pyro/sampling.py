@@ -324,6 +324,18 @@ def best_candidate(program, x: torch.Tensor, *, candidates: int, select: str, ch
     return kept(decoded.x), calls
 
 
+def passes_after_each_try(grids: torch.Tensor, *, decode_passes: int,
+                          check_passes: int) -> torch.Tensor:
+    """(B, C): the passes a decoder has spent on a row once it has tried its first 1, 2, ..., C
+    candidates ``grids`` (B, C, L) in order: ``decode_passes`` for each, and ``check_passes`` for
+    each that repeats no earlier grid of its row (a repeat shares the earlier check)."""
+    count = grids.shape[1]
+    same = (grids.unsqueeze(2) == grids.unsqueeze(1)).all(-1)              # (B, C, C)
+    new = ~same.tril(-1).any(-1)                                           # repeats no earlier one
+    return decode_passes * torch.arange(1, count + 1, device=grids.device) \
+        + check_passes * new.long().cumsum(-1)
+
+
 def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: float, *,
                         decode_passes: int, check_passes: int,
                         max_candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,10 +350,7 @@ def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: fl
     none reaches ``threshold``) and the passes spent."""
     scores, grids = scores[:, :max_candidates], grids[:, :max_candidates]
     count = scores.shape[1]
-    same = (grids.unsqueeze(2) == grids.unsqueeze(1)).all(-1)              # (B, C, C)
-    new = ~same.tril(-1).any(-1)                                           # repeats no earlier one
-    spent = decode_passes * torch.arange(1, count + 1, device=scores.device) \
-        + check_passes * new.long().cumsum(-1)                             # (B, C) after each try
+    spent = passes_after_each_try(grids, decode_passes=decode_passes, check_passes=check_passes)
     reached = scores >= threshold
     stop = torch.where(reached.any(-1), reached.long().argmax(-1), count - 1)
     tried = torch.arange(count, device=scores.device) <= stop.unsqueeze(-1)
