@@ -16,7 +16,9 @@ SPLITS = {"test": ("seed0", "seed1"), "17-29 clues": ("few_seed0", "few_seed1"),
           "test, VMD + 48 sampled": ("vmd_samples_seed0", "vmd_samples_seed1"),
           "17-29 clues, VMD + 48 sampled": ("vmd_samples_few_seed0", "vmd_samples_few_seed1"),
           # session 27: the candidates of run.sh checked in 10 groups (10 passes) instead of 5
-          "17-29 clues, check of 10 passes": ("check10_few_seed0", "check10_few_seed1")}
+          "17-29 clues, check of 10 passes": ("check10_few_seed0", "check10_few_seed1"),
+          # session 28: the test split's candidates checked in 2 groups (2 passes) instead of 5
+          "test, check of 2 passes": ("check2_seed0", "check2_seed1")}
 COUNTS = (1, 2, 4, 8, 16, 24, 32, 64)  # first N candidates tried
 BOUND_BUDGETS = (15, 20, 25, 30, 40, 60)  # mean passes
 
