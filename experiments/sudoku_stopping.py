@@ -4,6 +4,8 @@ A decoder that checks its candidates (``--select pseudo-likelihood``) can try th
 and stop at the first whose score reaches a threshold, or after at most N of them: an easy puzzle
 then costs one decode and its check, and the passes saved go to the puzzles the check doubts
 (N = all is pure stopping; no reachable threshold is the fixed-budget decoder of N candidates).
+With ``--give-up`` a decoder may also stop a puzzle whose first 1 or 2 candidates all score
+below a level, so that puzzles no candidate solves stop spending the cap.
 This script decodes every candidate once, in the order such a decoder tries them, and keeps each
 one's selection score, its repeats and whether it is a valid grid. From these it computes exactly
 what the decoder keeps and spends at each setting (``vmd_pyro.sampling.stop_when_confident``) and
@@ -80,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--thresholds", type=int, default=100,
                         help="thresholds per decoder, at quantiles of its scores (each tried with "
                              "every cap on the candidates: 1, 2, 3, 4, 6, 8, 12, ... up to all)")
+    parser.add_argument("--give-up", action="store_true",
+                        help="also try stopping a puzzle whose first 1 or 2 candidates all score "
+                             "below a level (quantiles of their best score): the passes that a "
+                             "puzzle no candidate solves would spend go to the others")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=250, help="puzzles decoded at a time")
@@ -180,25 +186,47 @@ def mdm_candidates(program, puzzles, args, generator):
 
 
 CAPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # most candidates tried, up to all
+GIVE_UP_AFTER = (1, 2)     # --give-up: tries after which a puzzle that looks hopeless stops
+GIVE_UP_LEVELS = 8         # ... at these quantiles (5% to 60%) of its best score by then
+
+
+def give_up_rules(scores, args) -> list[dict | None]:
+    """The ways of giving up to try: never (None), and with ``args.give_up`` after each of
+    GIVE_UP_AFTER tries whose best score is below one of GIVE_UP_LEVELS quantiles of it."""
+    rules = [None]
+    for after in GIVE_UP_AFTER if getattr(args, "give_up", False) else ():
+        best = scores[:, :after].max(-1).values
+        rules += [{"after": after, "below": level} for level in torch.quantile(
+            best, torch.linspace(0.05, 0.6, GIVE_UP_LEVELS, dtype=torch.float64)).tolist()]
+    return rules
+
+
+def stop_at(scores, copies, point: dict, args):
+    """(kept, passes) of the stopping decoder at one setting of :func:`settings`."""
+    give_up = point.get("give_up") or {}
+    return stop_when_confident(scores, copies.unsqueeze(-1), point["threshold"],
+                               decode_passes=args.nfe, check_passes=args.check_groups,
+                               max_candidates=point["max_candidates"],
+                               give_up_after=give_up.get("after"),
+                               give_up_below=give_up.get("below", float("-inf")))
 
 
 def settings(scores, copies, valid, args) -> list[dict]:
-    """The stopping decoder at each threshold (quantiles of the scores, and none reachable) and
-    each cap on the candidates tried: its mean passes, solve rate and solved puzzles."""
+    """The stopping decoder at each threshold (quantiles of the scores, and none reachable), each
+    cap on the candidates tried and each way of giving up (:func:`give_up_rules`): its mean
+    passes, solve rate and solved puzzles."""
     count = scores.shape[1]
     levels = torch.quantile(scores.flatten(), torch.linspace(0, 1, args.thresholds,
                                                              dtype=torch.float64)).tolist()
     points = []
     for cap in [c for c in CAPS if c < count] + [count]:
         for threshold in levels + [float("inf")]:
-            kept, passes = stop_when_confident(scores, copies.unsqueeze(-1), threshold,
-                                               decode_passes=args.nfe,
-                                               check_passes=args.check_groups,
-                                               max_candidates=cap)
-            solved = valid[torch.arange(len(kept)), kept]
-            points.append({"threshold": threshold, "max_candidates": cap,
-                           "passes": float(passes.double().mean()),
-                           "solve_rate": float(solved.double().mean()), "solved": solved})
+            for give_up in give_up_rules(scores, args):
+                point = {"threshold": threshold, "max_candidates": cap, "give_up": give_up}
+                kept, passes = stop_at(scores, copies, point, args)
+                solved = valid[torch.arange(len(kept)), kept]
+                points.append({**point, "passes": float(passes.double().mean()),
+                               "solve_rate": float(solved.double().mean()), "solved": solved})
     return points
 
 
@@ -264,10 +292,7 @@ def held_out(scores, copies, valid, args) -> dict:
                 outcome[budget] = None
                 break
             best = max(within, key=lambda p: p["solve_rate"])
-            kept, spent = stop_when_confident(scores[use], copies[use].unsqueeze(-1),
-                                              best["threshold"], decode_passes=args.nfe,
-                                              check_passes=args.check_groups,
-                                              max_candidates=best["max_candidates"])
+            kept, spent = stop_at(scores[use], copies[use], best, args)
             solved[use] = valid[use][torch.arange(len(kept)), kept]
             passes[use] = spent.double()
         else:

@@ -676,6 +676,13 @@ def test_stop_when_confident_on_a_worked_example():
     got = stop_when_confident(scores, grids, -0.7, decode_passes=5, check_passes=5,
                               max_candidates=2)
     assert got[0].tolist() == [1] and got[1].tolist() == [20]
+    # giving up after two tries that both score below -0.9 (B's -1.0 is the best of them)
+    got = stop_when_confident(scores, grids, -0.7, decode_passes=5, check_passes=5,
+                              give_up_after=2, give_up_below=-0.9)
+    assert got[0].tolist() == [1] and got[1].tolist() == [20]
+    got = stop_when_confident(scores, grids, -0.7, decode_passes=5, check_passes=5,
+                              give_up_after=2, give_up_below=-1.0)   # B is not below -1.0
+    assert got[0].tolist() == [3] and got[1].tolist() == [35]
 
 
 def test_stop_when_confident_matches_a_loop_over_candidates():
@@ -683,21 +690,26 @@ def test_stop_when_confident_matches_a_loop_over_candidates():
     rows, count = 40, 7
     grids = torch.randint(0, 2, (rows, count, 3), generator=g)    # 8 possible grids: many repeats
     scores = torch.randn(rows, count, generator=g, dtype=torch.float64)
+    rules = [(None, float("-inf")), (1, -0.2), (2, 0.5), (3, 0.0), (count - 1, 1.5), (count, 9.0)]
     for threshold in (-0.5, 0.3, 1.2):
-        kept, passes = stop_when_confident(scores, grids, threshold, decode_passes=3,
-                                           check_passes=2)
-        for r in range(rows):
-            seen, spent, best = set(), 0, None
-            for i in range(count):
-                spent += 3
-                if tuple(grids[r, i].tolist()) not in seen:
-                    seen.add(tuple(grids[r, i].tolist()))
-                    spent += 2
-                if best is None or scores[r, i] > scores[r, best]:
-                    best = i
-                if scores[r, i] >= threshold:
-                    break
-            assert (int(kept[r]), int(passes[r])) == (best, spent), (threshold, r)
+        for after, below in rules:  # give up after `after` tries that all scored below `below`
+            kept, passes = stop_when_confident(scores, grids, threshold, decode_passes=3,
+                                               check_passes=2, give_up_after=after,
+                                               give_up_below=below)
+            for r in range(rows):
+                seen, spent, best = set(), 0, None
+                for i in range(count):
+                    spent += 3
+                    if tuple(grids[r, i].tolist()) not in seen:
+                        seen.add(tuple(grids[r, i].tolist()))
+                        spent += 2
+                    if best is None or scores[r, i] > scores[r, best]:
+                        best = i
+                    if scores[r, i] >= threshold:
+                        break
+                    if i + 1 == after and scores[r, best] < below:
+                        break
+                assert (int(kept[r]), int(passes[r])) == (best, spent), (threshold, after, r)
 
 
 def test_on_scores_hears_the_scores_that_keep_a_candidate_and_stopping_never_costs_more():

@@ -64,6 +64,27 @@ def test_held_out_thresholds_are_set_on_the_other_half():
     assert outcome[9] is None  # below one decode's cost
 
 
+def test_giving_up_on_hopeless_puzzles_frees_passes_for_the_others():
+    """Twelve puzzles, three candidates (10 passes each with its check), of three kinds, two of
+    each in either half: A's first candidate is valid (score -1); B's third is (scores -3, -3,
+    -1); H has none (-9 each). At 20 mean passes, stopping alone must stop B and H alike after
+    two tries (solving A only): both look the same until B's third. Giving up after one try
+    below a level between -9 and -3 stops H at 10 passes, and B can try all three (mean 16.7)."""
+    kind = ["A", "A", "B", "B", "H", "H"] * 2
+    rows = {"A": [-1.0, -3.0, -3.0], "B": [-3.0, -3.0, -1.0], "H": [-9.0, -9.0, -9.0]}
+    good = {"A": [True, False, False], "B": [False, False, True], "H": [False, False, False]}
+    scores = torch.tensor([rows[k] for k in kind], dtype=torch.float64)
+    valid = torch.tensor([good[k] for k in kind])
+    copies = torch.arange(3).expand(12, 3)
+    base = ["--out-dir", "x", "--thresholds", "50", "--budgets", "20"]
+    for flags, solved_kinds, passes in (([], "A", None), (["--give-up"], "AB", [10, 30, 10])):
+        args = stopping.build_parser().parse_args(base + flags)
+        solved, spent = stopping.held_out(scores, copies, valid, args)[20]
+        assert solved.tolist() == [k in solved_kinds for k in kind], flags
+        if passes:
+            assert spent.tolist() == [passes["ABH".index(k)] for k in kind]
+
+
 def test_vmd_samples_follow_its_argmax_candidates_and_reuse_mdm_record(tmp_path, capsys):
     base = ["--vmd", PATHS + "ft-exact16-paths-b16.pt", "--mdm", PATHS + "ft3-mdm-steps-b64.pt",
             "--puzzles", "results/sudoku_hard/select/test_data0.txt", "--limit", "4",

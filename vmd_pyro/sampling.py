@@ -338,7 +338,8 @@ def passes_after_each_try(grids: torch.Tensor, *, decode_passes: int,
 
 def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: float, *,
                         decode_passes: int, check_passes: int,
-                        max_candidates: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        max_candidates: int | None = None, give_up_after: int | None = None,
+                        give_up_below: float = float("-inf")) -> tuple[torch.Tensor, torch.Tensor]:
     """What a decoder that tries a row's candidates one at a time, in the given order, would keep
     and spend if it stopped at the first whose selection score reaches ``threshold``, or after
     ``max_candidates`` (None: all): the budget goes to the rows whose early candidates the check
@@ -347,12 +348,17 @@ def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: fl
     candidate tried costs ``decode_passes``, and one that repeats no earlier grid of its row
     ``check_passes`` more (a repeat shares the earlier check, as ``check_distinct`` does). Returns
     ``(kept, passes)``, both (B,): the index of the best-scoring candidate tried (all ``C`` when
-    none reaches ``threshold``) and the passes spent."""
+    none reaches ``threshold``) and the passes spent. With ``give_up_after`` k, a row whose first
+    k candidates all score below ``give_up_below`` stops after them: a puzzle whose early
+    candidates all look hopeless no longer spends the cap."""
     scores, grids = scores[:, :max_candidates], grids[:, :max_candidates]
     count = scores.shape[1]
     spent = passes_after_each_try(grids, decode_passes=decode_passes, check_passes=check_passes)
     reached = scores >= threshold
     stop = torch.where(reached.any(-1), reached.long().argmax(-1), count - 1)
+    if give_up_after is not None and give_up_after < count:
+        hopeless = scores[:, :give_up_after].max(-1).values < give_up_below
+        stop = torch.where(hopeless, stop.clamp(max=give_up_after - 1), stop)
     tried = torch.arange(count, device=scores.device) <= stop.unsqueeze(-1)
     kept = scores.masked_fill(~tried, float("-inf")).argmax(-1)
     return kept, spent.gather(-1, stop.unsqueeze(-1)).squeeze(-1)

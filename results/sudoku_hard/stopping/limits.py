@@ -1,0 +1,123 @@
+"""What limits the stopping decoders, from this folder's records (no decoding). Run from the
+repository root: python results/sudoku_hard/stopping/limits.py [--out FILE.json]
+
+1. How well the check ranks: over every different grid of every puzzle, the share of (valid,
+   invalid) pairs in which the valid grid scores higher (the area under the ROC curve), and the
+   share of puzzles that no candidate solves.
+2. Giving up (``sudoku_stopping.py --give-up``): the held-out rows again, the thresholds, caps and
+   give-up levels set on the other half of the puzzles, beside the same search without giving up.
+3. A what-if for the test split: the VMD's list with MDM's argmax grid put first (as if one value
+   of z decoded like MDM), its 16 values of z after it, scored by the same check. Puzzles have
+   one solution, so a valid grid of the VMD repeats MDM's valid grid and shares its check; an
+   invalid one is counted as new (a repeat would save a check). Held-out rows against MDM, and
+   the bound of a check that knew validity."""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from vmd_pyro.experiment import load_script, provenance, write_json
+
+stopping = load_script("sudoku_stopping")
+HERE = Path(__file__).parent
+RECORDS = {"test": ("seed0", "seed1"), "17-29 clues": ("few_seed0", "few_seed1")}
+BUDGETS = {"test": (15, 20, 25, 30, 40, 60), "17-29 clues": (15, 20, 25, 30, 40, 60, 80, 120)}
+
+
+def ranking(scores, copies, valid) -> dict:
+    """The check's AUC over the different grids of all puzzles, and the puzzles none solves."""
+    distinct = copies == torch.arange(copies.shape[1])
+    good, bad = scores[distinct & valid], scores[distinct & ~valid]
+    higher = (good.unsqueeze(1) > bad.unsqueeze(0)).double().sum() \
+        + 0.5 * (good.unsqueeze(1) == bad.unsqueeze(0)).double().sum()
+    return {"valid_grids": len(good), "invalid_grids": len(bad),
+            "auc": float(higher / (len(good) * len(bad))),
+            "no_valid_candidate": float((~valid.any(-1)).double().mean())}
+
+
+def rows(vmd_outcome, mdm_outcome, budgets) -> list[dict]:
+    out = []
+    for budget in budgets:
+        if vmd_outcome[budget] is None or mdm_outcome[budget] is None:
+            continue
+        (v, vp), (m, mp) = vmd_outcome[budget], mdm_outcome[budget]
+        out.append({"budget": budget, **stopping.lead_row(v, float(vp.mean()), m, float(mp.mean()))})
+    return out
+
+
+def mdm_first(vmd, mdm):
+    """(scores, copies, valid): MDM's argmax candidate, then the VMD's argmax candidates."""
+    (vs, vc, vv), (ms, _, mv) = vmd, mdm
+    count = 16
+    copies = vc[:, :count] + 1
+    copies = torch.where(vv[:, :count] & mv[:, :1], 0, copies)  # the one solution, seen first
+    return (torch.cat([ms[:, :1], vs[:, :count]], 1), torch.cat([copies.new_zeros(len(copies), 1),
+            copies], 1), torch.cat([mv[:, :1], vv[:, :count]], 1))
+
+
+def line(split, folder, what, row):
+    return (f"| {split} | {folder} | {what} | {row['budget']:g} | {row['vmd_passes']:.1f}, "
+            f"{100 * row['vmd_solve_rate']:.1f}% | {row['mdm_passes']:.1f}, "
+            f"{100 * row['mdm_solve_rate']:.1f}% | {100 * row['lead']:+.1f} ± "
+            f"{100 * row['lead_se']:.1f} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    result = {"records": {}, **provenance(None)}
+    print("| split | record | decoder | different grids | check AUC | no valid candidate |")
+    print("|---|---|---|---|---|---|")
+    table = []
+    for split, folders in RECORDS.items():
+        for folder in folders:
+            record = json.loads((HERE / folder / "stopping.json").read_text())
+            options = stopping.build_parser().parse_args(
+                ["--out-dir", "unused", "--budgets", *map(str, BUDGETS[split])])
+            options.nfe, options.check_groups = record["nfe"], record["check_groups"]
+            found = {name: stopping.candidates_of(record[name]) for name in ("vmd", "mdm")}
+            entry = {name: ranking(*found[name]) for name in found}
+            for name, r in entry.items():
+                print(f"| {split} | {folder} | {name.upper()} | {r['valid_grids'] + r['invalid_grids']} "
+                      f"| {r['auc']:.4f} | {100 * r['no_valid_candidate']:.1f}% |")
+            for give_up in (False, True):
+                options.give_up = give_up
+                outcome = {name: stopping.held_out(*found[name], options) for name in found}
+                key = "give_up" if give_up else "stopping"
+                entry[key] = rows(outcome["vmd"], outcome["mdm"], options.budgets)
+                table += [line(split, folder, key.replace("_", " "), r) for r in entry[key]]
+            if split == "test":
+                options.give_up = False
+                both = mdm_first(found["vmd"], found["mdm"])
+                entry["mdm_first"] = rows(stopping.held_out(*both, options),
+                                          stopping.held_out(*found["mdm"], options),
+                                          options.budgets)
+                table += [line(split, folder, "MDM's grid first", r) for r in entry["mdm_first"]]
+                entry["mdm_first_perfect_check"] = {
+                    str(b): stopping.perfect_check_rate(both[1], both[2], b,
+                                                        decode_passes=options.nfe,
+                                                        check_passes=options.check_groups)
+                    for b in options.budgets}
+            result["records"][folder] = entry
+    print("\n| split | record | VMD decoder | budget | VMD: passes, solve rate | "
+          "MDM: passes, solve rate | lead ± paired s.e. |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(table))
+    print("\nMDM's grid first, with a check that knew validity (VMD list / budget: solve rate)")
+    for folder in RECORDS["test"]:
+        bound = result["records"][folder]["mdm_first_perfect_check"]
+        print(f"- {folder}: " + ", ".join(f"{b}: {100 * r:.1f}%" for b, r in bound.items()))
+    result["seconds"] = time.perf_counter() - start
+    if args.out:
+        write_json(args.out, result)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
