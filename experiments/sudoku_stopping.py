@@ -201,14 +201,14 @@ def give_up_rules(scores, args) -> list[dict | None]:
     return rules
 
 
-def stop_at(scores, copies, point: dict, args):
+def stop_at(scores, copies, point: dict, args, spent=None):
     """(kept, passes) of the stopping decoder at one setting of :func:`settings`."""
     give_up = point.get("give_up") or {}
     return stop_when_confident(scores, copies.unsqueeze(-1), point["threshold"],
                                decode_passes=args.nfe, check_passes=args.check_groups,
                                max_candidates=point["max_candidates"],
                                give_up_after=give_up.get("after"),
-                               give_up_below=give_up.get("below", float("-inf")))
+                               give_up_below=give_up.get("below", float("-inf")), spent=spent)
 
 
 def settings(scores, copies, valid, args) -> list[dict]:
@@ -218,12 +218,15 @@ def settings(scores, copies, valid, args) -> list[dict]:
     count = scores.shape[1]
     levels = torch.quantile(scores.flatten(), torch.linspace(0, 1, args.thresholds,
                                                              dtype=torch.float64)).tolist()
+    spent = passes_after_each_try(copies.unsqueeze(-1), decode_passes=args.nfe,
+                                  check_passes=args.check_groups)   # once, for every setting
+    rules = give_up_rules(scores, args)
     points = []
     for cap in [c for c in CAPS if c < count] + [count]:
         for threshold in levels + [float("inf")]:
-            for give_up in give_up_rules(scores, args):
+            for give_up in rules:
                 point = {"threshold": threshold, "max_candidates": cap, "give_up": give_up}
-                kept, passes = stop_at(scores, copies, point, args)
+                kept, passes = stop_at(scores, copies, point, args, spent)
                 solved = valid[torch.arange(len(kept)), kept]
                 points.append({**point, "passes": float(passes.double().mean()),
                                "solve_rate": float(solved.double().mean()), "solved": solved})

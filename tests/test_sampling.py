@@ -10,7 +10,7 @@ from tests.conftest import tiny_program
 from vmd_pyro.networks import NetConfig
 from vmd_pyro.program import ProgramConfig, build_program
 from vmd_pyro.sampling import (_draw, all_masked, counting_passes, decode, generate,
-                               stop_when_confident,
+                               passes_after_each_try, stop_when_confident,
                                pseudo_log_likelihood, steps_schedule)
 
 
@@ -710,6 +710,16 @@ def test_stop_when_confident_matches_a_loop_over_candidates():
                     if i + 1 == after and scores[r, best] < below:
                         break
                 assert (int(kept[r]), int(passes[r])) == (best, spent), (threshold, after, r)
+            # the same with the passes computed once by the caller, and a cap
+            given = passes_after_each_try(grids, decode_passes=3, check_passes=2)
+            for cap in (None, 4):
+                expected = stop_when_confident(scores, grids, threshold, decode_passes=3,
+                                               check_passes=2, give_up_after=after,
+                                               give_up_below=below, max_candidates=cap)
+                got = stop_when_confident(scores, grids, threshold, decode_passes=3,
+                                          check_passes=2, give_up_after=after,
+                                          give_up_below=below, max_candidates=cap, spent=given)
+                assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
 def test_on_scores_hears_the_scores_that_keep_a_candidate_and_stopping_never_costs_more():

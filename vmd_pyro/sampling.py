@@ -339,7 +339,8 @@ def passes_after_each_try(grids: torch.Tensor, *, decode_passes: int,
 def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: float, *,
                         decode_passes: int, check_passes: int,
                         max_candidates: int | None = None, give_up_after: int | None = None,
-                        give_up_below: float = float("-inf")) -> tuple[torch.Tensor, torch.Tensor]:
+                        give_up_below: float = float("-inf"),
+                        spent: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """What a decoder that tries a row's candidates one at a time, in the given order, would keep
     and spend if it stopped at the first whose selection score reaches ``threshold``, or after
     ``max_candidates`` (None: all): the budget goes to the rows whose early candidates the check
@@ -350,10 +351,12 @@ def stop_when_confident(scores: torch.Tensor, grids: torch.Tensor, threshold: fl
     ``(kept, passes)``, both (B,): the index of the best-scoring candidate tried (all ``C`` when
     none reaches ``threshold``) and the passes spent. With ``give_up_after`` k, a row whose first
     k candidates all score below ``give_up_below`` stops after them: a puzzle whose early
-    candidates all look hopeless no longer spends the cap."""
-    scores, grids = scores[:, :max_candidates], grids[:, :max_candidates]
+    candidates all look hopeless no longer spends the cap. ``spent``: :func:`passes_after_each_try`
+    of these grids, when a caller that tries many settings has it already."""
+    if spent is None:
+        spent = passes_after_each_try(grids, decode_passes=decode_passes, check_passes=check_passes)
+    scores, spent = scores[:, :max_candidates], spent[:, :max_candidates]
     count = scores.shape[1]
-    spent = passes_after_each_try(grids, decode_passes=decode_passes, check_passes=check_passes)
     reached = scores >= threshold
     stop = torch.where(reached.any(-1), reached.long().argmax(-1), count - 1)
     if give_up_after is not None and give_up_after < count:

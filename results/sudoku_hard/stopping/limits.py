@@ -4,6 +4,11 @@ repository root: python results/sudoku_hard/stopping/limits.py [--out FILE.json]
 1. How well the check ranks: over every different grid of every puzzle, the share of (valid,
    invalid) pairs in which the valid grid scores higher (the area under the ROC curve), and the
    share of puzzles that no candidate solves.
+   Beside it, what a check that knew validity would give with no foresight: stop at the first
+   valid grid, or after N candidates (the best N for each budget), and the largest lead this
+   gives the VMD over MDM at any budget, with the check's cost and with a free check.
+   ``perfect_check_rate`` also knows in advance which puzzles no candidate solves and spends
+   nothing more on them.
 2. Giving up (``sudoku_stopping.py --give-up``): the held-out rows again, the thresholds, caps and
    give-up levels set on the other half of the puzzles, beside the same search without giving up.
 3. A what-if for the test split: the VMD's list with MDM's argmax grid put first (as if one value
@@ -20,11 +25,21 @@ from pathlib import Path
 import torch
 
 from vmd_pyro.experiment import load_script, provenance, write_json
+from vmd_pyro.sampling import stop_when_confident
 
 stopping = load_script("sudoku_stopping")
 HERE = Path(__file__).parent
-RECORDS = {"test": ("seed0", "seed1"), "17-29 clues": ("few_seed0", "few_seed1")}
-BUDGETS = {"test": (15, 20, 25, 30, 40, 60), "17-29 clues": (15, 20, 25, 30, 40, 60, 80, 120)}
+RECORDS = {"test": ("seed0", "seed1"),
+           "test, VMD + 48 sampled": ("vmd_samples_seed0", "vmd_samples_seed1"),
+           "test, check of 2 passes": ("check2_seed0", "check2_seed1"),
+           "17-29 clues": ("few_seed0", "few_seed1"),
+           "17-29 clues, VMD + 48 sampled": ("vmd_samples_few_seed0", "vmd_samples_few_seed1"),
+           "17-29 clues, check of 10 passes": ("check10_few_seed0", "check10_few_seed1")}
+
+
+def budgets(split):
+    return (15, 20, 25, 30, 40, 60) if split.startswith("test") else \
+        (15, 20, 25, 30, 40, 60, 80, 120)
 
 
 def ranking(scores, copies, valid) -> dict:
@@ -36,6 +51,40 @@ def ranking(scores, copies, valid) -> dict:
     return {"valid_grids": len(good), "invalid_grids": len(bad),
             "auc": float(higher / (len(good) * len(bad))),
             "no_valid_candidate": float((~valid.any(-1)).double().mean())}
+
+
+def knowing_validity_points(copies, valid, decode_passes, check_passes) -> list[tuple]:
+    """(mean passes, solve rate) of a decoder that stops at its first valid grid or after N
+    candidates (one N for all puzzles), for every N."""
+    score = valid.double()          # a check that knew validity: 1 for a valid grid, else 0
+    points = []
+    for cap in range(1, valid.shape[1] + 1):
+        kept, passes = stop_when_confident(score, copies.unsqueeze(-1), 1.0,
+                                           decode_passes=decode_passes, check_passes=check_passes,
+                                           max_candidates=cap)
+        points.append((float(passes.double().mean()),
+                       float(valid[torch.arange(len(kept)), kept].double().mean())))
+    return points
+
+
+def best_within(points, budget):
+    return max([r for p, r in points if p <= budget], default=None)
+
+
+def knowing_validity(copies, valid, budgets, args) -> dict:
+    """The best solve rate of :func:`knowing_validity_points` at no more than each budget."""
+    points = knowing_validity_points(copies, valid, args.nfe, args.check_groups)
+    return {f"{b:g}": best_within(points, b) for b in budgets}
+
+
+def largest_lead_knowing_validity(vmd, mdm, decode_passes, check_passes) -> dict:
+    """The VMD's largest lead over MDM when both know validity without foresight, over every
+    budget from one decode to 120 passes (chosen on these puzzles: an upper figure)."""
+    v, m = (knowing_validity_points(c, ok, decode_passes, check_passes) for _, c, ok in (vmd, mdm))
+    leads = [(b, best_within(v, b) - best_within(m, b)) for b in range(decode_passes + check_passes, 121)
+             if best_within(v, b) is not None and best_within(m, b) is not None]
+    budget, lead = max(leads, key=lambda t: t[1])
+    return {"check_passes": check_passes, "budget": budget, "lead": lead}
 
 
 def rows(vmd_outcome, mdm_outcome, budgets) -> list[dict]:
@@ -71,26 +120,50 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     result = {"records": {}, **provenance(None)}
-    print("| split | record | decoder | different grids | check AUC | no valid candidate |")
-    print("|---|---|---|---|---|---|")
-    table = []
+    print("| split | record | decoder | different grids | check AUC | no valid candidate | "
+          "knowing validity, no foresight: 20 / 25 / 40 passes | with foresight "
+          "(perfect_check_rate) |")
+    print("|---|---|---|---|---|---|---|---|")
+    table, free = [], []
     for split, folders in RECORDS.items():
         for folder in folders:
             record = json.loads((HERE / folder / "stopping.json").read_text())
             options = stopping.build_parser().parse_args(
-                ["--out-dir", "unused", "--budgets", *map(str, BUDGETS[split])])
+                ["--out-dir", "unused", "--budgets", *map(str, budgets(split))])
             options.nfe, options.check_groups = record["nfe"], record["check_groups"]
             found = {name: stopping.candidates_of(record[name]) for name in ("vmd", "mdm")}
-            entry = {name: ranking(*found[name]) for name in found}
+            entry = {name: {**ranking(*found[name]), "knowing_validity": knowing_validity(
+                found[name][1], found[name][2], options.budgets, options),
+                "perfect_check_rate": {f"{b:g}": stopping.perfect_check_rate(
+                    found[name][1], found[name][2], b, decode_passes=options.nfe,
+                    check_passes=options.check_groups) for b in options.budgets}}
+                     for name in found}
             for name, r in entry.items():
                 print(f"| {split} | {folder} | {name.upper()} | {r['valid_grids'] + r['invalid_grids']} "
-                      f"| {r['auc']:.4f} | {100 * r['no_valid_candidate']:.1f}% |")
+                      f"| {r['auc']:.4f} | {100 * r['no_valid_candidate']:.1f}% | "
+                      + " / ".join(f"{100 * r['knowing_validity'][str(b)]:.1f}"
+                                   if r['knowing_validity'][str(b)] is not None else "-"
+                                   for b in (20, 25, 40)) + " | "
+                      + " / ".join(f"{100 * r['perfect_check_rate'][str(b)]:.1f}"
+                                   for b in (20, 25, 40)) + " |")
             for give_up in (False, True):
                 options.give_up = give_up
                 outcome = {name: stopping.held_out(*found[name], options) for name in found}
                 key = "give_up" if give_up else "stopping"
                 entry[key] = rows(outcome["vmd"], outcome["mdm"], options.budgets)
                 table += [line(split, folder, key.replace("_", " "), r) for r in entry[key]]
+            saved = {row["budget"]: row for row in record["held_out"]}
+            for row in entry["stopping"]:   # the same search as the record's own analysis
+                if row["budget"] in saved and any(
+                        abs(row[k] - saved[row["budget"]][k]) > 1e-9 for k in ("lead", "vmd_passes")):
+                    raise RuntimeError(f"{folder}: held-out row at {row['budget']:g} passes "
+                                       f"differs from the record's")
+            entry["largest_lead_knowing_validity"] = [
+                largest_lead_knowing_validity(found["vmd"], found["mdm"], options.nfe, c)
+                for c in sorted({0, options.check_groups})]
+            free.append(f"- {split}, {folder}: " + "; ".join(
+                f"check of {r['check_passes']} passes: {100 * r['lead']:+.1f} at {r['budget']}"
+                for r in entry["largest_lead_knowing_validity"]))
             if split == "test":
                 options.give_up = False
                 both = mdm_first(found["vmd"], found["mdm"])
@@ -99,7 +172,7 @@ def main(argv=None) -> int:
                                           options.budgets)
                 table += [line(split, folder, "MDM's grid first", r) for r in entry["mdm_first"]]
                 entry["mdm_first_perfect_check"] = {
-                    str(b): stopping.perfect_check_rate(both[1], both[2], b,
+                    f"{b:g}": stopping.perfect_check_rate(both[1], both[2], b,
                                                         decode_passes=options.nfe,
                                                         check_passes=options.check_groups)
                     for b in options.budgets}
@@ -108,6 +181,9 @@ def main(argv=None) -> int:
           "MDM: passes, solve rate | lead ± paired s.e. |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(table))
+    print("\nLargest lead if both knew validity, without foresight (budget in mean passes, "
+          "chosen on these puzzles)")
+    print("\n".join(free))
     print("\nMDM's grid first, with a check that knew validity (VMD list / budget: solve rate)")
     for folder in RECORDS["test"]:
         bound = result["records"][folder]["mdm_first_perfect_check"]
