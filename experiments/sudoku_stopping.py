@@ -239,8 +239,9 @@ def perfect_check_rate(copies, valid, budget: float, *, decode_passes: int,
     this order, at ``budget`` mean passes per puzzle: a bound for the decoders here. Each puzzle
     tries at least one candidate and checks every different grid it tries; a check that knew
     validity would stop a puzzle at its first valid grid, and spending the passes beyond the first
-    try on the puzzles that need the fewest solves the most. ``copies`` and ``valid`` (B, C), as
-    :func:`candidates_of` gives them."""
+    try on the puzzles that need the fewest solves the most. That allocation knows in advance
+    which puzzles no candidate solves, so the bound includes foresight no decoder has.
+    ``copies`` and ``valid`` (B, C), as :func:`candidates_of` gives them."""
     spent = passes_after_each_try(copies.unsqueeze(-1), decode_passes=decode_passes,
                                   check_passes=check_passes)
     first = valid.long().argmax(-1)

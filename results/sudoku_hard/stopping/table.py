@@ -80,8 +80,9 @@ def main():
                       f"{pct(row['vmd_solve_rate'])} | {row['mdm_passes']:.1f}, "
                       f"{pct(row['mdm_solve_rate'])} | {100 * row['lead']:+.1f} ± "
                       f"{100 * row['lead_se']:.1f} ({row['mcnemar_p']:.1g}) |")
-        print(f"\n{split}: solve rate with a check that knew validity (a bound on any "
-              f"stopping rule for these candidates in this order)\n")
+        print(f"\n{split}: solve rate with a check that knew validity and which puzzles no "
+              f"candidate solves (a bound on any stopping rule for these candidates in this "
+              f"order)\n")
         print("| seed | decoder | " + " | ".join(f"{b:g} passes" for b in BOUND_BUDGETS) + " |")
         print("|---|---|" + "---|" * len(BOUND_BUDGETS))
         for f, r in records.items():
