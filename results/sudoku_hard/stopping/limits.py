@@ -6,7 +6,8 @@ repository root: python results/sudoku_hard/stopping/limits.py [--out FILE.json]
    share of puzzles that no candidate solves.
    Beside it, what a check that knew validity would give with no foresight: stop at the first
    valid grid, or after N candidates (the best N for each budget), and the largest lead this
-   gives the VMD over MDM at any budget, with the check's cost and with a free check.
+   gives the VMD over MDM at any budget, with the check's cost and with a free check (and, for
+   comparison, the largest lead under ``perfect_check_rate``).
    ``perfect_check_rate`` also knows in advance which puzzles no candidate solves and spends
    nothing more on them.
 2. Giving up (``sudoku_stopping.py --give-up``): the held-out rows again, the thresholds, caps and
@@ -161,9 +162,19 @@ def main(argv=None) -> int:
             entry["largest_lead_knowing_validity"] = [
                 largest_lead_knowing_validity(found["vmd"], found["mdm"], options.nfe, c)
                 for c in sorted({0, options.check_groups})]
+            foresight = [(b, stopping.perfect_check_rate(found["vmd"][1], found["vmd"][2], b,
+                                                         decode_passes=options.nfe,
+                                                         check_passes=options.check_groups)
+                          - stopping.perfect_check_rate(found["mdm"][1], found["mdm"][2], b,
+                                                        decode_passes=options.nfe,
+                                                        check_passes=options.check_groups))
+                         for b in range(options.nfe + options.check_groups, 121)]
+            budget, lead = max(foresight, key=lambda t: t[1])
+            entry["largest_lead_with_foresight"] = {"budget": budget, "lead": lead}
             free.append(f"- {split}, {folder}: " + "; ".join(
                 f"check of {r['check_passes']} passes: {100 * r['lead']:+.1f} at {r['budget']}"
-                for r in entry["largest_lead_knowing_validity"]))
+                for r in entry["largest_lead_knowing_validity"])
+                + f"; with foresight (perfect_check_rate): {100 * lead:+.1f} at {budget}")
             if split == "test":
                 options.give_up = False
                 both = mdm_first(found["vmd"], found["mdm"])
@@ -181,8 +192,8 @@ def main(argv=None) -> int:
           "MDM: passes, solve rate | lead ± paired s.e. |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(table))
-    print("\nLargest lead if both knew validity, without foresight (budget in mean passes, "
-          "chosen on these puzzles)")
+    print("\nLargest lead if both knew validity, without foresight and with it (budget in mean "
+          "passes, chosen on these puzzles)")
     print("\n".join(free))
     print("\nMDM's grid first, with a check that knew validity (VMD list / budget: solve rate)")
     for folder in RECORDS["test"]:
