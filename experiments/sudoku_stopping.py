@@ -194,7 +194,7 @@ def give_up_rules(scores, args) -> list[dict | None]:
     """The ways of giving up to try: never (None), and with ``args.give_up`` after each of
     GIVE_UP_AFTER tries whose best score is below one of GIVE_UP_LEVELS quantiles of it."""
     rules = [None]
-    for after in GIVE_UP_AFTER if getattr(args, "give_up", False) else ():
+    for after in GIVE_UP_AFTER if args.give_up else ():
         best = scores[:, :after].max(-1).values
         rules += [{"after": after, "below": level} for level in torch.quantile(
             best, torch.linspace(0.05, 0.6, GIVE_UP_LEVELS, dtype=torch.float64)).tolist()]
@@ -435,8 +435,11 @@ def main(argv=None) -> int:
         d = result[name]
         d["curve"] = curve(settings(*candidates_of(d), args))
         top = d["curve"][-1]
+        give_up = top["give_up"] and (f", giving up after {top['give_up']['after']} below "
+                                      f"{top['give_up']['below']:.4g}")
         print(f"{name}: at best {top['solve_rate']:.4f} at {top['passes']:.1f} mean passes "
-              f"(threshold {top['threshold']:.4g}, at most {top['max_candidates']} candidates)")
+              f"(threshold {top['threshold']:.4g}, at most {top['max_candidates']} candidates"
+              f"{give_up or ''})")
     result["leads"] = leads(result["vmd"]["curve"], result["mdm"]["curve"])
     best = max(result["leads"], key=lambda r: r["lead"])
     print(f"largest lead on the curves: VMD {best['vmd_solve_rate']:.4f} at "

@@ -98,10 +98,9 @@ def rows(vmd_outcome, mdm_outcome, budgets) -> list[dict]:
     return out
 
 
-def mdm_first(vmd, mdm):
-    """(scores, copies, valid): MDM's argmax candidate, then the VMD's argmax candidates."""
+def mdm_first(vmd, mdm, count: int):
+    """(scores, copies, valid): MDM's argmax candidate, then the VMD's ``count`` argmax ones."""
     (vs, vc, vv), (ms, _, mv) = vmd, mdm
-    count = 16
     copies = vc[:, :count] + 1
     copies = torch.where(vv[:, :count] & mv[:, :1], 0, copies)  # the one solution, seen first
     return (torch.cat([ms[:, :1], vs[:, :count]], 1), torch.cat([copies.new_zeros(len(copies), 1),
@@ -177,7 +176,8 @@ def main(argv=None) -> int:
                 + f"; with foresight (perfect_check_rate): {100 * lead:+.1f} at {budget}")
             if split == "test":
                 options.give_up = False
-                both = mdm_first(found["vmd"], found["mdm"])
+                argmax = found["vmd"][0].shape[1] - record.get("vmd_samples", 0)  # one per z
+                both = mdm_first(found["vmd"], found["mdm"], argmax)
                 entry["mdm_first"] = rows(stopping.held_out(*both, options),
                                           stopping.held_out(*found["mdm"], options),
                                           options.budgets)
