@@ -306,12 +306,16 @@ def held_out(scores, copies, valid, args) -> dict:
 
 def held_out_leads(data: dict, args) -> list[dict]:
     """The VMD against MDM at each of ``args.budgets``, settings chosen on the other half."""
-    outcome = {name: held_out(*candidates_of(data[name]), args) for name in ("vmd", "mdm")}
+    return lead_rows(*(held_out(*candidates_of(data[name]), args) for name in ("vmd", "mdm")))
+
+
+def lead_rows(vmd: dict, mdm: dict) -> list[dict]:
+    """:func:`lead_row` at each budget both :func:`held_out` outcomes reach."""
     rows = []
-    for budget in args.budgets:
-        if outcome["vmd"][budget] is None or outcome["mdm"][budget] is None:
+    for budget in vmd:
+        if vmd[budget] is None or mdm[budget] is None:
             continue
-        (v, vp), (m, mp) = outcome["vmd"][budget], outcome["mdm"][budget]
+        (v, vp), (m, mp) = vmd[budget], mdm[budget]
         rows.append({"budget": budget, **lead_row(v, float(vp.mean()), m, float(mp.mean()))})
     return rows
 

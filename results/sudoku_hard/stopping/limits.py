@@ -88,16 +88,6 @@ def largest_lead_knowing_validity(vmd, mdm, decode_passes, check_passes) -> dict
     return {"check_passes": check_passes, "budget": budget, "lead": lead}
 
 
-def rows(vmd_outcome, mdm_outcome, budgets) -> list[dict]:
-    out = []
-    for budget in budgets:
-        if vmd_outcome[budget] is None or mdm_outcome[budget] is None:
-            continue
-        (v, vp), (m, mp) = vmd_outcome[budget], mdm_outcome[budget]
-        out.append({"budget": budget, **stopping.lead_row(v, float(vp.mean()), m, float(mp.mean()))})
-    return out
-
-
 def mdm_first(vmd, mdm, count: int):
     """(scores, copies, valid): MDM's argmax candidate, then the VMD's ``count`` argmax ones."""
     (vs, vc, vv), (ms, _, mv) = vmd, mdm
@@ -105,6 +95,39 @@ def mdm_first(vmd, mdm, count: int):
     copies = torch.where(vv[:, :count] & mv[:, :1], 0, copies)  # the one solution, seen first
     return (torch.cat([ms[:, :1], vs[:, :count]], 1), torch.cat([copies.new_zeros(len(copies), 1),
             copies], 1), torch.cat([mv[:, :1], vv[:, :count]], 1))
+
+
+def plot(records: dict, out: Path) -> None:
+    """Solve rate against mean passes for seed 0 of each split: each decoder's measured curve (the
+    record's, settings chosen on these puzzles), a check that knew validity without foresight,
+    and with it (``perfect_check_rate``)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(records), figsize=(11, 4))
+    for ax, (title, record) in zip(axes, records.items()):
+        budgets = range(record["nfe"] + record["check_groups"], 121)
+        for name, color in (("vmd", "tab:blue"), ("mdm", "tab:orange")):
+            _, copies, valid = stopping.candidates_of(record[name])
+            curve = record[name]["curve"]
+            curve = curve + [{**curve[-1], "passes": max(120, curve[-1]["passes"])}]  # flat after
+            ax.step([p["passes"] for p in curve], [100 * p["solve_rate"] for p in curve],
+                    where="post", color=color, label=f"{name.upper()}: measured")
+            known = knowing_validity_points(copies, valid, record["nfe"], record["check_groups"])
+            ax.plot(budgets, [100 * (best_within(known, b) or 0) for b in budgets], "--",
+                    color=color, label=f"{name.upper()}: check that knew validity")
+            ax.plot(budgets, [100 * stopping.perfect_check_rate(
+                copies, valid, b, decode_passes=record["nfe"],
+                check_passes=record["check_groups"]) for b in budgets], ":", color=color,
+                label=f"{name.upper()}: ... and which puzzles none solves")
+        ax.set(title=title, xlabel="mean denoiser passes per puzzle", ylabel="solve rate (%)",
+               xlim=(0, 120))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Stopping decoders at NFE 5 against two references (seed 0)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 def line(split, folder, what, row):
@@ -116,7 +139,8 @@ def line(split, folder, what, row):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file, and a "
+                                                  "plot of seed 0's curves beside it (.png)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     result = {"records": {}, **provenance(None)}
@@ -150,7 +174,7 @@ def main(argv=None) -> int:
                 options.give_up = give_up
                 outcome = {name: stopping.held_out(*found[name], options) for name in found}
                 key = "give_up" if give_up else "stopping"
-                entry[key] = rows(outcome["vmd"], outcome["mdm"], options.budgets)
+                entry[key] = stopping.lead_rows(outcome["vmd"], outcome["mdm"])
                 table += [line(split, folder, key.replace("_", " "), r) for r in entry[key]]
             saved = {row["budget"]: row for row in record["held_out"]}
             for row in entry["stopping"]:   # the same search as the record's own analysis
@@ -178,9 +202,8 @@ def main(argv=None) -> int:
                 options.give_up = False
                 argmax = found["vmd"][0].shape[1] - record.get("vmd_samples", 0)  # one per z
                 both = mdm_first(found["vmd"], found["mdm"], argmax)
-                entry["mdm_first"] = rows(stopping.held_out(*both, options),
-                                          stopping.held_out(*found["mdm"], options),
-                                          options.budgets)
+                entry["mdm_first"] = stopping.lead_rows(stopping.held_out(*both, options),
+                                                        stopping.held_out(*found["mdm"], options))
                 table += [line(split, folder, "MDM's grid first", r) for r in entry["mdm_first"]]
                 entry["mdm_first_perfect_check"] = {
                     f"{b:g}": stopping.perfect_check_rate(both[1], both[2], b,
@@ -202,7 +225,10 @@ def main(argv=None) -> int:
     result["seconds"] = time.perf_counter() - start
     if args.out:
         write_json(args.out, result)
-        print(f"wrote {args.out}")
+        shown = {"test split (seed0)": "seed0", "17-29 clues (few_seed0)": "few_seed0"}
+        plot({title: json.loads((HERE / folder / "stopping.json").read_text())
+              for title, folder in shown.items()}, args.out.with_suffix(".png"))
+        print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0
 
 
