@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from vmd_pyro.experiment import load_script, provenance, write_json
-from vmd_pyro.sampling import stop_when_confident
+from vmd_pyro.sampling import passes_after_each_try, stop_when_confident
 
 stopping = load_script("sudoku_stopping")
 HERE = Path(__file__).parent
@@ -36,6 +36,9 @@ RECORDS = {"test": ("seed0", "seed1"),
            "17-29 clues": ("few_seed0", "few_seed1"),
            "17-29 clues, VMD + 48 sampled": ("vmd_samples_few_seed0", "vmd_samples_few_seed1"),
            "17-29 clues, check of 10 passes": ("check10_few_seed0", "check10_few_seed1")}
+
+
+PLOTTED = {"seed0": "test split (seed0)", "few_seed0": "17-29 clues (few_seed0)"}
 
 
 def budgets(split):
@@ -58,11 +61,13 @@ def knowing_validity_points(copies, valid, decode_passes, check_passes) -> list[
     """(mean passes, solve rate) of a decoder that stops at its first valid grid or after N
     candidates (one N for all puzzles), for every N."""
     score = valid.double()          # a check that knew validity: 1 for a valid grid, else 0
+    spent = passes_after_each_try(copies.unsqueeze(-1), decode_passes=decode_passes,
+                                  check_passes=check_passes)   # once, for every N
     points = []
     for cap in range(1, valid.shape[1] + 1):
         kept, passes = stop_when_confident(score, copies.unsqueeze(-1), 1.0,
                                            decode_passes=decode_passes, check_passes=check_passes,
-                                           max_candidates=cap)
+                                           max_candidates=cap, spent=spent)
         points.append((float(passes.double().mean()),
                        float(valid[torch.arange(len(kept)), kept].double().mean())))
     return points
@@ -72,20 +77,25 @@ def best_within(points, budget):
     return max([r for p, r in points if p <= budget], default=None)
 
 
-def knowing_validity(copies, valid, budgets, args) -> dict:
-    """The best solve rate of :func:`knowing_validity_points` at no more than each budget."""
-    points = knowing_validity_points(copies, valid, args.nfe, args.check_groups)
-    return {f"{b:g}": best_within(points, b) for b in budgets}
+def references(copies, valid, decode_passes: int, check_passes: int) -> dict:
+    """One decoder's two references at every budget from one decode to 120 mean passes: a check
+    that knew validity (:func:`knowing_validity_points`, its best rate within the budget), with the
+    check's cost and free (by cost), and with foresight (``perfect_check_rate``)."""
+    known = {}
+    for cost in sorted({0, check_passes}):
+        points = knowing_validity_points(copies, valid, decode_passes, cost)
+        known[cost] = {b: best_within(points, b) for b in range(decode_passes + cost, 121)}
+    return {"known": known, "foresight": {
+        b: stopping.perfect_check_rate(copies, valid, b, decode_passes=decode_passes,
+                                       check_passes=check_passes)
+        for b in range(decode_passes + check_passes, 121)}}
 
 
-def largest_lead_knowing_validity(vmd, mdm, decode_passes, check_passes) -> dict:
-    """The VMD's largest lead over MDM when both know validity without foresight, over every
-    budget from one decode to 120 passes (chosen on these puzzles: an upper figure)."""
-    v, m = (knowing_validity_points(c, ok, decode_passes, check_passes) for _, c, ok in (vmd, mdm))
-    leads = [(b, best_within(v, b) - best_within(m, b)) for b in range(decode_passes + check_passes, 121)
-             if best_within(v, b) is not None and best_within(m, b) is not None]
-    budget, lead = max(leads, key=lambda t: t[1])
-    return {"check_passes": check_passes, "budget": budget, "lead": lead}
+def largest_lead(vmd: dict, mdm: dict) -> tuple[int, float]:
+    """(budget, lead): where the VMD's rate leads MDM's most, over the budgets both reach (chosen
+    on these puzzles: an upper figure)."""
+    return max(((b, vmd[b] - mdm[b]) for b in vmd if vmd[b] is not None and mdm[b] is not None),
+               key=lambda t: t[1])
 
 
 def mdm_first(vmd, mdm, count: int):
@@ -97,29 +107,26 @@ def mdm_first(vmd, mdm, count: int):
             copies], 1), torch.cat([mv[:, :1], vv[:, :count]], 1))
 
 
-def plot(records: dict, out: Path) -> None:
-    """Solve rate against mean passes for seed 0 of each split: each decoder's measured curve (the
-    record's, settings chosen on these puzzles), a check that knew validity without foresight,
-    and with it (``perfect_check_rate``)."""
+def plot(panels: dict, out: Path) -> None:
+    """Solve rate against mean passes, one panel per (record, its :func:`references`): each
+    decoder's measured curve (the record's, settings chosen on these puzzles), a check that knew
+    validity without foresight, and with it (``perfect_check_rate``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(records), figsize=(11, 4))
-    for ax, (title, record) in zip(axes, records.items()):
-        budgets = range(record["nfe"] + record["check_groups"], 121)
+    fig, axes = plt.subplots(1, len(panels), figsize=(11, 4))
+    for ax, (title, (record, refs)) in zip(axes, panels.items()):
         for name, color in (("vmd", "tab:blue"), ("mdm", "tab:orange")):
-            _, copies, valid = stopping.candidates_of(record[name])
             curve = record[name]["curve"]
             curve = curve + [{**curve[-1], "passes": max(120, curve[-1]["passes"])}]  # flat after
             ax.step([p["passes"] for p in curve], [100 * p["solve_rate"] for p in curve],
                     where="post", color=color, label=f"{name.upper()}: measured")
-            known = knowing_validity_points(copies, valid, record["nfe"], record["check_groups"])
-            ax.plot(budgets, [100 * (best_within(known, b) or 0) for b in budgets], "--",
+            known = refs[name]["known"][record["check_groups"]]
+            ax.plot(list(known), [100 * (r or 0) for r in known.values()], "--",
                     color=color, label=f"{name.upper()}: check that knew validity")
-            ax.plot(budgets, [100 * stopping.perfect_check_rate(
-                copies, valid, b, decode_passes=record["nfe"],
-                check_passes=record["check_groups"]) for b in budgets], ":", color=color,
-                label=f"{name.upper()}: ... and which puzzles none solves")
+            foresight = refs[name]["foresight"]
+            ax.plot(list(foresight), [100 * r for r in foresight.values()], ":", color=color,
+                    label=f"{name.upper()}: ... and which puzzles none solves")
         ax.set(title=title, xlabel="mean denoiser passes per puzzle", ylabel="solve rate (%)",
                xlim=(0, 120))
         ax.grid(alpha=0.3)
@@ -148,7 +155,7 @@ def main(argv=None) -> int:
           "knowing validity, no foresight: 20 / 25 / 40 passes | with foresight "
           "(perfect_check_rate) |")
     print("|---|---|---|---|---|---|---|---|")
-    table, free = [], []
+    table, free, panels = [], [], {}
     for split, folders in RECORDS.items():
         for folder in folders:
             record = json.loads((HERE / folder / "stopping.json").read_text())
@@ -156,11 +163,12 @@ def main(argv=None) -> int:
                 ["--out-dir", "unused", "--budgets", *map(str, budgets(split))])
             options.nfe, options.check_groups = record["nfe"], record["check_groups"]
             found = {name: stopping.candidates_of(record[name]) for name in ("vmd", "mdm")}
-            entry = {name: {**ranking(*found[name]), "knowing_validity": knowing_validity(
-                found[name][1], found[name][2], options.budgets, options),
-                "perfect_check_rate": {f"{b:g}": stopping.perfect_check_rate(
-                    found[name][1], found[name][2], b, decode_passes=options.nfe,
-                    check_passes=options.check_groups) for b in options.budgets}}
+            refs = {name: references(*found[name][1:], options.nfe, options.check_groups)
+                    for name in found}
+            entry = {name: {**ranking(*found[name]), "knowing_validity": {
+                f"{b:g}": refs[name]["known"][options.check_groups][int(b)]
+                for b in options.budgets}, "perfect_check_rate": {
+                f"{b:g}": refs[name]["foresight"][int(b)] for b in options.budgets}}
                      for name in found}
             for name, r in entry.items():
                 print(f"| {split} | {folder} | {name.upper()} | {r['valid_grids'] + r['invalid_grids']} "
@@ -170,11 +178,13 @@ def main(argv=None) -> int:
                                    for b in (20, 25, 40)) + " | "
                       + " / ".join(f"{100 * r['perfect_check_rate'][str(b)]:.1f}"
                                    for b in (20, 25, 40)) + " |")
+            outcomes = {}
             for give_up in (False, True):
                 options.give_up = give_up
-                outcome = {name: stopping.held_out(*found[name], options) for name in found}
+                outcomes[give_up] = {name: stopping.held_out(*found[name], options)
+                                     for name in found}
                 key = "give_up" if give_up else "stopping"
-                entry[key] = stopping.lead_rows(outcome["vmd"], outcome["mdm"])
+                entry[key] = stopping.lead_rows(outcomes[give_up]["vmd"], outcomes[give_up]["mdm"])
                 table += [line(split, folder, key.replace("_", " "), r) for r in entry[key]]
             saved = {row["budget"]: row for row in record["held_out"]}
             for row in entry["stopping"]:   # the same search as the record's own analysis
@@ -183,16 +193,10 @@ def main(argv=None) -> int:
                     raise RuntimeError(f"{folder}: held-out row at {row['budget']:g} passes "
                                        f"differs from the record's")
             entry["largest_lead_knowing_validity"] = [
-                largest_lead_knowing_validity(found["vmd"], found["mdm"], options.nfe, c)
-                for c in sorted({0, options.check_groups})]
-            foresight = [(b, stopping.perfect_check_rate(found["vmd"][1], found["vmd"][2], b,
-                                                         decode_passes=options.nfe,
-                                                         check_passes=options.check_groups)
-                          - stopping.perfect_check_rate(found["mdm"][1], found["mdm"][2], b,
-                                                        decode_passes=options.nfe,
-                                                        check_passes=options.check_groups))
-                         for b in range(options.nfe + options.check_groups, 121)]
-            budget, lead = max(foresight, key=lambda t: t[1])
+                dict(zip(("check_passes", "budget", "lead"),
+                         (cost, *largest_lead(refs["vmd"]["known"][cost], refs["mdm"]["known"][cost]))))
+                for cost in refs["vmd"]["known"]]
+            budget, lead = largest_lead(refs["vmd"]["foresight"], refs["mdm"]["foresight"])
             entry["largest_lead_with_foresight"] = {"budget": budget, "lead": lead}
             free.append(f"- {split}, {folder}: " + "; ".join(
                 f"check of {r['check_passes']} passes: {100 * r['lead']:+.1f} at {r['budget']}"
@@ -203,7 +207,7 @@ def main(argv=None) -> int:
                 argmax = found["vmd"][0].shape[1] - record.get("vmd_samples", 0)  # one per z
                 both = mdm_first(found["vmd"], found["mdm"], argmax)
                 entry["mdm_first"] = stopping.lead_rows(stopping.held_out(*both, options),
-                                                        stopping.held_out(*found["mdm"], options))
+                                                        outcomes[False]["mdm"])
                 table += [line(split, folder, "MDM's grid first", r) for r in entry["mdm_first"]]
                 entry["mdm_first_perfect_check"] = {
                     f"{b:g}": stopping.perfect_check_rate(both[1], both[2], b,
@@ -211,6 +215,8 @@ def main(argv=None) -> int:
                                                         check_passes=options.check_groups)
                     for b in options.budgets}
             result["records"][folder] = entry
+            if folder in PLOTTED:
+                panels[PLOTTED[folder]] = record, refs
     print("\n| split | record | VMD decoder | budget | VMD: passes, solve rate | "
           "MDM: passes, solve rate | lead ± paired s.e. |")
     print("|---|---|---|---|---|---|---|")
@@ -225,9 +231,7 @@ def main(argv=None) -> int:
     result["seconds"] = time.perf_counter() - start
     if args.out:
         write_json(args.out, result)
-        shown = {"test split (seed0)": "seed0", "17-29 clues (few_seed0)": "few_seed0"}
-        plot({title: json.loads((HERE / folder / "stopping.json").read_text())
-              for title, folder in shown.items()}, args.out.with_suffix(".png"))
+        plot(panels, args.out.with_suffix(".png"))
         print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0
 
